@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One set of settings for every target: Swift 6 language mode and the upcoming features the best Swift server
+// packages already build with.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "swift-redis-session",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "RedisClient", targets: ["RedisClient"]),
+        .library(name: "RedisTesting", targets: ["RedisTesting"]),
+        .executable(name: "session-bench", targets: ["session-bench"]),
+    ],
+    // The component's only dependency is the system library libhiredis: no Swift package dependencies.
+    targets: [
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
+        ),
+        .target(name: "RedisClient", dependencies: ["CHiredis"], swiftSettings: swiftSettings),
+        .target(name: "RedisTesting", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "session-bench",
+            dependencies: ["RedisClient", "RedisTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RedisClientIntegrationTests",
+            dependencies: ["RedisClient", "RedisTesting"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,338 @@
+import Synchronization
+
+/// One pooled connection and the OS thread that owns it.
+///
+/// Callers append requests to a queue and suspend. The thread takes everything queued (up to the pipeline depth),
+/// writes it in one go, then reads the replies in order and resumes each caller: requests that arrive while a batch is
+/// in flight form the next batch. This is automatic pipelining, and it is why a handful of connections carries
+/// hundreds of concurrent tasks.
+///
+/// A broken connection fails the requests in flight on it, then reconnects at once; failed connects back off
+/// exponentially with jitter, and while backing off the worker refuses new requests so that the pool routes
+/// around it instead of queueing callers behind a dead socket.
+final class ConnectionWorker: Sendable {
+    enum Status: Int, Sendable {
+        case notStarted, connecting, connected, backingOff, shutDown
+
+        var acceptsRequests: Bool { self == .notStarted || self == .connecting || self == .connected }
+    }
+
+    /// State shared between callers and the connection thread, guarded by `lock`.
+    private final class Shared: @unchecked Sendable {
+        var queue: [PendingRequest] = []
+        var status: Status = .notStarted
+        var threadIsWaiting = false
+        var socket: Int32 = -1
+        var lastError: RedisError?
+        var exited = false
+        var exitWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let lock = ConditionLock()
+    private let shared = Shared()
+    private let publishedStatus = Atomic<Int>(Status.notStarted.rawValue)
+    private let configuration: RedisConfiguration
+    private let name: String
+
+    init(configuration: RedisConfiguration, name: String) {
+        self.configuration = configuration
+        self.name = name
+    }
+
+    /// The status as last published, read without the lock by the pool's dispatcher.
+    var status: Status { Status(rawValue: publishedStatus.load(ordering: .relaxed)) ?? .shutDown }
+
+    /// The error of the last failed connect, if the worker is backing off.
+    var lastError: RedisError? { lock.withLock { shared.lastError } }
+
+    // MARK: Callers
+
+    /// Queues a request, or fails it at once when the worker cannot take it.
+    func submit(_ request: PendingRequest, continuation: UnsafeContinuation<RedisValue, any Error>) {
+        lock.lock()
+        if request.cancelledEarly {
+            lock.unlock()
+            continuation.resume(throwing: RedisError.cancelled(request.name))
+            return
+        }
+        switch shared.status {
+        case .shutDown:
+            lock.unlock()
+            continuation.resume(throwing: RedisError(.closed, "the client was closed", context: request.name))
+            return
+        case .backingOff:
+            let error = unavailableError()
+            lock.unlock()
+            continuation.resume(throwing: error.adding(context: request.name))
+            return
+        case .notStarted:
+            if !startThreadLocked() {
+                let error = unavailableError()
+                lock.unlock()
+                continuation.resume(throwing: error)
+                return
+            }
+        case .connecting, .connected:
+            break
+        }
+        request.continuation = continuation
+        shared.queue.append(request)
+        if shared.threadIsWaiting { lock.signal() }
+        lock.unlock()
+    }
+
+    /// Resumes a waiting caller with a cancellation error. A request already written still gets its reply read
+    /// (and dropped), so the connection stays in step.
+    func cancel(_ request: PendingRequest) {
+        lock.lock()
+        let continuation = request.continuation
+        request.continuation = nil
+        if continuation == nil { request.cancelledEarly = true }
+        lock.unlock()
+        continuation?.resume(throwing: RedisError.cancelled(request.name))
+    }
+
+    /// Starts connecting ahead of the first command.
+    func start() {
+        lock.withLock {
+            if shared.status == .notStarted { _ = startThreadLocked() }
+        }
+    }
+
+    /// Stops the worker: queued requests fail with ``RedisError/Code/closed``, a blocked read is woken.
+    func shutdown() {
+        lock.lock()
+        guard shared.status != .shutDown else {
+            lock.unlock()
+            return
+        }
+        let started = shared.status != .notStarted
+        setStatusLocked(.shutDown)
+        let failed = shared.queue
+        shared.queue = []
+        wakeSocketLocked()
+        if !started { shared.exited = true }
+        lock.signal()
+        lock.unlock()
+        fail(failed, RedisError(.closed, "the client was closed"))
+    }
+
+    /// Returns once the connection thread has exited and freed its connection.
+    func waitUntilExited() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if shared.exited {
+                lock.unlock()
+                continuation.resume()
+            } else {
+                shared.exitWaiters.append(continuation)
+                lock.unlock()
+            }
+        }
+    }
+
+    // MARK: Connection thread
+
+    private func startThreadLocked() -> Bool {
+        setStatusLocked(.connecting)
+        let started = spawnThread(name: name) { [self] in runConnectionThread() }
+        if !started {
+            shared.lastError = RedisError(.connectionFailed, "the system refused to start a connection thread")
+            setStatusLocked(.backingOff)
+        }
+        return started
+    }
+
+    private func runConnectionThread() {
+        var connection: HiredisConnection?
+        var failedAttempts = 0
+        var batch: [PendingRequest] = []
+        var lastUse: UInt64 = 0
+        let depth = configuration.maximumPipelineDepth
+
+        while true {
+            guard let current = connection else {
+                switch connect() {
+                case .connected(let new):
+                    connection = new
+                    failedAttempts = 0
+                    lastUse = monotonicNanoseconds()
+                case .failed:
+                    let delay = configuration.reconnectBackoff.delay(attempt: failedAttempts)
+                    failedAttempts += 1
+                    if !sleepUnlessShutDown(for: delay) { break }
+                case .shutDown:
+                    break
+                }
+                if isShutDown { break }
+                continue
+            }
+
+            lock.lock()
+            while shared.queue.isEmpty && shared.status != .shutDown {
+                shared.threadIsWaiting = true
+                lock.wait()
+                shared.threadIsWaiting = false
+            }
+            if shared.status == .shutDown {
+                lock.unlock()
+                break
+            }
+            takeBatchLocked(into: &batch, depth: depth)
+            lock.unlock()
+            if batch.isEmpty { continue }
+
+            // An idle socket may have been closed by the server (restart, CLIENT KILL, timeout): check before
+            // writing, and put the batch back untouched, so the first command after a restart does not fail.
+            let now = monotonicNanoseconds()
+            if now &- lastUse > 1_000_000_000 && current.isClosedByPeer() {
+                lock.withLock {
+                    shared.queue.insert(contentsOf: batch, at: 0)
+                    shared.socket = -1
+                }
+                batch.removeAll(keepingCapacity: true)
+                connection = nil
+                continue
+            }
+
+            for request in batch { current.append(request.payload) }
+            var index = 0
+            do throws(RedisError) {
+                while index < batch.count {
+                    let request = batch[index]
+                    let value: RedisValue
+                    if request.replyCount == 1 {
+                        value = try current.readReply()
+                    } else {
+                        var values: [RedisValue] = []
+                        values.reserveCapacity(request.replyCount)
+                        for _ in 0..<request.replyCount { values.append(try current.readReply()) }
+                        value = .array(values)
+                    }
+                    complete(request, with: .success(value))
+                    index += 1
+                }
+            } catch {
+                let reported = isShutDown ? RedisError(.closed, "the client was closed") : error
+                for request in batch[index...] { complete(request, with: .failure(reported.adding(context: request.name))) }
+                lock.withLock {
+                    shared.socket = -1
+                    if shared.status != .shutDown { setStatusLocked(.connecting) }
+                }
+                connection = nil
+            }
+            lastUse = monotonicNanoseconds()
+            batch.removeAll(keepingCapacity: true)
+        }
+
+        lock.lock()
+        setStatusLocked(.shutDown)
+        let failed = shared.queue
+        shared.queue = []
+        shared.socket = -1
+        shared.exited = true
+        let waiters = shared.exitWaiters
+        shared.exitWaiters = []
+        lock.unlock()
+        connection = nil
+        fail(failed, RedisError(.closed, "the client was closed"))
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private enum ConnectOutcome {
+        case connected(HiredisConnection)
+        case failed
+        case shutDown
+    }
+
+    private func connect() -> ConnectOutcome {
+        if isShutDown { return .shutDown }
+        do {
+            let connection = try HiredisConnection(configuration: configuration)
+            lock.lock()
+            defer { lock.unlock() }
+            if shared.status == .shutDown { return .shutDown }
+            shared.socket = connection.fileDescriptor
+            shared.lastError = nil
+            setStatusLocked(.connected)
+            return .connected(connection)
+        } catch {
+            lock.lock()
+            shared.lastError = error
+            if shared.status != .shutDown { setStatusLocked(.backingOff) }
+            let failed = shared.queue
+            shared.queue = []
+            lock.unlock()
+            fail(failed, error)
+            return .failed
+        }
+    }
+
+    /// Sleeps for the backoff delay; returns `false` if the worker was shut down meanwhile.
+    private func sleepUnlessShutDown(for delay: Duration) -> Bool {
+        let deadline = monotonicNanoseconds() + delay.nanoseconds
+        lock.lock()
+        defer { lock.unlock() }
+        while shared.status != .shutDown && monotonicNanoseconds() < deadline {
+            lock.wait(untilMonotonicNanoseconds: deadline)
+        }
+        if shared.status == .shutDown { return false }
+        setStatusLocked(.connecting)
+        return true
+    }
+
+    private func takeBatchLocked(into batch: inout [PendingRequest], depth: Int) {
+        var taken = 0
+        for request in shared.queue {
+            taken += 1
+            // Cancelled before it was written: skip it, nothing is owed on the wire.
+            if request.continuation != nil { batch.append(request) }
+            if batch.count == depth { break }
+        }
+        if taken == shared.queue.count {
+            shared.queue.removeAll(keepingCapacity: true)
+        } else {
+            shared.queue.removeFirst(taken)
+        }
+    }
+
+    private var isShutDown: Bool { lock.withLock { shared.status == .shutDown } }
+
+    private func complete(_ request: PendingRequest, with result: Result<RedisValue, RedisError>) {
+        lock.lock()
+        let continuation = request.continuation
+        request.continuation = nil
+        lock.unlock()
+        guard let continuation else { return }
+        switch result {
+        case .success(let value): continuation.resume(returning: value)
+        case .failure(let error): continuation.resume(throwing: error)
+        }
+    }
+
+    private func fail(_ requests: [PendingRequest], _ error: RedisError) {
+        for request in requests { complete(request, with: .failure(error.adding(context: request.name))) }
+    }
+
+    private func setStatusLocked(_ status: Status) {
+        shared.status = status
+        publishedStatus.store(status.rawValue, ordering: .relaxed)
+    }
+
+    private func wakeSocketLocked() {
+        if shared.socket >= 0 { shutdownSocket(shared.socket) }
+    }
+
+    private func unavailableError() -> RedisError {
+        let reason = shared.lastError.map { ": \($0.message)" } ?? ""
+        return RedisError(
+            .connectionFailed, "no connection to \(configuration.endpoint) is available\(reason)",
+            context: configuration.endpoint.description)
+    }
+}
+
+extension RedisError {
+    static func cancelled(_ command: String) -> RedisError {
+        RedisError(.cancelled, "the waiting task was cancelled", context: command)
+    }
+}

@@ -1,0 +1,179 @@
+internal import CHiredis
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One hiredis context: connected, authenticated and configured, or not at all.
+///
+/// Ownership invariant: exactly one thread (a ``ConnectionWorker`` or a subscriber thread) calls into an instance.
+/// Other threads only ever read ``fileDescriptor`` through their owner's lock to wake that thread with `shutdown(2)`.
+final class HiredisConnection {
+    private let context: UnsafeMutablePointer<redisContext>
+    let endpointDescription: String
+
+    /// The socket, for `poll(2)` and for waking the owning thread from another one.
+    var fileDescriptor: Int32 { context.pointee.fd }
+
+    /// Connects, applies the read/write timeout, and runs the handshake (`AUTH`, `SELECT`, `CLIENT SETNAME`)
+    /// in one pipelined round trip.
+    ///
+    /// - Parameter readTimeout: The socket timeout; `nil` uses the configuration's command timeout.
+    init(configuration: RedisConfiguration, readTimeout: Duration? = nil) throws(RedisError) {
+        chiredis_ignore_sigpipe()
+        endpointDescription = configuration.endpoint.description
+        let connectMilliseconds = configuration.connectTimeout.wholeMillisecondsRoundedUp
+        let connected: UnsafeMutablePointer<redisContext>? =
+            switch configuration.endpoint {
+            case .tcp(let host, let port): chiredis_connect_tcp(host, Int32(port), connectMilliseconds)
+            case .unixSocket(let path): chiredis_connect_unix(path, connectMilliseconds)
+            }
+        guard let connected else {
+            throw RedisError(.connectionFailed, "hiredis could not allocate a context", context: endpointDescription)
+        }
+        // From here on every stored property is set, so a throw runs `deinit`, which frees the context.
+        context = connected
+        if connected.pointee.err != 0 {
+            let message = String(cString: chiredis_errstr(connected))
+            let timedOut = message.contains("timed out") || message.contains("temporarily unavailable")
+            throw RedisError(
+                .connectionFailed,
+                timedOut ? "connect timed out after \(configuration.connectTimeout)" : "cannot connect: \(message)",
+                context: endpointDescription)
+        }
+        // hiredis #593: a new or reconnected context has no SO_RCVTIMEO until it is set again.
+        let timeout = (readTimeout ?? configuration.commandTimeout).wholeMillisecondsRoundedUp
+        if chiredis_set_timeout(connected, timeout) != REDIS_OK {
+            throw RedisError(.connectionFailed, "cannot set the socket timeout", context: endpointDescription)
+        }
+        if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(connected) }
+        try handshake(configuration)
+    }
+
+    deinit { redisFree(context) }
+
+    private func handshake(_ configuration: RedisConfiguration) throws(RedisError) {
+        var commands: [(RedisCommand, RedisError.Code)] = []
+        if let password = configuration.password {
+            let auth =
+                if let user = configuration.username {
+                    RedisCommand("AUTH", user, password)
+                } else {
+                    RedisCommand("AUTH", password)
+                }
+            commands.append((auth, .authenticationFailed))
+        }
+        if configuration.database != 0 {
+            commands.append((RedisCommand("SELECT", configuration.database), .invalidConfiguration))
+        }
+        if let name = configuration.clientName {
+            commands.append((RedisCommand("CLIENT", "SETNAME", name), .invalidConfiguration))
+        }
+        guard !commands.isEmpty else { return }
+        for (command, _) in commands { append(command.encoded) }
+        for (command, code) in commands {
+            let reply = try readReply()
+            if case .error(let message) = reply {
+                throw RedisError(code, message, context: "\(command.name) on \(endpointDescription)")
+            }
+        }
+    }
+
+    /// Queues bytes for the next write (a memcpy into hiredis' output buffer).
+    @inline(__always)
+    func append(_ encoded: [UInt8]) {
+        encoded.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { chars in
+                // Only fails when the buffer cannot grow (out of memory); the next read then reports it.
+                _ = redisAppendFormattedCommand(context, chars.baseAddress, chars.count)
+            }
+        }
+    }
+
+    /// Writes what is queued (if the reader has nothing buffered) and reads one reply, blocking this thread.
+    func readReply() throws(RedisError) -> RedisValue {
+        var reply: UnsafeMutablePointer<redisReply>?
+        var savedErrno: Int32 = 0
+        guard chiredis_get_reply(context, &reply, &savedErrno) == REDIS_OK, let reply else {
+            throw currentError(errno: savedErrno)
+        }
+        defer { freeReplyObject(reply) }
+        return Self.convert(reply)
+    }
+
+    /// Writes everything queued without reading.
+    func flush() throws(RedisError) {
+        var savedErrno: Int32 = 0
+        if chiredis_flush(context, &savedErrno) != REDIS_OK { throw currentError(errno: savedErrno) }
+    }
+
+    /// Reads what the socket holds into the reader (one `read(2)`; call when `poll` says readable).
+    func fillReader() throws(RedisError) {
+        var savedErrno: Int32 = 0
+        if chiredis_buffer_read(context, &savedErrno) != REDIS_OK { throw currentError(errno: savedErrno) }
+    }
+
+    /// A reply already in the reader, without touching the socket.
+    func bufferedReply() throws(RedisError) -> RedisValue? {
+        var reply: UnsafeMutablePointer<redisReply>?
+        guard chiredis_reader_reply(context, &reply) == REDIS_OK else { throw currentError(errno: 0) }
+        guard let reply else { return nil }
+        defer { freeReplyObject(reply) }
+        return Self.convert(reply)
+    }
+
+    /// Whether the idle socket has become readable or hung up: with nothing in flight, that means the server
+    /// closed it (a restart, `CLIENT KILL`, an idle timeout), so it must not be used.
+    func isClosedByPeer() -> Bool {
+        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, 0) > 0
+    }
+
+    private func currentError(errno savedErrno: Int32) -> RedisError {
+        let message = String(cString: chiredis_errstr(context))
+        switch context.pointee.err {
+        case REDIS_ERR_IO where savedErrno == EAGAIN || savedErrno == EWOULDBLOCK:
+            return RedisError(.timeout, "no reply within the command timeout", context: endpointDescription)
+        case REDIS_ERR_EOF:
+            return RedisError(.connectionClosed, "server closed the connection", context: endpointDescription)
+        case REDIS_ERR_PROTOCOL:
+            return RedisError(.protocolError, message, context: endpointDescription)
+        default:
+            let text = message.isEmpty ? "connection error" : message
+            return RedisError(.connectionClosed, text, context: endpointDescription)
+        }
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue {
+        let value = reply.pointee
+        switch value.type {
+        case REDIS_REPLY_STRING:
+            return .bulkString(bytes(value.str, value.len))
+        case REDIS_REPLY_STATUS:
+            return .simpleString(String(decoding: bytes(value.str, value.len), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: bytes(value.str, value.len), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(value.integer)
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisValue] = []
+            elements.reserveCapacity(value.elements)
+            for index in 0..<value.elements {
+                if let element = chiredis_reply_element(reply, index) { elements.append(convert(element)) }
+            }
+            return .array(elements)
+        default:
+            return .null
+        }
+    }
+
+    @inline(__always)
+    private static func bytes(_ pointer: UnsafeMutablePointer<CChar>?, _ length: Int) -> [UInt8] {
+        guard let pointer, length > 0 else { return [] }
+        return [UInt8](UnsafeRawBufferPointer(start: pointer, count: length))
+    }
+}

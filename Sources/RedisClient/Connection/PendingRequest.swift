@@ -1,0 +1,21 @@
+/// One caller's request waiting for, or in flight on, a connection: a single command or a whole pipeline.
+///
+/// Every mutable field is guarded by the lock of the ``ConnectionWorker`` the request was submitted to.
+final class PendingRequest: @unchecked Sendable {
+    /// The encoded commands, written with one copy into hiredis' output buffer.
+    let payload: [UInt8]
+    /// How many replies belong to this request (1 for a command, N for a pipeline).
+    let replyCount: Int
+    /// The command name, for error context.
+    let name: String
+    /// Resumed exactly once: by the reply, a connection failure, shutdown or cancellation, whichever comes first.
+    var continuation: UnsafeContinuation<RedisValue, any Error>?
+    /// Set when the task was cancelled before the request reached the queue.
+    var cancelledEarly = false
+
+    init(payload: [UInt8], replyCount: Int, name: String) {
+        self.payload = payload
+        self.replyCount = replyCount
+        self.name = name
+    }
+}

@@ -1,0 +1,184 @@
+import Synchronization
+
+/// A pool of Redis connections with automatic pipelining.
+///
+/// Each connection is owned by an OS thread of the library's; async callers hand their command over and suspend,
+/// so no blocking hiredis call ever runs on the Swift cooperative pool. Commands that arrive while a connection is
+/// busy are written together in its next batch and their replies matched in order.
+///
+/// ```swift
+/// let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:6379"))
+/// try await client.send("SET", "greeting", "hello")
+/// let value = try await client.send("GET", "greeting").string   // "hello"
+/// await client.close()
+/// ```
+///
+/// Connections open lazily on first use (or at once with ``run()``). A connection that breaks fails its in-flight
+/// commands with a ``RedisError`` and is re-established with exponential backoff and jitter; while none is
+/// available, commands fail fast with ``RedisError/Code/connectionFailed`` rather than queue behind a dead socket.
+/// Commands are never retried automatically: a command that may or may not have run is reported, not repeated.
+///
+/// - Important: Call ``close()`` (or run ``run()`` in a service group and cancel it) when done, so that the
+///   connection threads exit.
+public final class RedisClient: Sendable {
+    /// The configuration the pool was created with.
+    public let configuration: RedisConfiguration
+    private let workers: [ConnectionWorker]
+    private let nextWorker = Atomic<Int>(0)
+    private let runStarted = Atomic<Bool>(false)
+    /// Names this pool's threads (`redis<N>.<i>`), so they can be told apart in a debugger or `/proc`.
+    let threadNamePrefix: String
+    private static let instances = Atomic<Int>(0)
+
+    /// Creates a pool. No connection is opened and no thread started until the first command or ``run()``.
+    ///
+    /// - Parameter configuration: Where the server is and how to behave towards it.
+    public init(configuration: RedisConfiguration) {
+        self.configuration = configuration
+        let prefix = "redis\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 100_000)."
+        self.threadNamePrefix = prefix
+        self.workers = (0..<configuration.poolSize).map { index in
+            ConnectionWorker(configuration: configuration, name: prefix + String(index))
+        }
+    }
+
+    deinit {
+        for worker in workers { worker.shutdown() }
+    }
+
+    /// Connects every pooled connection now and keeps the pool until the calling task is cancelled, then closes it.
+    ///
+    /// This is the ServiceLifecycle shape: an application adds the client to its service group, and graceful
+    /// shutdown cancels this task. Commands may be sent before or while `run()` runs.
+    ///
+    /// - Important: Call it at most once per client.
+    public func run() async {
+        precondition(!runStarted.exchange(true, ordering: .relaxed), "RedisClient.run() was called twice")
+        for worker in workers { worker.start() }
+        await waitForCancellation()
+        await close()
+    }
+
+    /// Closes every connection: queued and in-flight commands fail with ``RedisError/Code/closed``, and this
+    /// returns once every connection thread has exited. Commands sent afterwards fail at once. Idempotent.
+    public func close() async {
+        for worker in workers { worker.shutdown() }
+        for worker in workers { await worker.waitUntilExited() }
+    }
+
+    /// How many pooled connections are connected right now (for health checks).
+    public var connectedCount: Int {
+        workers.reduce(0) { $0 + ($1.status == .connected ? 1 : 0) }
+    }
+
+    /// Sends one command and returns its reply.
+    ///
+    /// - Parameter command: The command name and its arguments, each sent binary-safe.
+    /// - Returns: The reply. An error reply is thrown, never returned.
+    /// - Throws: ``RedisError``: ``RedisError/Code/serverError`` for an error reply, or a connection, timeout,
+    ///   cancellation or closed error.
+    @discardableResult
+    public func send(_ command: any RedisArgumentConvertible...) async throws -> RedisValue {
+        try await send(RedisCommand(arguments: command))
+    }
+
+    /// Sends one prepared command and returns its reply.
+    ///
+    /// - Parameter command: The command.
+    /// - Returns: The reply. An error reply is thrown, never returned.
+    @discardableResult
+    public func send(_ command: RedisCommand) async throws -> RedisValue {
+        guard !command.name.isEmpty else { throw RedisError(.invalidCommand, "a command needs at least a name") }
+        let reply = try await execute(payload: command.encoded, replyCount: 1, name: command.name)
+        return try reply.throwingServerError(context: command.name)
+    }
+
+    /// Sends several commands in one write on one connection and returns their replies in order.
+    ///
+    /// Other callers' commands are not interleaved between them. An error reply of one command appears as
+    /// ``RedisValue/error(_:)`` at its position and does not stop the others. A pipeline is not atomic: use
+    /// ``transaction(_:)`` or a script for that.
+    ///
+    /// - Parameter commands: The commands, in order.
+    /// - Returns: One reply per command.
+    public func pipeline(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+        guard !commands.isEmpty else { return [] }
+        if let empty = commands.first(where: { $0.name.isEmpty }) {
+            throw RedisError(.invalidCommand, "a command needs at least a name", context: empty.name)
+        }
+        var payload: [UInt8] = []
+        payload.reserveCapacity(commands.reduce(0) { $0 + $1.encoded.count })
+        for command in commands { payload.append(contentsOf: command.encoded) }
+        let name = "pipeline of \(commands.count)"
+        let reply = try await execute(payload: payload, replyCount: commands.count, name: name)
+        return reply.array ?? []
+    }
+
+    /// Runs commands atomically with `MULTI` / `EXEC` in one round trip.
+    ///
+    /// - Parameter commands: The commands to run inside the transaction.
+    /// - Returns: The reply of each command, in order (a command that failed at run time is
+    ///   ``RedisValue/error(_:)``; Redis does not roll back).
+    /// - Throws: ``RedisError/Code/serverError`` when the transaction was refused before running (a syntax error
+    ///   in one command: `EXECABORT`), with the first command's error message.
+    public func transaction(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+        let replies = try await pipeline([RedisCommand("MULTI")] + commands + [RedisCommand("EXEC")])
+        guard let exec = replies.last else { throw RedisError(.protocolError, "no reply to EXEC") }
+        switch exec {
+        case .array(let results):
+            return results
+        case .error(let message):
+            let cause = replies.dropLast().first { if case .error = $0 { true } else { false } }
+            let detail = cause.flatMap { if case .error(let text) = $0 { text } else { nil } }
+            throw RedisError(.serverError, detail.map { "\(message): \($0)" } ?? message, context: "EXEC")
+        case .null:
+            throw RedisError(.serverError, "the transaction was aborted", context: "EXEC")
+        default:
+            throw RedisError(.unexpectedReply, "EXEC answered \(exec)", context: "EXEC")
+        }
+    }
+
+    // MARK: Internals
+
+    func execute(payload: [UInt8], replyCount: Int, name: String) async throws -> RedisValue {
+        let worker = try pickWorker()
+        let request = PendingRequest(payload: payload, replyCount: replyCount, name: name)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                worker.submit(request, continuation: continuation)
+            }
+        } onCancel: {
+            worker.cancel(request)
+        }
+    }
+
+    /// A connected worker if any, else one that is connecting; never one that is backing off after failures.
+    private func pickWorker() throws(RedisError) -> ConnectionWorker {
+        let count = workers.count
+        let start = nextWorker.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max
+        var fallback: ConnectionWorker?
+        for offset in 0..<count {
+            let worker = workers[(start &+ offset) % count]
+            switch worker.status {
+            case .connected: return worker
+            case .connecting, .notStarted: if fallback == nil { fallback = worker }
+            case .backingOff, .shutDown: continue
+            }
+        }
+        if let fallback { return fallback }
+        if workers.allSatisfy({ $0.status == .shutDown }) {
+            throw RedisError(.closed, "the client was closed")
+        }
+        let reason = workers.lazy.compactMap(\.lastError).first.map { ": \($0.message)" } ?? ""
+        throw RedisError(
+            .connectionFailed, "no connection to \(configuration.endpoint) is available\(reason)",
+            context: configuration.endpoint.description)
+    }
+}
+
+/// Suspends until the current task is cancelled.
+func waitForCancellation() async {
+    while !Task.isCancelled {
+        try? await Task.sleep(for: .seconds(3600))
+    }
+}

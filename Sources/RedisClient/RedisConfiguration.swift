@@ -1,0 +1,143 @@
+/// How to reach a Redis server and how the client behaves towards it.
+///
+/// Build one from a URL (``init(url:)``) or from fields; every field has a default.
+///
+/// ```swift
+/// var configuration = try RedisConfiguration(url: "redis://:secret@127.0.0.1:6379/2")
+/// configuration.clientName = "web-1"
+/// ```
+public struct RedisConfiguration: Sendable, Hashable {
+    /// Where the server listens.
+    public enum Endpoint: Sendable, Hashable, CustomStringConvertible {
+        /// A TCP host name or address and port.
+        case tcp(host: String, port: Int)
+        /// A Unix domain socket path.
+        case unixSocket(path: String)
+
+        public var description: String {
+            switch self {
+            case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            case .unixSocket(let path): "unix:\(path)"
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter between reconnect attempts.
+    public struct Backoff: Sendable, Hashable {
+        /// The delay ceiling of the first retry.
+        public var initialDelay: Duration
+        /// The largest delay between two attempts.
+        public var maximumDelay: Duration
+
+        /// - Parameters:
+        ///   - initialDelay: The delay ceiling of the first retry (default 50 ms).
+        ///   - maximumDelay: The largest delay between two attempts (default 2 s).
+        public init(initialDelay: Duration = .milliseconds(50), maximumDelay: Duration = .seconds(2)) {
+            precondition(initialDelay > .zero && maximumDelay >= initialDelay, "backoff delays must grow")
+            self.initialDelay = initialDelay
+            self.maximumDelay = maximumDelay
+        }
+
+        /// The delay before retry number `attempt` (0-based): uniformly random in `[ceiling/2, ceiling]`, where the
+        /// ceiling doubles per attempt up to ``maximumDelay``. Half-jitter keeps a floor so a herd of instances that
+        /// lost Redis together does not retry in lockstep nor in a tight loop.
+        public func delay(attempt: Int) -> Duration {
+            let initial = initialDelay.milliseconds
+            let ceiling = min(maximumDelay.milliseconds, initial * Double(1 << min(attempt, 20)))
+            let value = Double.random(in: (ceiling / 2)...ceiling)
+            return .microseconds(Int64(value * 1000))
+        }
+    }
+
+    /// Where the server listens. Default `127.0.0.1:6379`.
+    public var endpoint: Endpoint
+    /// The ACL user name for `AUTH user password`; `nil` sends `AUTH password` (the `default` user).
+    public var username: String?
+    /// The password sent with `AUTH` on every (re)connect; `nil` sends no `AUTH`.
+    public var password: String?
+    /// The database selected with `SELECT` on every (re)connect. Default 0.
+    public var database: Int
+    /// How long a connect attempt may take. Default 1 s.
+    public var connectTimeout: Duration
+    /// How long the server may take to answer one command; past it the connection is discarded and the command
+    /// fails with ``RedisError/Code/timeout``. Default 2 s.
+    public var commandTimeout: Duration
+    /// Number of connections in the pool. Each is owned by one thread and pipelines automatically, so a small pool
+    /// carries a large concurrency. Default 2.
+    public var poolSize: Int
+    /// The name sent with `CLIENT SETNAME` on every (re)connect (visible in `CLIENT LIST`); `nil` sends none.
+    public var clientName: String?
+    /// The delay schedule between reconnect attempts.
+    public var reconnectBackoff: Backoff
+    /// The most commands a connection writes in one batch; bounds the memory of one pipeline. Default 256.
+    public var maximumPipelineDepth: Int
+
+    /// Creates a configuration from fields.
+    ///
+    /// - Parameters:
+    ///   - endpoint: Where the server listens.
+    ///   - username: ACL user name, or `nil`.
+    ///   - password: Password for `AUTH`, or `nil`.
+    ///   - database: Database index for `SELECT`.
+    ///   - connectTimeout: Bound on one connect attempt.
+    ///   - commandTimeout: Bound on the server's answer to one command.
+    ///   - poolSize: Number of pooled connections (at least 1).
+    ///   - clientName: Name for `CLIENT SETNAME`, or `nil`.
+    ///   - reconnectBackoff: Delays between reconnect attempts.
+    ///   - maximumPipelineDepth: Most commands written in one batch.
+    public init(
+        endpoint: Endpoint = .tcp(host: "127.0.0.1", port: 6379),
+        username: String? = nil,
+        password: String? = nil,
+        database: Int = 0,
+        connectTimeout: Duration = .seconds(1),
+        commandTimeout: Duration = .seconds(2),
+        poolSize: Int = 2,
+        clientName: String? = nil,
+        reconnectBackoff: Backoff = Backoff(),
+        maximumPipelineDepth: Int = 256
+    ) {
+        precondition(poolSize >= 1, "poolSize must be at least 1")
+        precondition(database >= 0, "database must not be negative")
+        precondition(connectTimeout > .zero && commandTimeout > .zero, "timeouts must be positive")
+        precondition(maximumPipelineDepth >= 1, "maximumPipelineDepth must be at least 1")
+        self.endpoint = endpoint
+        self.username = username
+        self.password = password
+        self.database = database
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+        self.poolSize = poolSize
+        self.clientName = clientName
+        self.reconnectBackoff = reconnectBackoff
+        self.maximumPipelineDepth = maximumPipelineDepth
+    }
+
+    /// Parses a Redis URL.
+    ///
+    /// Accepted forms:
+    /// - `redis://[[user]:password@]host[:port][/db]` (IPv6 hosts in brackets: `redis://[::1]:6380`)
+    /// - `unix:///path/to/redis.sock[?db=N]` (also `redis+unix://`, and `?password=` / `?user=`)
+    ///
+    /// User name and password are percent-decoded. Other fields keep their defaults.
+    ///
+    /// - Parameter url: The URL text.
+    /// - Throws: ``RedisError`` with code ``RedisError/Code/invalidConfiguration`` and a message naming the part
+    ///   of the URL that is wrong.
+    public init(url: String) throws(RedisError) {
+        self.init()
+        try RedisURLParser(url).apply(to: &self)
+    }
+}
+
+extension Duration {
+    var milliseconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+
+    /// Whole milliseconds, rounded up so a tiny positive timeout never becomes "no timeout" (0) in C.
+    var wholeMillisecondsRoundedUp: Int {
+        max(1, Int(milliseconds.rounded(.up)))
+    }
+}

@@ -1,0 +1,50 @@
+/// A Lua script, named by its SHA-1 as Redis does, so it can be run with `EVALSHA` without sending its source.
+///
+/// ```swift
+/// let touch = RedisScript("return redis.call('PEXPIRE', KEYS[1], ARGV[1])")
+/// try await client.evaluate(touch, keys: [key], arguments: [1_800_000])
+/// ```
+public struct RedisScript: Sendable, Hashable {
+    /// The Lua source.
+    public let source: String
+    /// The lowercase hex SHA-1 of the source, as `SCRIPT LOAD` returns it.
+    public let sha1: String
+
+    /// Creates a script from its Lua source.
+    public init(_ source: String) {
+        self.source = source
+        self.sha1 = SHA1.hexDigest(Array(source.utf8))
+    }
+}
+
+extension RedisClient {
+    /// Runs a script by its SHA-1 (`EVALSHA`); when the server does not know it (`NOSCRIPT`: after a restart or
+    /// `SCRIPT FLUSH`), sends it once with `EVAL`, which also caches it for the next call.
+    ///
+    /// - Parameters:
+    ///   - script: The script.
+    ///   - keys: The keys it touches (`KEYS[i]`).
+    ///   - arguments: Its other arguments (`ARGV[i]`).
+    /// - Returns: The script's reply. An error reply is thrown.
+    @discardableResult
+    public func evaluate(
+        _ script: RedisScript,
+        keys: [any RedisArgumentConvertible] = [],
+        arguments: [any RedisArgumentConvertible] = []
+    ) async throws -> RedisValue {
+        let tail: [any RedisArgumentConvertible] = [keys.count] + keys + arguments
+        do {
+            return try await send(RedisCommand(arguments: ["EVALSHA", script.sha1] + tail))
+        } catch let error as RedisError where error.serverErrorPrefix == "NOSCRIPT" {
+            return try await send(RedisCommand(arguments: ["EVAL", script.source] + tail))
+        }
+    }
+
+    /// Loads a script into the server's cache (`SCRIPT LOAD`), for example ahead of a pipeline that uses `EVALSHA`.
+    public func load(_ script: RedisScript) async throws {
+        let reply = try await send("SCRIPT", "LOAD", script.source)
+        guard reply.string == script.sha1 else {
+            throw RedisError(.unexpectedReply, "SCRIPT LOAD answered \(reply)", context: "SCRIPT LOAD")
+        }
+    }
+}

@@ -1,0 +1,211 @@
+internal import CHiredis
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The thread behind one ``RedisSubscription``: connect, subscribe, read messages, ping, reconnect.
+///
+/// It waits in `poll(2)` on the socket and on a wake-up pipe, and calls into hiredis only when the socket is
+/// readable, so a stop request never has to interrupt a blocked hiredis call and the context never leaves this
+/// thread.
+final class SubscriberLoop: Sendable {
+    private struct WakePipe {
+        var readEnd: Int32
+        var writeEnd: Int32
+        var open: Bool
+        var stopped: Bool
+    }
+
+    private let subscriber: RedisSubscriber
+    private let channels: [String]
+    private let patterns: [String]
+    private let continuation: AsyncStream<RedisSubscriptionEvent>.Continuation
+    private let wake: Mutex<WakePipe>
+    /// The thread's name, `rsub<N>`, unique per subscription so tests can see it go.
+    let threadName: String
+    private static let instances = Atomic<Int>(0)
+
+    init(
+        subscriber: RedisSubscriber, channels: [String], patterns: [String],
+        continuation: AsyncStream<RedisSubscriptionEvent>.Continuation
+    ) {
+        self.subscriber = subscriber
+        self.channels = channels
+        self.patterns = patterns
+        self.continuation = continuation
+        self.threadName = "rsub\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 1_000_000)"
+        var fds: [Int32] = [-1, -1]
+        let opened = pipe(&fds) == 0
+        self.wake = Mutex(WakePipe(readEnd: fds[0], writeEnd: fds[1], open: opened, stopped: false))
+    }
+
+    func start() {
+        let hasPipe = wake.withLock { $0.open }
+        guard hasPipe else {
+            continuation.yield(.disconnected(RedisError(.connectionFailed, "cannot create the subscriber's pipe")))
+            continuation.finish()
+            return
+        }
+        let started = spawnThread(name: threadName) { [self] in run() }
+        if !started {
+            continuation.yield(.disconnected(RedisError(.connectionFailed, "cannot start the subscriber thread")))
+            closePipe()
+            continuation.finish()
+        }
+    }
+
+    /// Asks the thread to stop; returns at once.
+    func stop() {
+        wake.withLock { pipe in
+            pipe.stopped = true
+            if pipe.open {
+                var byte: UInt8 = 1
+                _ = write(pipe.writeEnd, &byte, 1)
+            }
+        }
+    }
+
+    private var isStopped: Bool { wake.withLock { $0.stopped } }
+    private var wakeDescriptor: Int32 { wake.withLock { $0.readEnd } }
+
+    private func closePipe() {
+        wake.withLock { pipe in
+            if pipe.open {
+                close(pipe.readEnd)
+                close(pipe.writeEnd)
+                pipe.open = false
+            }
+        }
+    }
+
+    private func run() {
+        var failedAttempts = 0
+        var hasSubscribedOnce = false
+        var inOutage = false
+        let wakeFD = wakeDescriptor
+
+        while !isStopped {
+            let error: RedisError
+            do {
+                let connection = try HiredisConnection(configuration: subscriber.configuration)
+                error = session(on: connection, wakeFD: wakeFD) {
+                    self.continuation.yield(hasSubscribedOnce ? .resubscribed : .subscribed)
+                    hasSubscribedOnce = true
+                    inOutage = false
+                    failedAttempts = 0
+                }
+            } catch let connectError {
+                error = connectError
+            }
+            if isStopped { break }
+            if !inOutage {
+                inOutage = true
+                continuation.yield(.disconnected(error))
+            }
+            // The first reconnect after a working subscription is immediate; after that, attempts back off.
+            if failedAttempts > 0 {
+                let delay = subscriber.configuration.reconnectBackoff.delay(attempt: failedAttempts - 1)
+                if chiredis_wait_readable(-1, wakeFD, Int32(delay.wholeMillisecondsRoundedUp)) & 2 != 0 { break }
+            }
+            failedAttempts += 1
+        }
+        closePipe()
+        continuation.finish()
+    }
+
+    /// Subscribes on a fresh connection and delivers messages until the connection fails or the loop is stopped.
+    /// Returns why it ended.
+    private func session(
+        on connection: HiredisConnection, wakeFD: Int32, onSubscribed: () -> Void
+    ) -> RedisError {
+        var pending = channels.count + patterns.count
+        for channel in channels { connection.append(RedisCommand("SUBSCRIBE", channel).encoded) }
+        for pattern in patterns { connection.append(RedisCommand("PSUBSCRIBE", pattern).encoded) }
+        let ping = RedisCommand("PING").encoded
+        let interval = subscriber.pingInterval.nanoseconds
+        let timeout = subscriber.pingTimeout.nanoseconds
+        var nextPing = monotonicNanoseconds() + interval
+        var pingSentAt: UInt64?
+        do throws(RedisError) {
+            try connection.flush()
+            if pending == 0 { onSubscribed() }
+            while true {
+                while let reply = try connection.bufferedReply() {
+                    switch classify(reply) {
+                    case .confirmation:
+                        pending -= 1
+                        if pending == 0 { onSubscribed() }
+                    case .message(let message):
+                        continuation.yield(.message(message))
+                    case .pong:
+                        pingSentAt = nil
+                    case .error(let message):
+                        return RedisError(.serverError, message, context: "SUBSCRIBE")
+                    case .other:
+                        break
+                    }
+                }
+                let now = monotonicNanoseconds()
+                if let sent = pingSentAt, now &- sent > timeout {
+                    return RedisError(.timeout, "the server did not answer PING within \(subscriber.pingTimeout)")
+                }
+                if now >= nextPing {
+                    connection.append(ping)
+                    try connection.flush()
+                    if pingSentAt == nil { pingSentAt = now }
+                    nextPing = now + interval
+                }
+                let waitNanoseconds = min(nextPing &- now, interval)
+                let ready = chiredis_wait_readable(
+                    connection.fileDescriptor, wakeFD, Int32(max(1, waitNanoseconds / 1_000_000)))
+                if ready < 0 { return RedisError(.connectionClosed, "poll failed: errno \(errno)") }
+                if ready & 2 != 0 { return RedisError(.closed, "the subscription ended") }
+                if ready & 1 != 0 { try connection.fillReader() }
+            }
+        } catch {
+            return error
+        }
+    }
+
+    private enum Reply {
+        case confirmation
+        case message(RedisPubSubMessage)
+        case pong
+        case error(String)
+        case other
+    }
+
+    private func classify(_ reply: RedisValue) -> Reply {
+        switch reply {
+        case .error(let message):
+            return .error(message)
+        case .simpleString(let status) where status == "PONG":
+            return .pong
+        case .array(let parts):
+            guard let kind = parts.first?.string?.lowercased() else { return .other }
+            switch (kind, parts.count) {
+            case ("subscribe", 3), ("psubscribe", 3):
+                return .confirmation
+            case ("message", 3):
+                return .message(
+                    RedisPubSubMessage(channel: parts[1].string ?? "", payload: parts[2].bytes ?? []))
+            case ("pmessage", 4):
+                return .message(
+                    RedisPubSubMessage(
+                        channel: parts[2].string ?? "", pattern: parts[1].string, payload: parts[3].bytes ?? []))
+            case ("pong", _):
+                return .pong
+            default:
+                return .other
+            }
+        default:
+            return .other
+        }
+    }
+}

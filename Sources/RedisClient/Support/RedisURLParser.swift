@@ -1,0 +1,180 @@
+/// Parses `redis://` and `unix://` URLs without Foundation, so that every mistake gets a message of its own.
+struct RedisURLParser {
+    let text: String
+
+    init(_ text: String) { self.text = text }
+
+    func apply(to configuration: inout RedisConfiguration) throws(RedisError) {
+        let trimmed = text.trimmingWhitespace()
+        guard !trimmed.isEmpty else { throw invalid("the URL is empty") }
+        guard let schemeEnd = trimmed.firstRange(of: "://") else {
+            throw invalid("missing scheme: expected redis://host[:port][/db] or unix:///path")
+        }
+        let scheme = trimmed[..<schemeEnd.lowerBound].lowercased()
+        let rest = trimmed[schemeEnd.upperBound...]
+        switch scheme {
+        case "redis": try applyTCP(rest, to: &configuration)
+        case "unix", "redis+unix", "redis-socket": try applyUnix(rest, to: &configuration)
+        case "rediss": throw invalid("TLS (rediss://) is not supported by hiredis 0.14.1")
+        default: throw invalid("unsupported scheme '\(scheme)': expected redis:// or unix://")
+        }
+    }
+
+    private func applyTCP(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
+        var remainder = rest
+        var query: Substring = ""
+        if let questionMark = remainder.firstIndex(of: "?") {
+            query = remainder[remainder.index(after: questionMark)...]
+            remainder = remainder[..<questionMark]
+        }
+        var path: Substring = ""
+        if let slash = remainder.firstIndex(of: "/") {
+            path = remainder[remainder.index(after: slash)...]
+            remainder = remainder[..<slash]
+        }
+        var hostPort = remainder
+        if let at = remainder.lastIndex(of: "@") {
+            try applyUserInfo(remainder[..<at], to: &configuration)
+            hostPort = remainder[remainder.index(after: at)...]
+        }
+        let (host, port) = try parseHostPort(hostPort)
+        configuration.endpoint = .tcp(host: host, port: port)
+        if !path.isEmpty {
+            guard let database = Int(path), database >= 0 else {
+                throw invalid("database '\(path)' is not a non-negative integer")
+            }
+            configuration.database = database
+        }
+        try applyQuery(query, to: &configuration)
+    }
+
+    private func applyUnix(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
+        var path = rest
+        var query: Substring = ""
+        if let questionMark = path.firstIndex(of: "?") {
+            query = path[path.index(after: questionMark)...]
+            path = path[..<questionMark]
+        }
+        if let at = path.lastIndex(of: "@"), !path.hasPrefix("/") {
+            try applyUserInfo(path[..<at], to: &configuration)
+            path = path[path.index(after: at)...]
+        }
+        guard path.hasPrefix("/") else { throw invalid("socket path must be absolute: unix:///path/to/redis.sock") }
+        guard path.count > 1 else { throw invalid("socket path is empty") }
+        configuration.endpoint = .unixSocket(path: try percentDecoded(path, what: "socket path"))
+        try applyQuery(query, to: &configuration)
+    }
+
+    private func applyUserInfo(_ userInfo: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
+        if let colon = userInfo.firstIndex(of: ":") {
+            let user = userInfo[..<colon]
+            let password = userInfo[userInfo.index(after: colon)...]
+            configuration.username = user.isEmpty ? nil : try percentDecoded(user, what: "user name")
+            configuration.password = try percentDecoded(password, what: "password")
+        } else if !userInfo.isEmpty {
+            // `redis://secret@host` is the historical way to give only a password.
+            configuration.password = try percentDecoded(userInfo, what: "password")
+        }
+    }
+
+    private func parseHostPort(_ hostPort: Substring) throws(RedisError) -> (String, Int) {
+        var host: Substring
+        var portText: Substring?
+        if hostPort.hasPrefix("[") {
+            guard let close = hostPort.firstIndex(of: "]") else { throw invalid("IPv6 host is missing its ']'") }
+            host = hostPort[hostPort.index(after: hostPort.startIndex)..<close]
+            let after = hostPort[hostPort.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { throw invalid("unexpected '\(after)' after the IPv6 host") }
+                portText = after.dropFirst()
+            }
+        } else if let colon = hostPort.lastIndex(of: ":") {
+            host = hostPort[..<colon]
+            portText = hostPort[hostPort.index(after: colon)...]
+        } else {
+            host = hostPort
+        }
+        if host.isEmpty { host = "127.0.0.1" }
+        guard !host.contains(where: { $0 == " " || $0 == "/" || $0 == "@" }) else {
+            throw invalid("host '\(host)' is not a valid host name")
+        }
+        var port = 6379
+        if let portText {
+            guard let value = Int(portText), (1...65535).contains(value) else {
+                throw invalid("port '\(portText)' is not a number between 1 and 65535")
+            }
+            port = value
+        }
+        return (String(host), port)
+    }
+
+    private func applyQuery(_ query: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
+        guard !query.isEmpty else { return }
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = parts[0].lowercased()
+            let value = parts.count > 1 ? parts[1] : ""
+            switch key {
+            case "db", "database":
+                guard let database = Int(value), database >= 0 else {
+                    throw invalid("database '\(value)' is not a non-negative integer")
+                }
+                configuration.database = database
+            case "password": configuration.password = try percentDecoded(value, what: "password")
+            case "user", "username": configuration.username = try percentDecoded(value, what: "user name")
+            default: throw invalid("unknown URL parameter '\(key)': expected db, password or user")
+            }
+        }
+    }
+
+    private func percentDecoded(_ text: Substring, what: String) throws(RedisError) -> String {
+        guard text.contains("%") else { return String(text) }
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                throw invalid("bad percent-escape in the \(what)")
+            }
+            bytes.append(high << 4 | low)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    private func invalid(_ problem: String) -> RedisError {
+        RedisError(.invalidConfiguration, "invalid Redis URL: \(problem)", context: redactedURL)
+    }
+
+    /// The URL as it may appear in an error: never with its password.
+    private var redactedURL: String {
+        guard let schemeEnd = text.firstRange(of: "://"), let at = text.lastIndex(of: "@"), at > schemeEnd.upperBound
+        else { return text }
+        let userInfo = text[schemeEnd.upperBound..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else {
+            return String(text[..<schemeEnd.upperBound]) + "***" + String(text[at...])
+        }
+        return String(text[..<colon]) + ":***" + String(text[at...])
+    }
+}
+
+extension StringProtocol {
+    func trimmingWhitespace() -> Substring {
+        let scalars = self[...]
+        guard let first = scalars.firstIndex(where: { !$0.isWhitespace }),
+            let last = scalars.lastIndex(where: { !$0.isWhitespace })
+        else { return "" }
+        return Substring(scalars[first...last])
+    }
+}

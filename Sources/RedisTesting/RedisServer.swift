@@ -1,0 +1,254 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A private `redis-server` on a free loopback port, for tests, benchmarks and demos.
+///
+/// ```swift
+/// let server = try await RedisServer.start()
+/// defer { server.stop() }
+/// let client = RedisClient(configuration: try RedisConfiguration(url: server.url))
+/// ```
+///
+/// The server persists nothing (`--save ""`, no AOF), allows `DEBUG` from loopback, and writes its log to a
+/// temporary folder. Every server started is also stopped when the process exits normally, so a test run leaves
+/// no `redis-server` behind.
+public final class RedisServer: Sendable {
+    /// The loopback port the server listens on.
+    public let port: Int
+    /// `redis://127.0.0.1:<port>`.
+    public var url: String { "redis://127.0.0.1:\(port)" }
+    /// The extra command-line arguments it was started with (for example `["--requirepass", "secret"]`).
+    public let extraArguments: [String]
+    /// The folder holding its log (`redis.log`).
+    public var directoryPath: String { directory.path }
+    private let directory: URL
+
+    /// The running server's pid, or `nil`. Spawned and reaped here (not by `Foundation.Process`) so that stopping
+    /// is a plain `kill` + `waitpid`.
+    private let pid: Mutex<pid_t?>
+
+    private init(port: Int, extraArguments: [String], directory: URL) {
+        self.port = port
+        self.extraArguments = extraArguments
+        self.directory = directory
+        self.pid = Mutex(nil)
+    }
+
+    /// Starts a server and returns once it answers `PING`.
+    ///
+    /// - Parameters:
+    ///   - port: The port, or `nil` for a free one.
+    ///   - arguments: Extra `redis-server` arguments, for example `["--requirepass", "secret"]`.
+    /// - Throws: ``RedisServerError`` when `redis-server` is not installed or does not come up within 10 s.
+    public static func start(port: Int? = nil, arguments: [String] = []) async throws -> RedisServer {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("redis-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let server = RedisServer(port: try port ?? freeLoopbackPort(), extraArguments: arguments, directory: directory)
+        try await server.launch()
+        return server
+    }
+
+    /// The server to use for tests that need no private one: `REDIS_URL` when set, else one private server
+    /// started on first use and shared by the whole process.
+    public static func sharedURL() async throws -> String {
+        if let url = ProcessInfo.processInfo.environment["REDIS_URL"], !url.isEmpty { return url }
+        return try await SharedServer.instance.url()
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 5 s) and waits for it to exit.
+    public func stop() {
+        let running = pid.withLock { pid -> pid_t? in
+            defer { pid = nil }
+            return pid
+        }
+        guard let running else { return }
+        Self.terminate(running)
+        _ = Self.registry.withLock { $0.remove(running) }
+    }
+
+    /// Stops and starts the server on the same port, like a Redis restart in production. Data is lost.
+    ///
+    /// - Parameter downtime: How long it stays down.
+    public func restart(downtime: Duration = .zero) async throws {
+        stop()
+        if downtime > .zero { try await Task.sleep(for: downtime) }
+        try await launch()
+    }
+
+    /// Whether the server process is running.
+    public var isRunning: Bool {
+        pid.withLock { pid in
+            guard let running = pid else { return false }
+            return waitpid(running, nil, WNOHANG) == 0
+        }
+    }
+
+    /// Starts the process (used by ``start(port:arguments:)`` and ``restart(downtime:)``).
+    public func launch() async throws {
+        guard let executable = Self.findExecutable("redis-server") else {
+            throw RedisServerError("redis-server is not installed (apt-get install redis-server)")
+        }
+        let arguments =
+            [
+                executable.path, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--daemonize", "no", "--dir", directory.path, "--logfile", "redis.log",
+                "--enable-debug-command", "local",
+            ] + extraArguments
+        let child = try Self.spawn(arguments)
+        Self.registerExitCleanup()
+        _ = Self.registry.withLock { $0.insert(child) }
+        pid.withLock { $0 = child }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if !isRunning {
+                let log = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8))
+                pid.withLock { $0 = nil }
+                throw RedisServerError("redis-server exited at start: \(log?.suffix(400) ?? "no log")")
+            }
+            if Self.answersPing(port: port) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        stop()
+        throw RedisServerError("redis-server on port \(port) did not answer PING within 10 s")
+    }
+
+    private static func spawn(_ arguments: [String]) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for descriptor: Int32 in [0, 1, 2] {
+            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
+        }
+        // The spawning thread may be a dispatch worker with every signal blocked; the child would inherit that mask
+        // and ignore SIGTERM. Start it with an empty mask and default dispositions.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptySet = sigset_t()
+        sigemptyset(&emptySet)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &emptySet)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for argument in cArguments { free(argument) } }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, arguments[0], &actions, &attributes, &cArguments, environ)
+        guard result == 0 else { throw RedisServerError("cannot start redis-server: error \(result)") }
+        return child
+    }
+
+    private static func terminate(_ child: pid_t) {
+        kill(child, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            if waitpid(child, nil, WNOHANG) != 0 { return }
+            usleep(2_000)
+        }
+        kill(child, SIGKILL)
+        waitpid(child, nil, 0)
+    }
+
+    // MARK: Helpers
+
+    private static let registry = Mutex<Set<pid_t>>([])
+    private static let cleanupRegistered = Atomic<Bool>(false)
+
+    private static func registerExitCleanup() {
+        guard !cleanupRegistered.exchange(true, ordering: .relaxed) else { return }
+        atexit {
+            let pids = RedisServer.registry.withLock { Array($0) }
+            for pid in pids {
+                kill(pid, SIGKILL)
+                waitpid(pid, nil, 0)
+            }
+        }
+    }
+
+    static func findExecutable(_ name: String) -> URL? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let candidates = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/sbin", "/usr/local/bin"]
+        for folder in candidates {
+            let file = URL(fileURLWithPath: folder).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: file.path) { return file }
+        }
+        return nil
+    }
+
+    /// A port nobody listens on right now, chosen by the kernel.
+    public static func freeLoopbackPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RedisServerError("socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                bind(fd, socketAddress, length) == 0 && getsockname(fd, socketAddress, &length) == 0
+            }
+        }
+        guard bound else { throw RedisServerError("cannot bind a loopback port: errno \(errno)") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Whether something on the loopback port answers `PING` (or asks for `AUTH`, which also means it is up).
+    public static func answersPing(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else { return false }
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let ping = Array("PING\r\n".utf8)
+        guard write(fd, ping, ping.count) == ping.count else { return false }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0 else { return false }
+        let reply = String(decoding: buffer[..<count], as: UTF8.self)
+        return reply.hasPrefix("+PONG") || reply.hasPrefix("-NOAUTH")
+    }
+}
+
+/// A failure to start or stop a test server.
+public struct RedisServerError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong.
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One server per process, started on first use. Concurrent first callers share one start (the actor is
+/// reentrant across the `await`, so the task, not the server, is what is remembered).
+private actor SharedServer {
+    static let instance = SharedServer()
+    private var starting: Task<RedisServer, any Error>?
+
+    func url() async throws -> String {
+        if let starting { return try await starting.value.url }
+        let task = Task { try await RedisServer.start() }
+        starting = task
+        return try await task.value.url
+    }
+}

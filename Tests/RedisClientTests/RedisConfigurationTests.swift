@@ -1,0 +1,76 @@
+import Testing
+
+@testable import RedisClient
+
+@Suite struct RedisConfigurationTests {
+    @Test func parsesFullTCPURL() throws {
+        let configuration = try RedisConfiguration(url: "redis://app:s%40cret@cache.internal:6380/3")
+        #expect(configuration.endpoint == .tcp(host: "cache.internal", port: 6380))
+        #expect(configuration.username == "app")
+        #expect(configuration.password == "s@cret")
+        #expect(configuration.database == 3)
+    }
+
+    @Test func parsesPasswordOnlyAndDefaults() throws {
+        let passwordOnly = try RedisConfiguration(url: "redis://:secret@127.0.0.1")
+        #expect(passwordOnly.username == nil)
+        #expect(passwordOnly.password == "secret")
+        #expect(passwordOnly.endpoint == .tcp(host: "127.0.0.1", port: 6379))
+        #expect(passwordOnly.database == 0)
+        let bare = try RedisConfiguration(url: "redis://")
+        #expect(bare.endpoint == .tcp(host: "127.0.0.1", port: 6379))
+    }
+
+    @Test func parsesIPv6AndUnixSockets() throws {
+        #expect(try RedisConfiguration(url: "redis://[::1]:7000").endpoint == .tcp(host: "::1", port: 7000))
+        let unix = try RedisConfiguration(url: "unix:///run/redis/redis.sock?db=2&password=pw")
+        #expect(unix.endpoint == .unixSocket(path: "/run/redis/redis.sock"))
+        #expect(unix.database == 2)
+        #expect(unix.password == "pw")
+    }
+
+    @Test(arguments: [
+        ("", "empty"),
+        ("127.0.0.1:6379", "missing scheme"),
+        ("http://localhost", "unsupported scheme"),
+        ("rediss://localhost", "TLS"),
+        ("redis://localhost:0", "port '0'"),
+        ("redis://localhost:99999", "port '99999'"),
+        ("redis://localhost:abc", "port 'abc'"),
+        ("redis://localhost/x", "database 'x'"),
+        ("redis://localhost/-1", "database '-1'"),
+        ("redis://[::1", "missing its ']'"),
+        ("unix://relative.sock", "must be absolute"),
+        ("redis://localhost?timeout=3", "unknown URL parameter 'timeout'"),
+        ("redis://:bad%zz@localhost", "percent-escape"),
+    ])
+    func rejectsBadURLsNamingTheProblem(url: String, problem: String) {
+        do {
+            _ = try RedisConfiguration(url: url)
+            Issue.record("accepted \(url)")
+        } catch {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains(problem), "\(error.message)")
+        }
+    }
+
+    @Test func errorsNeverRepeatThePassword() {
+        do {
+            _ = try RedisConfiguration(url: "redis://user:hunter2@localhost:notaport")
+            Issue.record("accepted a bad port")
+        } catch {
+            #expect(!error.description.contains("hunter2"))
+            #expect(error.description.contains("user:***@"))
+        }
+    }
+
+    @Test func backoffGrowsWithJitterAndIsCapped() {
+        let backoff = RedisConfiguration.Backoff(initialDelay: .milliseconds(100), maximumDelay: .seconds(1))
+        for _ in 0..<100 {
+            let first = backoff.delay(attempt: 0)
+            #expect(first >= .milliseconds(50) && first <= .milliseconds(100))
+            let late = backoff.delay(attempt: 30)
+            #expect(late >= .milliseconds(500) && late <= .seconds(1))
+        }
+    }
+}
