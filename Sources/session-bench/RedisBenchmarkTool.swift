@@ -1,0 +1,47 @@
+import Foundation
+import RedisTesting
+
+/// Runs Redis' own `redis-benchmark`, the reference every client figure is divided by.
+struct RedisBenchmarkTool {
+    let host: String
+    let port: Int
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Requests per second of `redis-benchmark -t <test> -c <clients> [-P <pipeline>]`.
+    func requestsPerSecond(test: String, clients: Int, requests: Int, pipeline: Int = 1) throws -> Double {
+        guard let executable = Self.find("redis-benchmark") else {
+            throw Failure(description: "redis-benchmark is not installed (apt-get install redis-tools)")
+        }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = [
+            "-h", host, "-p", String(port), "-t", test, "-c", String(clients), "-n", String(requests),
+            "-P", String(pipeline), "--csv",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        // CSV: "test","rps",...; the data line starts with the quoted test name.
+        for line in text.split(separator: "\n") where line.hasPrefix("\"\(test.uppercased())") {
+            let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+            if fields.count > 1, let rate = Double(fields[1]) { return rate }
+        }
+        throw Failure(description: "cannot read redis-benchmark's output: \(text.prefix(200))")
+    }
+
+    static func find(_ name: String) -> URL? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        for folder in path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"] {
+            let file = URL(fileURLWithPath: folder).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: file.path) { return file }
+        }
+        return nil
+    }
+}

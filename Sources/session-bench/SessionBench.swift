@@ -1,0 +1,95 @@
+import Foundation
+import RedisClient
+import RedisTesting
+
+/// `session-bench`: side-by-side performance figures, measured in one sitting against one private redis-server.
+@main
+struct SessionBench {
+    static let usage = """
+        USAGE: session-bench <benchmark> [--json] [--rounds N] [--redis-url URL]
+
+        Benchmarks:
+          client     GET from 1 and 64 concurrent tasks vs redis-benchmark -c 1 / -c 64 (and -P 16)
+
+        Options:
+          --json           print one JSON object of every figure as the last line
+          --rounds N       measure each figure N times and keep the median (default 3)
+          --redis-url URL  measure against this server instead of a private one (redis-benchmark must reach it)
+          -h, --help       show this help
+
+        Every figure is a rate (operations per second) or a ratio of two rates measured in the same run;
+        compare ratios, not raw rates, across machines.
+        """
+
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.isEmpty || arguments.contains("-h") || arguments.contains("--help") {
+            print(usage)
+            exit(arguments.isEmpty ? 64 : 0)
+        }
+        let benchmark = arguments.removeFirst()
+        var options = BenchOptions()
+        do {
+            try options.parse(arguments)
+        } catch {
+            FileHandle.standardError.write(Data("session-bench: \(error)\n\n\(usage)\n".utf8))
+            exit(64)
+        }
+        do {
+            let report: BenchReport
+            switch benchmark {
+            case "client": report = try await ClientBenchmark(options: options).run()
+            default:
+                FileHandle.standardError.write(Data("session-bench: unknown benchmark '\(benchmark)'\n\n\(usage)\n".utf8))
+                exit(64)
+            }
+            report.print(json: options.json)
+        } catch {
+            FileHandle.standardError.write(Data("session-bench: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+}
+
+struct BenchOptions {
+    var json = false
+    var rounds = 3
+    var redisURL: String?
+
+    struct Problem: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    mutating func parse(_ arguments: [String]) throws {
+        var iterator = arguments.makeIterator()
+        while let argument = iterator.next() {
+            switch argument {
+            case "--json": json = true
+            case "--rounds":
+                guard let value = iterator.next().flatMap(Int.init), value >= 1 else {
+                    throw Problem(description: "--rounds needs a positive integer")
+                }
+                rounds = value
+            case "--redis-url":
+                guard let value = iterator.next() else { throw Problem(description: "--redis-url needs a URL") }
+                _ = try RedisConfiguration(url: value)
+                redisURL = value
+            default: throw Problem(description: "unknown option '\(argument)'")
+            }
+        }
+    }
+
+    /// The server to measure against: the given URL, or a private redis-server started for this run.
+    func withServer<T>(_ body: (_ url: String, _ host: String, _ port: Int) async throws -> T) async throws -> T {
+        if let redisURL {
+            let configuration = try RedisConfiguration(url: redisURL)
+            guard case .tcp(let host, let port) = configuration.endpoint else {
+                throw Problem(description: "redis-benchmark needs a TCP server")
+            }
+            return try await body(redisURL, host, port)
+        }
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        return try await body(server.url, "127.0.0.1", server.port)
+    }
+}
