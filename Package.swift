@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "RedisClient", targets: ["RedisClient"]),
+        .library(name: "RedisSession", targets: ["RedisSession"]),
         .library(name: "RedisTesting", targets: ["RedisTesting"]),
         .executable(name: "session-bench", targets: ["session-bench"]),
     ],
@@ -26,13 +27,20 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
         ),
         .target(name: "RedisClient", dependencies: ["CHiredis"], swiftSettings: swiftSettings),
+        .target(name: "RedisSession", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
         .target(name: "RedisTesting", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "session-bench",
-            dependencies: ["RedisClient", "RedisTesting"],
+            dependencies: ["RedisClient", "RedisSession", "RedisTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
+        .testTarget(name: "RedisSessionTests", dependencies: ["RedisSession"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RedisSessionIntegrationTests",
+            dependencies: ["RedisClient", "RedisSession", "RedisTesting"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "RedisClientIntegrationTests",
             dependencies: ["RedisClient", "RedisTesting"],

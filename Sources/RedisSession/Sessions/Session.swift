@@ -1,0 +1,157 @@
+public import Foundation
+
+/// One visitor's session: metadata plus attributes, each a JSON-encoded value under a string key.
+///
+/// A `Session` is a value. Changes are tracked per attribute, so ``SessionStore/save(_:)`` writes only what
+/// changed and removes only what was removed: two requests that change different attributes of one session
+/// concurrently both keep their change.
+///
+/// ```swift
+/// var session = try await store.create(userID: "alice")
+/// session["timezone"] = "Europe/Paris"
+/// try session.set("cart", Cart(items: 3))
+/// try await store.save(&session)
+/// let cart = try session.get("cart", as: Cart.self)
+/// ```
+public struct Session: Sendable {
+    /// The session's ID (the cookie value).
+    public internal(set) var id: SessionID
+    /// The signed-in user, or `nil` for an anonymous session. Changing it moves the session between users'
+    /// indexes on the next save.
+    public var userID: String? {
+        didSet { if userID != oldValue { userChanged = true } }
+    }
+    /// When the session was created (server time).
+    public internal(set) var createdAt: Date
+    /// When the session was last seen (server time, precise to the store's touch interval).
+    public internal(set) var lastSeenAt: Date
+    /// How many saves the stored session has seen.
+    public internal(set) var version: Int
+
+    var attributes: [String: [UInt8]]
+    var changedKeys: Set<String> = []
+    var removedKeys: Set<String> = []
+    var userChanged = false
+
+    init(id: SessionID, userID: String?, createdAt: Date, lastSeenAt: Date, version: Int, attributes: [String: [UInt8]]) {
+        self.id = id
+        self.userID = userID
+        self.createdAt = createdAt
+        self.lastSeenAt = lastSeenAt
+        self.version = version
+        self.attributes = attributes
+    }
+
+    /// The attribute keys.
+    public var keys: [String] { attributes.keys.sorted() }
+
+    /// Whether the session has changes that are not saved yet.
+    public var hasChanges: Bool { !changedKeys.isEmpty || !removedKeys.isEmpty || userChanged }
+
+    /// Reads an attribute.
+    ///
+    /// - Parameters:
+    ///   - key: The attribute key.
+    ///   - type: The type to decode.
+    /// - Returns: The value, or `nil` when the attribute is absent.
+    /// - Throws: ``SessionError/Code/invalidValue`` when the stored JSON is not a `T`.
+    public func get<T: Decodable>(_ key: String, as type: T.Type = T.self) throws(SessionError) -> T? {
+        guard let bytes = attributes[key] else { return nil }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
+        } catch {
+            throw SessionError(.invalidValue, "attribute '\(key)' is not a \(T.self): \(error)")
+        }
+    }
+
+    /// Sets an attribute to a JSON-encodable value.
+    ///
+    /// - Throws: ``SessionError/Code/invalidValue`` when the value cannot be encoded.
+    public mutating func set<T: Encodable>(_ key: String, _ value: T) throws(SessionError) {
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try JSONEncoder().encode(value))
+        } catch {
+            throw SessionError(.invalidValue, "attribute '\(key)' cannot be encoded: \(error)")
+        }
+        setEncoded(key, bytes)
+    }
+
+    /// Removes an attribute.
+    public mutating func remove(_ key: String) {
+        guard attributes.removeValue(forKey: key) != nil || changedKeys.contains(key) else { return }
+        changedKeys.remove(key)
+        removedKeys.insert(key)
+    }
+
+    /// A string attribute, the common case (`session["timezone"]`). Setting `nil` removes it. Reading an attribute
+    /// that holds something other than a JSON string gives `nil`.
+    public subscript(key: String) -> String? {
+        get { try? get(key, as: String.self) }
+        set {
+            if let newValue {
+                setEncoded(key, Self.encodeJSONString(newValue))
+            } else {
+                remove(key)
+            }
+        }
+    }
+
+    mutating func setEncoded(_ key: String, _ bytes: [UInt8]) {
+        if attributes[key] == bytes && !removedKeys.contains(key) { return }
+        attributes[key] = bytes
+        changedKeys.insert(key)
+        removedKeys.remove(key)
+    }
+
+    /// Marks everything as saved.
+    mutating func markSaved(version: Int) {
+        self.version = version
+        changedKeys.removeAll()
+        removedKeys.removeAll()
+        userChanged = false
+    }
+
+    /// The encoded size the limits apply to: attribute names plus values.
+    var encodedSize: Int { attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count } }
+
+    static func encodeJSONString(_ value: String) -> [UInt8] {
+        // Equivalent to JSONEncoder for a string fragment, without its cost on the hot path.
+        var out: [UInt8] = [UInt8(ascii: "\"")]
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += [92, 34]
+            case "\\": out += [92, 92]
+            case "\n": out += [92, 110]
+            case "\r": out += [92, 114]
+            case "\t": out += [92, 116]
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += Array("\\u".utf8) + Array(String(repeating: "0", count: 4 - hex.count).utf8) + Array(hex.utf8)
+            default: out += Array(String(scalar).utf8)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+        return out
+    }
+}
+
+/// What ``SessionStore/sessions(userID:)`` lists: one live session of a user.
+public struct SessionSummary: Sendable, Hashable {
+    /// The session's ID.
+    public var id: SessionID
+    /// When it was created.
+    public var createdAt: Date
+    /// When it was last seen (precise to the store's touch interval).
+    public var lastSeenAt: Date
+    /// When it expires if it stays idle (never later than its absolute lifetime allows).
+    public var expiresAt: Date
+
+    /// Creates a summary.
+    public init(id: SessionID, createdAt: Date, lastSeenAt: Date, expiresAt: Date) {
+        self.id = id
+        self.createdAt = createdAt
+        self.lastSeenAt = lastSeenAt
+        self.expiresAt = expiresAt
+    }
+}

@@ -1,0 +1,68 @@
+/// Renders and parses the session cookie.
+///
+/// The cookie is `HttpOnly` (no script can read it) and `SameSite=Lax` (not sent on cross-site POSTs), `Secure` when
+/// configured (always, behind HTTPS), and its `Max-Age` matches the store's idle timeout.
+///
+/// ```swift
+/// let cookie = SessionCookie(secure: true, maxAge: .seconds(1800))
+/// response.headers[.setCookie] = cookie.header(for: session.id)
+/// let id = cookie.sessionID(fromCookieHeader: request.headers[.cookie])
+/// ```
+public struct SessionCookie: Sendable, Hashable {
+    /// The cookie name. Default `rsess`.
+    public var name: String
+    /// Whether to add `Secure`. Default `false`, so the demo works over plain HTTP on loopback; set it in production.
+    public var secure: Bool
+    /// The `Path` attribute. Default `/`.
+    public var path: String
+    /// The `Domain` attribute, or `nil` for a host-only cookie (the safer default).
+    public var domain: String?
+    /// The `Max-Age`; match the store's idle timeout.
+    public var maxAge: Duration
+
+    /// Creates a cookie policy.
+    public init(
+        name: String = "rsess", secure: Bool = false, path: String = "/", domain: String? = nil,
+        maxAge: Duration = .seconds(30 * 60)
+    ) {
+        precondition(!name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" })
+        self.name = name
+        self.secure = secure
+        self.path = path
+        self.domain = domain
+        self.maxAge = maxAge
+    }
+
+    /// The `Set-Cookie` value that stores `id` in the browser.
+    public func header(for id: SessionID) -> String {
+        render(value: id.text, maxAge: max(1, maxAge.wholeMilliseconds / 1000))
+    }
+
+    /// The `Set-Cookie` value that deletes the cookie (logout).
+    public func expiredHeader() -> String { render(value: "", maxAge: 0) }
+
+    private func render(value: String, maxAge seconds: Int64) -> String {
+        var parts = ["\(name)=\(value)", "Path=\(path)", "Max-Age=\(seconds)", "HttpOnly", "SameSite=Lax"]
+        if let domain { parts.append("Domain=\(domain)") }
+        if secure { parts.append("Secure") }
+        return parts.joined(separator: "; ")
+    }
+
+    /// The session ID in a request's `Cookie` header, if the cookie is present and well-formed.
+    ///
+    /// - Parameter header: The `Cookie` header (`a=1; rsess=...`), or `nil`.
+    /// - Returns: `nil` when the cookie is absent or not exactly a ``SessionID``; no store call is needed to decide.
+    public func sessionID(fromCookieHeader header: String?) -> SessionID? {
+        guard let header else { return nil }
+        for pair in header.split(separator: ";") {
+            let trimmed = pair.drop { $0 == " " || $0 == "\t" }
+            guard let equals = trimmed.firstIndex(of: "=") else { continue }
+            guard trimmed[..<equals] == name else { continue }
+            var value = trimmed[trimmed.index(after: equals)...]
+            while value.last == " " || value.last == "\t" { value = value.dropLast() }
+            if value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 { value = value.dropFirst().dropLast() }
+            return SessionID(value)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,54 @@
+/// Where sessions live. ``RedisSessionStore`` is the production store; ``MemorySessionStore`` has the same
+/// semantics in memory, for application unit tests.
+///
+/// The contract every conformer keeps:
+/// - ``load(id:)`` returns `nil` for an unknown, expired or destroyed session, and extends the idle timeout
+///   (at most once per touch interval), never past the absolute lifetime.
+/// - ``save(_:)`` writes only the attributes that changed and removes those removed, atomically; it never
+///   recreates a session that was destroyed meanwhile (it throws ``SessionError/Code/sessionNotFound``), and a save
+///   over the size or count limit throws and changes nothing.
+/// - ``regenerate(_:)`` moves the data to a new ID; the old ID loads nothing afterwards.
+/// - ``destroy(id:)`` and ``destroyAll(userID:)`` take effect at once for every instance.
+/// - Errors are ``SessionError``; an unreachable store is ``SessionError/Code/storeUnavailable``, never `nil`.
+public protocol SessionStore: Sendable {
+    /// Creates and stores a new session.
+    ///
+    /// - Parameters:
+    ///   - userID: The signed-in user, or `nil` for an anonymous session.
+    ///   - attributes: Initial string attributes.
+    func create(userID: String?, attributes: [String: String]) async throws(SessionError) -> Session
+
+    /// Loads a session and slides its idle timeout. One round trip.
+    func load(id: SessionID) async throws(SessionError) -> Session?
+
+    /// Saves the session's changes (and a change of user) atomically. One round trip. Does nothing when there is
+    /// nothing to save.
+    func save(_ session: inout Session) async throws(SessionError)
+
+    /// Gives the session a new ID, keeping its data (and saving pending changes); the old ID is dead.
+    /// Call it at login: session-fixation defense.
+    func regenerate(_ session: inout Session) async throws(SessionError)
+
+    /// Destroys a session. Destroying an unknown session is not an error.
+    func destroy(id: SessionID) async throws(SessionError)
+
+    /// The user's live sessions, oldest first; pruning the user's index as a side effect.
+    func sessions(userID: String) async throws(SessionError) -> [SessionSummary]
+
+    /// Destroys every session of the user ("log out everywhere"). Returns how many were live.
+    @discardableResult
+    func destroyAll(userID: String) async throws(SessionError) -> Int
+}
+
+extension SessionStore {
+    /// Creates an anonymous or signed-in session with no attributes.
+    public func create(userID: String? = nil) async throws(SessionError) -> Session {
+        try await create(userID: userID, attributes: [:])
+    }
+
+    /// Parses a cookie value and loads the session it names; a malformed value gives `nil` without a store call.
+    public func load(cookieValue: String?) async throws(SessionError) -> Session? {
+        guard let cookieValue, let id = SessionID(cookieValue) else { return nil }
+        return try await load(id: id)
+    }
+}

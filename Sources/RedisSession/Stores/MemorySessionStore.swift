@@ -1,0 +1,151 @@
+public import Foundation
+import Synchronization
+
+/// Sessions in process memory, with the same semantics as ``RedisSessionStore``: for application unit tests and
+/// single-process tools. Not shared between instances, not persistent.
+///
+/// The clock can be injected so tests can move time instead of sleeping.
+public final class MemorySessionStore: SessionStore {
+    private struct Record {
+        var userID: String?
+        var createdAt: Date
+        var touchedAt: Date
+        var expiresAt: Date
+        var version: Int
+        var attributes: [String: [UInt8]]
+    }
+
+    /// Key prefix, timeouts and limits (the prefix is unused).
+    public let configuration: SessionStoreConfiguration
+    private let clock: @Sendable () -> Date
+    private let records = Mutex<[SessionID: Record]>([:])
+
+    /// Creates an empty store.
+    ///
+    /// - Parameters:
+    ///   - configuration: Timeouts and limits.
+    ///   - now: The clock; defaults to the system clock.
+    public init(
+        configuration: SessionStoreConfiguration = SessionStoreConfiguration(),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.configuration = configuration
+        self.clock = now
+    }
+
+    private var idle: TimeInterval { Double(configuration.idleTimeout.wholeMilliseconds) / 1000 }
+    private var absolute: TimeInterval { Double(configuration.absoluteLifetime.wholeMilliseconds) / 1000 }
+
+    private func expiry(created: Date, now: Date) -> Date {
+        min(now.addingTimeInterval(idle), created.addingTimeInterval(absolute))
+    }
+
+    /// Drops expired records; call with the lock held.
+    private func live(_ records: inout [SessionID: Record], _ id: SessionID, now: Date) -> Record? {
+        guard let record = records[id] else { return nil }
+        if record.expiresAt <= now {
+            records[id] = nil
+            return nil
+        }
+        return record
+    }
+
+    public func create(userID: String?, attributes: [String: String]) async throws(SessionError) -> Session {
+        let now = clock()
+        var session = Session(id: SessionID(), userID: userID, createdAt: now, lastSeenAt: now, version: 1, attributes: [:])
+        for (key, value) in attributes { session[key] = value }
+        try check(count: session.attributes.count, bytes: session.encodedSize)
+        let record = Record(
+            userID: userID, createdAt: now, touchedAt: now, expiresAt: expiry(created: now, now: now), version: 1,
+            attributes: session.attributes)
+        records.withLock { $0[session.id] = record }
+        session.markSaved(version: 1)
+        return session
+    }
+
+    public func load(id: SessionID) async throws(SessionError) -> Session? {
+        let now = clock()
+        let touch = Double(configuration.touchInterval.wholeMilliseconds) / 1000
+        return records.withLock { records -> Session? in
+            guard var record = live(&records, id, now: now) else { return nil }
+            if now.timeIntervalSince(record.touchedAt) >= touch {
+                record.touchedAt = now
+                record.expiresAt = expiry(created: record.createdAt, now: now)
+                records[id] = record
+            }
+            return Session(
+                id: id, userID: record.userID, createdAt: record.createdAt, lastSeenAt: record.touchedAt,
+                version: record.version, attributes: record.attributes)
+        }
+    }
+
+    public func save(_ session: inout Session) async throws(SessionError) {
+        guard session.hasChanges else { return }
+        try commit(&session, newID: nil)
+    }
+
+    public func regenerate(_ session: inout Session) async throws(SessionError) {
+        try commit(&session, newID: SessionID())
+    }
+
+    private func commit(_ session: inout Session, newID: SessionID?) throws(SessionError) {
+        let now = clock()
+        let snapshot = session
+        let version = try records.withLock { records throws(SessionError) -> Int in
+            guard var record = live(&records, snapshot.id, now: now) else {
+                throw SessionError(.sessionNotFound, "session does not exist")
+            }
+            var attributes = record.attributes
+            for key in snapshot.changedKeys { attributes[key] = snapshot.attributes[key] ?? [] }
+            for key in snapshot.removedKeys { attributes[key] = nil }
+            try check(count: attributes.count, bytes: attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count })
+            record.attributes = attributes
+            if snapshot.userChanged { record.userID = snapshot.userID }
+            record.version += 1
+            record.touchedAt = now
+            record.expiresAt = expiry(created: record.createdAt, now: now)
+            records[snapshot.id] = nil
+            records[newID ?? snapshot.id] = record
+            return record.version
+        }
+        if let newID { session.id = newID }
+        session.lastSeenAt = now
+        session.markSaved(version: version)
+    }
+
+    public func destroy(id: SessionID) async throws(SessionError) {
+        _ = records.withLock { $0.removeValue(forKey: id) }
+    }
+
+    public func sessions(userID: String) async throws(SessionError) -> [SessionSummary] {
+        let now = clock()
+        return records.withLock { records in
+            records = records.filter { $0.value.expiresAt > now }
+            return records.filter { $0.value.userID == userID }
+                .map { SessionSummary(id: $0.key, createdAt: $0.value.createdAt, lastSeenAt: $0.value.touchedAt, expiresAt: $0.value.expiresAt) }
+                .sorted { $0.createdAt < $1.createdAt }
+        }
+    }
+
+    @discardableResult
+    public func destroyAll(userID: String) async throws(SessionError) -> Int {
+        let now = clock()
+        return records.withLock { records in
+            let doomed = records.filter { $0.value.userID == userID }
+            for id in doomed.keys { records[id] = nil }
+            return doomed.values.filter { $0.expiresAt > now }.count
+        }
+    }
+
+    private func check(count: Int, bytes: Int) throws(SessionError) {
+        if count > configuration.maximumAttributeCount {
+            throw SessionError(
+                .tooManyAttributes,
+                "the session would hold \(count) attributes; the limit is \(configuration.maximumAttributeCount)")
+        }
+        if bytes > configuration.maximumEncodedSize {
+            throw SessionError(
+                .tooLarge, "the session would take \(bytes) bytes; the limit is \(configuration.maximumEncodedSize)")
+        }
+    }
+}

@@ -1,0 +1,294 @@
+import Foundation
+import RedisClient
+import RedisSession
+import RedisTesting
+import Testing
+
+/// The store under test: the same suite runs against Redis and memory.
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
+    case redis, memory
+    var testDescription: String { rawValue }
+}
+
+/// A store plus what the test needs to inspect or tear it down.
+struct StoreFixture {
+    let store: any SessionStore
+    let client: RedisClient?
+    let prefix: String
+
+    static func make(
+        _ kind: StoreKind, idle: Duration = .seconds(60), absolute: Duration = .seconds(3600),
+        touch: Duration = .zero, maxSize: Int = 4096, maxCount: Int = 8
+    ) async throws -> StoreFixture {
+        let prefix = "t\(UUID().uuidString.prefix(8)):"
+        let configuration = SessionStoreConfiguration(
+            keyPrefix: prefix, idleTimeout: idle, absoluteLifetime: absolute, touchInterval: touch,
+            maximumEncodedSize: maxSize, maximumAttributeCount: maxCount)
+        switch kind {
+        case .memory:
+            return StoreFixture(store: MemorySessionStore(configuration: configuration), client: nil, prefix: prefix)
+        case .redis:
+            let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
+            return StoreFixture(
+                store: RedisSessionStore(client: client, configuration: configuration), client: client, prefix: prefix)
+        }
+    }
+
+    func close() async { await client?.close() }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct StoreConformanceTests {
+    @Test(arguments: StoreKind.allCases)
+    func createLoadSaveRoundTrip(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind)
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        var session = try await store.create(userID: "alice", attributes: ["timezone": "Europe/Paris"])
+        #expect(session.userID == "alice")
+        var loaded = try #require(try await store.load(id: session.id))
+        #expect(loaded["timezone"] == "Europe/Paris")
+        #expect(loaded.userID == "alice")
+        loaded["theme"] = "dark"
+        loaded["timezone"] = nil
+        try await store.save(&loaded)
+        #expect(!loaded.hasChanges)
+        let again = try #require(try await store.load(id: session.id))
+        #expect(again["theme"] == "dark")
+        #expect(again["timezone"] == nil)
+        #expect(again.version > session.version)
+        session["x"] = "1"
+        try await store.save(&session)
+        #expect(try await store.load(cookieValue: "garbage") == nil)
+        #expect(try await store.load(id: SessionID()) == nil)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func concurrentSavesOfDifferentAttributesBothSurvive(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind)
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        let created = try await store.create(userID: "bob", attributes: ["a": "0", "b": "0"])
+        var first = try #require(try await store.load(id: created.id))
+        var second = try #require(try await store.load(id: created.id))
+        first["a"] = "from-first"
+        second["b"] = "from-second"
+        async let one: Void = store.save(&first)
+        async let two: Void = store.save(&second)
+        _ = try await (one, two)
+        let merged = try #require(try await store.load(id: created.id))
+        #expect(merged["a"] == "from-first")
+        #expect(merged["b"] == "from-second")
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func saveAfterDestroyDoesNotResurrect(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind)
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        var session = try await store.create(userID: "carol")
+        try await store.destroy(id: session.id)
+        session["late"] = "write"
+        await #expect {
+            try await store.save(&session)
+        } throws: { error in
+            (error as? SessionError)?.code == .sessionNotFound
+        }
+        #expect(try await store.load(id: session.id) == nil)
+        #expect(try await store.sessions(userID: "carol").isEmpty)
+        try await store.destroy(id: session.id)  // destroying twice is fine
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func regenerateKeepsDataAndKillsTheOldID(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind)
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        var session = try await store.create(userID: nil, attributes: ["cart": "3"])
+        let oldID = session.id
+        session.userID = "dave"
+        session["timezone"] = "Asia/Tokyo"
+        try await store.regenerate(&session)
+        #expect(session.id != oldID)
+        #expect(try await store.load(id: oldID) == nil)
+        let loaded = try #require(try await store.load(id: session.id))
+        #expect(loaded["cart"] == "3")
+        #expect(loaded["timezone"] == "Asia/Tokyo")
+        #expect(loaded.userID == "dave")
+        #expect(try await store.sessions(userID: "dave").map(\.id) == [session.id])
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func idleTimeoutSlidesOnLoadButAbsoluteLifetimeDoesNot(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind, idle: .milliseconds(400), absolute: .milliseconds(1100))
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        let session = try await store.create(userID: "erin")
+        for _ in 0..<3 {
+            try await Task.sleep(for: .milliseconds(250))
+            #expect(try await store.load(id: session.id) != nil, "a load within the idle timeout slides it")
+        }
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(try await store.load(id: session.id) == nil, "past the absolute lifetime the session is gone")
+
+        let idle = try await store.create(userID: "erin")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await store.load(id: idle.id) == nil, "an idle session expires")
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func touchesAreThrottled(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind, idle: .milliseconds(600), touch: .milliseconds(400))
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        let session = try await store.create(userID: "frank")
+        try await Task.sleep(for: .milliseconds(100))
+        let early = try #require(try await store.load(id: session.id))
+        #expect(early.lastSeenAt == session.lastSeenAt || abs(early.lastSeenAt.timeIntervalSince(session.lastSeenAt)) < 0.002,
+            "a load inside the touch interval does not rewrite the session")
+        if let client = fixture.client {
+            let ttl = try await client.send("PTTL", fixture.prefix + "s:" + session.id.text).int ?? 0
+            #expect(ttl < 520, "the TTL was not refreshed inside the touch interval (\(ttl) ms)")
+        }
+        try await Task.sleep(for: .milliseconds(350))
+        let late = try #require(try await store.load(id: session.id))
+        #expect(late.lastSeenAt > session.lastSeenAt, "past the touch interval a load refreshes the session")
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func userIndexListsLiveSessionsAndForgetsExpiredOnes(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind, idle: .milliseconds(300))
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        let user = "grace-\(UUID().uuidString.prefix(4))"
+        let first = try await store.create(userID: user)
+        let second = try await store.create(userID: user)
+        _ = try await store.create(userID: "someone-else")
+        #expect(Set(try await store.sessions(userID: user).map(\.id)) == [first.id, second.id])
+        try await Task.sleep(for: .milliseconds(200))
+        _ = try await store.load(id: second.id)
+        try await Task.sleep(for: .milliseconds(200))
+        let live = try await store.sessions(userID: user)
+        #expect(live.map(\.id) == [second.id])
+        #expect(live[0].expiresAt > live[0].lastSeenAt)
+        if let client = fixture.client {
+            #expect(try await client.send("ZCARD", fixture.prefix + "u:" + user) == .integer(1), "the index was pruned")
+            #expect(try await client.send("PTTL", fixture.prefix + "u:" + user).int ?? -1 > 0, "the index expires")
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func destroyAllLogsOutEverywhere(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind)
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        let sessions = [
+            try await store.create(userID: "heidi"), try await store.create(userID: "heidi"),
+            try await store.create(userID: "heidi"),
+        ]
+        let other = try await store.create(userID: "ivan")
+        #expect(try await store.destroyAll(userID: "heidi") == 3)
+        for session in sessions { #expect(try await store.load(id: session.id) == nil) }
+        #expect(try await store.sessions(userID: "heidi").isEmpty)
+        #expect(try await store.load(id: other.id) != nil)
+        #expect(try await store.destroyAll(userID: "nobody") == 0)
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func limitsFailClearlyAndChangeNothing(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind, maxSize: 200, maxCount: 3)
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        var session = try await store.create(userID: "judy", attributes: ["a": "1"])
+        session["b"] = "2"
+        session["c"] = "3"
+        session["d"] = "4"
+        await #expect {
+            try await store.save(&session)
+        } throws: { error in
+            guard let error = error as? SessionError else { return false }
+            return error.code == .tooManyAttributes && error.message.contains("limit is 3")
+        }
+        var big = try #require(try await store.load(id: session.id))
+        #expect(big.keys == ["a"], "the failed save changed nothing")
+        big["blob"] = String(repeating: "x", count: 300)
+        await #expect {
+            try await store.save(&big)
+        } throws: { error in
+            (error as? SessionError)?.code == .tooLarge
+        }
+        #expect(try #require(try await store.load(id: session.id)).keys == ["a"])
+        await #expect(throws: SessionError.self) {
+            try await store.create(userID: nil, attributes: ["huge": String(repeating: "y", count: 500)])
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(1))) struct RedisSessionStoreTests {
+    @Test func corruptOrForeignDataIsAClearErrorNeverACrash() async throws {
+        let fixture = try await StoreFixture.make(.redis)
+        defer { Task { await fixture.close() } }
+        let client = try #require(fixture.client)
+        let store = fixture.store
+        let foreign = SessionID()
+        try await client.send("SET", fixture.prefix + "s:" + foreign.text, "not a hash")
+        await #expect {
+            try await store.load(id: foreign)
+        } throws: { error in
+            (error as? SessionError)?.code == .corruptSession
+        }
+        let partial = SessionID()
+        try await client.send("HSET", fixture.prefix + "s:" + partial.text, "a:x", "1")
+        await #expect {
+            try await store.load(id: partial)
+        } throws: { error in
+            (error as? SessionError)?.code == .corruptSession
+        }
+        let garbled = SessionID()
+        try await client.send("HSET", fixture.prefix + "s:" + garbled.text, "_c", "1", "_t", "x")
+        await #expect {
+            try await store.load(id: garbled)
+        } throws: { error in
+            (error as? SessionError)?.code == .corruptSession
+        }
+        // Valid metadata but an attribute that is not JSON: the session loads, the attribute reads as an error.
+        let badJSON = try await fixture.store.create(userID: nil, attributes: ["ok": "1"])
+        try await client.send("HSET", fixture.prefix + "s:" + badJSON.id.text, "a:tz", "{not json")
+        let loaded = try #require(try await store.load(id: badJSON.id))
+        #expect(loaded["ok"] == "1")
+        #expect(loaded["tz"] == nil)
+        #expect(throws: SessionError.self) { try loaded.get("tz", as: String.self) }
+        try await client.send("ZADD", fixture.prefix + "u:zed", "9999999999999", "not-a-session-id")
+        #expect(try await store.sessions(userID: "zed").isEmpty)
+        try await client.send("SET", fixture.prefix + "u:yan", "wrong type")
+        await #expect(throws: SessionError.self) { try await store.sessions(userID: "yan") }
+    }
+
+    @Test func aDownRedisIsUnavailableNotALogout() async throws {
+        let port = try RedisServer.freeLoopbackPort()
+        let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)"))
+        let store = RedisSessionStore(client: client)
+        await #expect {
+            try await store.load(id: SessionID())
+        } throws: { error in
+            guard let error = error as? SessionError else { return false }
+            return error.code == .storeUnavailable && error.underlying?.code == .connectionFailed
+        }
+        await client.close()
+    }
+
+    @Test func keysAndTTLsFollowTheDocumentedLayout() async throws {
+        let fixture = try await StoreFixture.make(.redis, idle: .seconds(60), absolute: .seconds(600))
+        defer { Task { await fixture.close() } }
+        let client = try #require(fixture.client)
+        let session = try await fixture.store.create(userID: "kim", attributes: ["timezone": "UTC"])
+        let key = fixture.prefix + "s:" + session.id.text
+        #expect(try await client.send("TYPE", key) == .simpleString("hash"))
+        #expect(try await client.send("HGET", key, "a:timezone").string == "\"UTC\"")
+        #expect(try await client.send("HGET", key, "_u").string == "kim")
+        let ttl = try await client.send("PTTL", key).int ?? 0
+        #expect(ttl > 59_000 && ttl <= 60_000)
+        let score = try await client.send("ZSCORE", fixture.prefix + "u:kim", session.id.text).string.flatMap(Double.init)
+        let created = session.createdAt.timeIntervalSince1970 * 1000
+        #expect(abs((score ?? 0) - (created + 600_000)) < 2, "the index is scored by absolute expiry")
+    }
+}
