@@ -26,6 +26,7 @@ public final class RedisClient: Sendable {
     private let workers: [ConnectionWorker]
     private let nextWorker = Atomic<Int>(0)
     private let runStarted = Atomic<Bool>(false)
+    private let counters = ClientCounters()
     /// Names this pool's threads (`redis<N>.<i>`), so they can be told apart in a debugger or `/proc`.
     let threadNamePrefix: String
     private static let instances = Atomic<Int>(0)
@@ -37,8 +38,9 @@ public final class RedisClient: Sendable {
         self.configuration = configuration
         let prefix = "redis\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 100_000)."
         self.threadNamePrefix = prefix
+        let counters = self.counters
         self.workers = (0..<configuration.poolSize).map { index in
-            ConnectionWorker(configuration: configuration, name: prefix + String(index))
+            ConnectionWorker(configuration: configuration, name: prefix + String(index), counters: counters)
         }
     }
 
@@ -66,6 +68,24 @@ public final class RedisClient: Sendable {
         for worker in workers { await worker.waitUntilExited() }
     }
 
+    /// Counters since the client was created, for benchmarks and dashboards.
+    public struct Statistics: Sendable, Hashable {
+        /// Requests callers awaited or detached: one per ``send(_:)-(RedisCommand)``, ``pipeline(_:)``,
+        /// ``transaction(_:)`` or ``sendDetached(_:)``. Each is one round trip for its caller.
+        public var requests: Int
+        /// Commands those requests carried.
+        public var commands: Int
+        /// Batches the connections wrote: fewer batches than requests is automatic pipelining at work.
+        public var batches: Int
+    }
+
+    /// Counters since the client was created.
+    public var statistics: Statistics {
+        Statistics(
+            requests: counters.requests.load(ordering: .relaxed), commands: counters.commands.load(ordering: .relaxed),
+            batches: counters.batches.load(ordering: .relaxed))
+    }
+
     /// How many pooled connections are connected right now (for health checks).
     public var connectedCount: Int {
         workers.reduce(0) { $0 + ($1.status == .connected ? 1 : 0) }
@@ -91,6 +111,21 @@ public final class RedisClient: Sendable {
         guard !command.name.isEmpty else { throw RedisError(.invalidCommand, "a command needs at least a name") }
         let reply = try await execute(payload: command.encoded, replyCount: 1, name: command.name)
         return try reply.throwingServerError(context: command.name)
+    }
+
+    /// Queues a command whose reply nobody waits for: it is written with the connection's next batch, and its reply
+    /// (or error) is read and dropped. Returns at once.
+    ///
+    /// For best-effort writes whose loss is harmless and retried naturally, such as refreshing a TTL; never for
+    /// anything whose failure the caller must know about. Dropped silently when no connection is available.
+    ///
+    /// - Parameter command: The command.
+    public func sendDetached(_ command: RedisCommand) {
+        guard !command.name.isEmpty, let worker = try? pickWorker() else { return }
+        counters.requests.add(1, ordering: .relaxed)
+        counters.commands.add(1, ordering: .relaxed)
+        worker.submitDetached(
+            PendingRequest(payload: command.encoded, replyCount: 1, name: command.name, detached: true))
     }
 
     /// Sends several commands in one write on one connection and returns their replies in order.
@@ -142,6 +177,8 @@ public final class RedisClient: Sendable {
 
     func execute(payload: [UInt8], replyCount: Int, name: String) async throws -> RedisValue {
         let worker = try pickWorker()
+        counters.requests.add(1, ordering: .relaxed)
+        counters.commands.add(replyCount, ordering: .relaxed)
         let request = PendingRequest(payload: payload, replyCount: replyCount, name: name)
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
@@ -181,4 +218,11 @@ func waitForCancellation() async {
     while !Task.isCancelled {
         try? await Task.sleep(for: .seconds(3600))
     }
+}
+
+/// Counters shared by a client and its workers.
+final class ClientCounters: Sendable {
+    let requests = Atomic<Int>(0)
+    let commands = Atomic<Int>(0)
+    let batches = Atomic<Int>(0)
 }

@@ -95,6 +95,9 @@ struct StoreFixture {
         }
         #expect(try await store.load(id: session.id) == nil)
         #expect(try await store.sessions(userID: "carol").isEmpty)
+        if let client = fixture.client {
+            #expect(try await client.send("EXISTS", fixture.prefix + "s:" + session.id.text) == .integer(0))
+        }
         try await store.destroy(id: session.id)  // destroying twice is fine
     }
 
@@ -238,13 +241,17 @@ struct StoreFixture {
         }
         let partial = SessionID()
         try await client.send("HSET", fixture.prefix + "s:" + partial.text, "a:x", "1")
+        #expect(try await store.load(id: partial) == nil, "a hash without metadata is not a session")
+        let noExpiry = SessionID()
+        try await client.send("HSET", fixture.prefix + "s:" + noExpiry.text, "_c", "1", "_t", "1")
         await #expect {
-            try await store.load(id: partial)
+            try await store.load(id: noExpiry)
         } throws: { error in
             (error as? SessionError)?.code == .corruptSession
         }
         let garbled = SessionID()
         try await client.send("HSET", fixture.prefix + "s:" + garbled.text, "_c", "1", "_t", "x")
+        try await client.send("PEXPIRE", fixture.prefix + "s:" + garbled.text, 60_000)
         await #expect {
             try await store.load(id: garbled)
         } throws: { error in

@@ -44,9 +44,12 @@ final class ConnectionWorker: Sendable {
     private let configuration: RedisConfiguration
     private let name: String
 
-    init(configuration: RedisConfiguration, name: String) {
+    private let counters: ClientCounters
+
+    init(configuration: RedisConfiguration, name: String, counters: ClientCounters) {
         self.configuration = configuration
         self.name = name
+        self.counters = counters
     }
 
     /// The status as last published, read without the lock by the pool's dispatcher.
@@ -89,6 +92,22 @@ final class ConnectionWorker: Sendable {
         shared.queue.append(request)
         submissions.add(1, ordering: .releasing)
         if shared.threadIsWaiting { lock.signal() }
+        lock.unlock()
+    }
+
+    /// Queues a request nobody waits for; dropped when the worker cannot take requests right now.
+    func submitDetached(_ request: PendingRequest) {
+        lock.lock()
+        switch shared.status {
+        case .connecting, .connected:
+            shared.queue.append(request)
+            submissions.add(1, ordering: .releasing)
+            if shared.threadIsWaiting { lock.signal() }
+        case .notStarted:
+            if startThreadLocked() { shared.queue.append(request) }
+        case .backingOff, .shutDown:
+            break
+        }
         lock.unlock()
     }
 
@@ -208,6 +227,7 @@ final class ConnectionWorker: Sendable {
             }
 
             for request in batch { current.append(request.payload) }
+            counters.batches.add(1, ordering: .relaxed)
             var index = 0
             do throws(RedisError) {
                 while index < batch.count {
@@ -314,7 +334,7 @@ final class ConnectionWorker: Sendable {
         for request in shared.queue {
             taken += 1
             // Cancelled before it was written: skip it, nothing is owed on the wire.
-            if request.continuation != nil { batch.append(request) }
+            if request.continuation != nil || request.detached { batch.append(request) }
             if batch.count == depth { break }
         }
         if taken == shared.queue.count {

@@ -12,10 +12,13 @@ final class PendingRequest: @unchecked Sendable {
     var continuation: UnsafeContinuation<RedisValue, any Error>?
     /// Set when the task was cancelled before the request reached the queue.
     var cancelledEarly = false
+    /// Nobody waits for the reply: the request is written with the next batch and its reply read and dropped.
+    let detached: Bool
 
-    init(payload: [UInt8], replyCount: Int, name: String) {
+    init(payload: [UInt8], replyCount: Int, name: String, detached: Bool = false) {
         self.payload = payload
         self.replyCount = replyCount
         self.name = name
+        self.detached = detached
     }
 }

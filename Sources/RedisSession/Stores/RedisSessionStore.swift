@@ -5,10 +5,10 @@ public import RedisClient
 ///
 /// | operation | Redis commands | round trips |
 /// | --- | --- | --- |
-/// | ``load(id:)`` | `EVALSHA` (HGETALL, + HSET/PEXPIRE when the touch interval has passed) | 1 |
-/// | ``save(_:)`` | `EVALSHA` (HSET/HDEL of the changed attributes, metadata, PEXPIRE) | 1 |
+/// | ``load(id:)`` | `HGETALL` + `PTTL`, pipelined; once per touch interval also a detached `EVAL` (HSET, PEXPIRE) that nobody waits for | 1 |
+/// | ``save(_:)`` | `MULTI`, `HEXISTS`, `HSET` (changed attributes + last seen), `HDEL` (if removals), `HINCRBY`, `PEXPIRE`, `PEXPIREAT LT`, `EXEC` | 1 |
 /// | ``create(userID:attributes:)`` | `EVALSHA` (HSET, PEXPIRE, index ZADD) | 1 |
-/// | ``regenerate(_:)`` | `EVALSHA` (the save script with a RENAME) | 1 |
+/// | ``regenerate(_:)``, a save that changes the user | `EVALSHA` (the `move` script: writes, RENAME, index) | 1 |
 /// | ``destroy(id:)``, ``sessions(userID:)``, ``destroyAll(userID:)`` | `EVALSHA` | 1 |
 ///
 /// A script unknown to the server (after a restart) is sent once with `EVAL`, transparently.
@@ -40,7 +40,7 @@ public struct RedisSessionStore: SessionStore {
         try checkLimits(count: session.attributes.count, bytes: session.encodedSize)
         var arguments: [any RedisArgumentConvertible] = [
             configuration.keyPrefix, session.id.text, idleMilliseconds, absoluteMilliseconds,
-            userID.map { "=" + $0 } ?? "", session.attributes.count, session.encodedSize,
+            userID.map { "=" + $0 } ?? "",
         ]
         for (key, value) in session.attributes {
             arguments.append("a:" + key)
@@ -55,14 +55,42 @@ public struct RedisSessionStore: SessionStore {
     }
 
     public func load(id: SessionID) async throws(SessionError) -> Session? {
-        let reply = try await run(
-            SessionScripts.load, keys: [sessionKey(id)],
-            arguments: [idleMilliseconds, absoluteMilliseconds, configuration.touchInterval.wholeMilliseconds])
-        if reply.isNull { return nil }
-        guard let fields = reply.array, fields.count % 2 == 0 else {
+        let key = sessionKey(id)
+        let replies: [RedisValue]
+        do {
+            replies = try await client.pipeline([RedisCommand("HGETALL", key), RedisCommand("PTTL", key)])
+        } catch let error as RedisError {
+            throw mapError(error)
+        } catch {
+            throw SessionError(.storeUnavailable, "\(error)")
+        }
+        guard replies.count == 2 else { throw SessionError(.corruptSession, "unexpected reply to a session load") }
+        if case .error(let message) = replies[0] { throw mapError(RedisError(.serverError, message)) }
+        guard let fields = replies[0].array, let ttl = replies[1].int else {
             throw SessionError(.corruptSession, "the session hash has an unexpected shape")
         }
-        return try Self.decode(id: id, fields: fields)
+        if fields.isEmpty || ttl == -2 { return nil }
+        // A hash without `_c` is the fragment a save leaves when it races a destroy: not a session.
+        guard let decoded = try Self.decode(id: id, fields: fields) else { return nil }
+        guard ttl > 0 else { throw SessionError(.corruptSession, "a session hash without an expiry") }
+        var session = decoded
+        if needsTouch(session, ttl: Int64(ttl)) {
+            client.sendDetached(
+                RedisCommand(arguments: ["EVAL", SessionScripts.touch.source, 1, key, idleMilliseconds, absoluteMilliseconds]))
+            session.lastSeenAt = Date()
+        }
+        return session
+    }
+
+    /// Whether a load should slide the idle timeout, judged from server-side values only (the TTL and the stored
+    /// timestamps), so instances with skewed clocks agree.
+    private func needsTouch(_ session: Session, ttl: Int64) -> Bool {
+        let idle = idleMilliseconds
+        let created = Int64(session.createdAt.timeIntervalSince1970 * 1000)
+        let touched = Int64(session.lastSeenAt.timeIntervalSince1970 * 1000)
+        // The last touch already capped the TTL at the absolute lifetime: no touch can extend it any more.
+        if created + absoluteMilliseconds - touched <= idle { return false }
+        return idle - ttl >= configuration.touchInterval.wholeMilliseconds
     }
 
     public func save(_ session: inout Session) async throws(SessionError) {
@@ -108,6 +136,66 @@ public struct RedisSessionStore: SessionStore {
     // MARK: Internals
 
     private func commit(_ session: inout Session, newID: SessionID?) async throws(SessionError) {
+        // Limits are checked against the session as this request sees it (its loaded copy plus its changes).
+        try checkLimits(count: session.attributes.count, bytes: session.encodedSize)
+        if newID == nil && !session.userChanged {
+            try await saveAttributes(&session)
+        } else {
+            try await move(&session, to: newID ?? session.id)
+        }
+    }
+
+    /// A plain attribute save: one `MULTI`/`EXEC` round trip, no Lua.
+    ///
+    /// `HEXISTS _c` inside the transaction tells whether the session still existed when the writes ran. If it did
+    /// not (destroyed or expired meanwhile), the `HSET` has only left a fragment without `_c`, which no load accepts
+    /// as a session; it is deleted at once and the save reports ``SessionError/Code/sessionNotFound``. The expiry is
+    /// the idle timeout, capped by `PEXPIREAT ... LT` at the absolute deadline, all in server time.
+    private func saveAttributes(_ session: inout Session) async throws(SessionError) {
+        let key = sessionKey(session.id)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let created = Int64(session.createdAt.timeIntervalSince1970 * 1000)
+        var set: [any RedisArgumentConvertible] = ["HSET", key]
+        for changed in session.changedKeys {
+            set.append("a:" + changed)
+            set.append(session.attributes[changed] ?? [])
+        }
+        set.append("_t")
+        set.append(now)
+        var commands = [RedisCommand("HEXISTS", key, "_c"), RedisCommand(arguments: set)]
+        if !session.removedKeys.isEmpty {
+            commands.append(RedisCommand(arguments: ["HDEL", key] + session.removedKeys.map { "a:" + $0 }))
+        }
+        commands.append(RedisCommand("HINCRBY", key, "_v", 1))
+        commands.append(RedisCommand("PEXPIRE", key, idleMilliseconds))
+        commands.append(RedisCommand("PEXPIREAT", key, created + absoluteMilliseconds, "LT"))
+        let results: [RedisValue]
+        do {
+            results = try await client.transaction(commands)
+        } catch let error as RedisError {
+            throw mapError(error)
+        } catch {
+            throw SessionError(.storeUnavailable, "\(error)")
+        }
+        guard results.count == commands.count, let existed = results[0].int, let version = results[results.count - 3].int
+        else {
+            if let failure = results.first(where: { if case .error = $0 { true } else { false } }),
+                case .error(let message) = failure
+            {
+                throw mapError(RedisError(.serverError, message))
+            }
+            throw SessionError(.corruptSession, "unexpected reply to a session save")
+        }
+        if existed == 0 {
+            _ = try? await client.send("DEL", key)
+            throw SessionError(.sessionNotFound, "session does not exist")
+        }
+        session.lastSeenAt = Date(timeIntervalSince1970: Double(now) / 1000)
+        session.markSaved(version: version)
+    }
+
+    /// A save that changes the user or the ID: the `move` script, one round trip.
+    private func move(_ session: inout Session, to newID: SessionID) async throws(SessionError) {
         let userAction: String =
             if session.userChanged {
                 session.userID.map { "=" + $0 } ?? "-"
@@ -115,23 +203,20 @@ public struct RedisSessionStore: SessionStore {
                 ""
             }
         let changed = session.changedKeys.sorted()
-        let removed = session.removedKeys.sorted()
         var arguments: [any RedisArgumentConvertible] = [
-            configuration.keyPrefix, session.id.text, (newID ?? session.id).text, idleMilliseconds,
-            absoluteMilliseconds, configuration.maximumAttributeCount, configuration.maximumEncodedSize, userAction,
+            configuration.keyPrefix, session.id.text, newID.text, idleMilliseconds, absoluteMilliseconds, userAction,
             changed.count,
         ]
         for key in changed {
             arguments.append("a:" + key)
             arguments.append(session.attributes[key] ?? [])
         }
-        for key in removed { arguments.append("a:" + key) }
-        let keys = [sessionKey(session.id), sessionKey(newID ?? session.id)]
-        let reply = try await run(SessionScripts.save, keys: keys, arguments: arguments)
+        for key in session.removedKeys { arguments.append("a:" + key) }
+        let reply = try await run(SessionScripts.move, keys: [sessionKey(session.id), sessionKey(newID)], arguments: arguments)
         guard let values = reply.array, values.count == 3, let version = values[0].int, let now = values[2].int else {
             throw SessionError(.corruptSession, "the save script answered \(reply)")
         }
-        if let newID { session.id = newID }
+        session.id = newID
         session.lastSeenAt = Self.date(milliseconds: now)
         session.markSaved(version: version)
     }
@@ -169,25 +254,21 @@ public struct RedisSessionStore: SessionStore {
         switch words.first {
         case "GONE": return SessionError(.sessionNotFound, detail)
         case "CORRUPT": return SessionError(.corruptSession, detail)
-        case "TOOMANY":
-            return SessionError(
-                .tooManyAttributes,
-                "the session would hold \(detail) attributes; the limit is \(configuration.maximumAttributeCount)")
-        case "TOOLARGE":
-            return SessionError(
-                .tooLarge, "the session would take \(detail) bytes; the limit is \(configuration.maximumEncodedSize)")
         case "WRONGTYPE": return SessionError(.corruptSession, "a key under the session prefix is not a session hash")
         default: return SessionError(.storeUnavailable, "the session store failed", underlying: error)
         }
     }
 
-    static func decode(id: SessionID, fields: [RedisValue]) throws(SessionError) -> Session {
+    /// Decodes `HGETALL` output; `nil` when the hash carries no creation time (not a session).
+    static func decode(id: SessionID, fields: [RedisValue]) throws(SessionError) -> Session? {
         var attributes: [String: [UInt8]] = [:]
         var created: Int?
         var touched: Int?
         var version = 0
         var user: String?
+        guard fields.count % 2 == 0 else { throw SessionError(.corruptSession, "the session hash has an odd shape") }
         var index = 0
+        var hasCreated = false
         while index < fields.count {
             defer { index += 2 }
             guard let name = fields[index].bytes, let value = fields[index + 1].bytes else {
@@ -198,15 +279,18 @@ public struct RedisSessionStore: SessionStore {
                 continue
             }
             switch String(decoding: name, as: UTF8.self) {
-            case "_c": created = Int(String(decoding: value, as: UTF8.self))
+            case "_c":
+                hasCreated = true
+                created = Int(String(decoding: value, as: UTF8.self))
             case "_t": touched = Int(String(decoding: value, as: UTF8.self))
             case "_v": version = Int(String(decoding: value, as: UTF8.self)) ?? 0
             case "_u": user = String(decoding: value, as: UTF8.self)
             default: break
             }
         }
+        if !hasCreated { return nil }
         guard let created, let touched else {
-            throw SessionError(.corruptSession, "the session hash lacks its metadata")
+            throw SessionError(.corruptSession, "the session hash has unreadable metadata")
         }
         return Session(
             id: id, userID: user, createdAt: date(milliseconds: created), lastSeenAt: date(milliseconds: touched),

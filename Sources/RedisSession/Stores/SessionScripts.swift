@@ -4,9 +4,7 @@ import RedisClient
 /// the clock with `TIME` so that every instance agrees on "now" whatever its own clock says.
 ///
 /// Session hash fields: `a:<key>` = JSON value of an attribute; metadata `_c` created (ms), `_t` last touch (ms),
-/// `_u` user id (absent when anonymous), `_v` version, `_n` attribute count, `_z` attribute bytes (names + values).
-/// `_n` and `_z` are maintained by the scripts, so the limits are checked against the stored session, not against
-/// one request's possibly stale copy.
+/// `_u` user id (absent when anonymous), `_v` version. A hash without `_c` is not a session.
 ///
 /// User index `<prefix>u:<user>`: a sorted set of session IDs scored by the session's absolute expiry (ms). The
 /// score never changes, so a load never has to touch the index; members whose score has passed are pruned on every
@@ -18,49 +16,38 @@ enum SessionScripts {
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         """
 
-    /// KEYS[1] session. ARGV: idle ms, absolute ms, touch interval ms.
-    /// Returns the hash as a flat array (with a fresh `_t` appended when touched), or nil.
-    static let load = RedisScript(
+    /// Slides the idle timeout, never past the absolute lifetime. Sent detached, only when a load saw that the
+    /// touch interval has passed. KEYS[1] session. ARGV: idle ms, absolute ms. Never creates a hash.
+    static let touch = RedisScript(
         """
-        local fields = redis.call('HGETALL', KEYS[1])
-        if #fields == 0 then return false end
-        local created, touched
-        for i = 1, #fields, 2 do
-          local name = fields[i]
-          if name == '_c' then created = tonumber(fields[i + 1])
-          elseif name == '_t' then touched = tonumber(fields[i + 1]) end
-        end
-        if created == nil or touched == nil then return redis.error_reply('CORRUPT session hash without metadata') end
+        local created = tonumber(redis.call('HGET', KEYS[1], '_c'))
+        if created == nil then return 0 end
         \(now)
         local remaining = created + tonumber(ARGV[2]) - now
         if remaining <= 0 then
           redis.call('DEL', KEYS[1])
-          return false
+          return 0
         end
-        if now - touched >= tonumber(ARGV[3]) then
-          redis.call('HSET', KEYS[1], '_t', now)
-          redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), remaining))
-          fields[#fields + 1] = '_t'
-          fields[#fields + 1] = tostring(now)
-        end
-        return fields
+        redis.call('HSET', KEYS[1], '_t', now)
+        redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), remaining))
+        return 1
         """)
 
-    /// KEYS[1] session. ARGV: prefix, id, idle ms, absolute ms, user ('' or '=' .. id), count, bytes, then
-    /// field/value pairs. Returns the creation time (ms).
+    /// KEYS[1] session. ARGV: prefix, id, idle ms, absolute ms, user ('' or '=' .. id), then field/value pairs.
+    /// Returns the creation time (ms).
     static let create = RedisScript(
         """
         if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS session id collision') end
         \(now)
         local absolute = tonumber(ARGV[4])
-        local args = {'_c', now, '_t', now, '_v', 1, '_n', ARGV[6], '_z', ARGV[7]}
+        local args = {'_c', now, '_t', now, '_v', 1}
         local user = nil
         if ARGV[5] ~= '' then
           user = string.sub(ARGV[5], 2)
           args[#args + 1] = '_u'
           args[#args + 1] = user
         end
-        for i = 8, #ARGV do args[#args + 1] = ARGV[i] end
+        for i = 6, #ARGV do args[#args + 1] = ARGV[i] end
         redis.call('HSET', KEYS[1], unpack(args))
         redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[3]), absolute))
         if user then
@@ -72,16 +59,17 @@ enum SessionScripts {
         return now
         """)
 
+    /// A save that also changes the user or the ID (login, logout of a user, regenerate). Plain attribute saves
+    /// use a `MULTI`/`EXEC` transaction instead (see ``RedisSessionStore``), which costs the server a third as much.
     /// KEYS[1] session, KEYS[2] target session (a new key when regenerating, else KEYS[1]). ARGV: prefix, old id,
-    /// new id, idle ms, absolute ms, max count, max bytes, user action ('' keep, '-' clear, '=' .. id set),
-    /// number of pairs N, N field/value pairs, then fields to remove. Returns {version, created, now}.
-    static let save = RedisScript(
+    /// new id, idle ms, absolute ms, user action ('' keep, '-' clear, '=' .. id set), number of pairs N,
+    /// N field/value pairs, then fields to remove. Returns {version, created, now}.
+    static let move = RedisScript(
         """
         local key = KEYS[1]
-        if redis.call('EXISTS', key) == 0 then return redis.error_reply('GONE session does not exist') end
-        local meta = redis.call('HMGET', key, '_c', '_u', '_n', '_z')
+        local meta = redis.call('HMGET', key, '_c', '_u', '_v')
         local created = tonumber(meta[1])
-        if created == nil then return redis.error_reply('CORRUPT session hash without metadata') end
+        if created == nil then return redis.error_reply('GONE session does not exist') end
         \(now)
         local absolute = tonumber(ARGV[5])
         local remaining = created + absolute - now
@@ -89,41 +77,25 @@ enum SessionScripts {
           redis.call('DEL', key)
           return redis.error_reply('GONE session expired')
         end
-        local count = tonumber(meta[3]) or 0
-        local bytes = tonumber(meta[4]) or 0
-        local pairCount = tonumber(ARGV[9])
-        local first = 10
-        local removeFrom = first + 2 * pairCount
-        for i = first, removeFrom - 1, 2 do
-          local old = redis.call('HSTRLEN', key, ARGV[i])
-          if old == 0 and redis.call('HEXISTS', key, ARGV[i]) == 0 then
-            count = count + 1
-            bytes = bytes + #ARGV[i] - 2
-          end
-          bytes = bytes - old + #ARGV[i + 1]
-        end
-        for i = removeFrom, #ARGV do
-          if redis.call('HEXISTS', key, ARGV[i]) == 1 then
-            count = count - 1
-            bytes = bytes - redis.call('HSTRLEN', key, ARGV[i]) - (#ARGV[i] - 2)
-          end
-        end
-        if count > tonumber(ARGV[6]) then return redis.error_reply('TOOMANY ' .. count) end
-        if bytes > tonumber(ARGV[7]) then return redis.error_reply('TOOLARGE ' .. bytes) end
-        for i = first, removeFrom - 1, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
-        for i = removeFrom, #ARGV do redis.call('HDEL', key, ARGV[i]) end
-        redis.call('HSET', key, '_n', count, '_z', bytes, '_t', now)
-        local version = redis.call('HINCRBY', key, '_v', 1)
-        redis.call('PEXPIRE', key, math.min(tonumber(ARGV[4]), remaining))
+        local version = (tonumber(meta[3]) or 0) + 1
+        local removeFrom = 8 + 2 * tonumber(ARGV[7])
+        local writes = {'_t', now, '_v', version}
+        for i = 8, removeFrom - 1 do writes[#writes + 1] = ARGV[i] end
+        local deletes = {}
+        for i = removeFrom, #ARGV do deletes[#deletes + 1] = ARGV[i] end
         local oldUser = meta[2]
         local user = oldUser
-        if ARGV[8] == '-' then
+        if ARGV[6] == '-' then
           user = false
-          redis.call('HDEL', key, '_u')
-        elseif ARGV[8] ~= '' then
-          user = string.sub(ARGV[8], 2)
-          redis.call('HSET', key, '_u', user)
+          deletes[#deletes + 1] = '_u'
+        elseif ARGV[6] ~= '' then
+          user = string.sub(ARGV[6], 2)
+          writes[#writes + 1] = '_u'
+          writes[#writes + 1] = user
         end
+        redis.call('HSET', key, unpack(writes))
+        if #deletes > 0 then redis.call('HDEL', key, unpack(deletes)) end
+        redis.call('PEXPIRE', key, math.min(tonumber(ARGV[4]), remaining))
         if oldUser and (oldUser ~= user or KEYS[2] ~= key) then
           redis.call('ZREM', ARGV[1] .. 'u:' .. oldUser, ARGV[2])
         end

@@ -1,0 +1,139 @@
+import Foundation
+import RedisClient
+import RedisSession
+
+/// `session-bench sessions`: session load and save from 64 concurrent tasks vs `redis-benchmark -c 64 -t get`.
+struct SessionsBenchmark {
+    let options: BenchOptions
+
+    func run() async throws -> BenchReport {
+        try await options.withServer { url, host, port in
+            let tool = RedisBenchmarkTool(host: host, port: port)
+            var configuration = try RedisConfiguration(url: url)
+            if let size = ProcessInfo.processInfo.environment["BENCH_POOL_SIZE"].flatMap(Int.init) { configuration.poolSize = size }
+            let client = RedisClient(configuration: configuration)
+            let store = RedisSessionStore(
+                client: client, configuration: SessionStoreConfiguration(keyPrefix: "bench:"))
+            try await client.send("SET", "key:__rand_int__", "xxx")
+
+            // 1,000 signed-in sessions shaped like the web tier's: user, timezone, CSRF token, a flash message.
+            var ids: [SessionID] = []
+            for index in 0..<1000 {
+                let session = try await store.create(
+                    userID: "user\(index)",
+                    attributes: ["timezone": "Europe/Paris", "csrf": String(repeating: "c", count: 43), "flash": ""])
+                ids.append(session.id)
+            }
+            let sessions = ids
+            _ = try await loads(store, sessions, tasks: 64, operations: 20_000)
+
+            let (loadCommands, loadTrips) = try await costPerOperation(client) {
+                _ = try await loads(store, sessions, tasks: 1, operations: 1000)
+            }
+            let (saveCommands, saveTrips) = try await costPerOperation(client) {
+                _ = try await saves(store, sessions, tasks: 1, operations: 1000)
+            }
+
+            var reference: [Double] = []
+            var load: [Double] = []
+            var save: [Double] = []
+            for _ in 0..<options.rounds {
+                reference.append(try tool.requestsPerSecond(test: "get", clients: 64, requests: 200_000))
+                load.append(try await loads(store, sessions, tasks: 64, operations: 200_000))
+                save.append(try await saves(store, sessions, tasks: 64, operations: 100_000))
+            }
+            await client.close()
+
+            var report = BenchReport()
+            report.section("sessions, 64 concurrent tasks, median of \(options.rounds) rounds, pool of 2")
+            report.rate("redis_benchmark.get.c64", "redis-benchmark -c 64 -t get", median(reference))
+            report.rate("session.load.c64", "session load (read + throttled touch)", median(load))
+            report.rate("session.save.c64", "session save (one changed attribute)", median(save))
+            report.section("ratios (vs redis-benchmark -c 64 -t get)")
+            report.ratio("ratio.load.c64", "load", median(load) / median(reference), target: ">= 1.5x")
+            report.ratio("ratio.save.c64", "save", median(save) / median(reference), target: ">= 1.0x")
+            report.section("cost per operation (server: INFO commandstats; round trips: client statistics)")
+            report.figure("load.commands", "server commands per load (touch amortised)", loadCommands, unit: "")
+            report.figure("load.round_trips", "awaited round trips per load", loadTrips, unit: "")
+            report.figure("save.commands", "server commands per save (MULTI ... EXEC)", saveCommands, unit: "")
+            report.figure("save.round_trips", "awaited round trips per save", saveTrips, unit: "")
+            return report
+        }
+    }
+
+    private func loads(_ store: RedisSessionStore, _ ids: [SessionID], tasks: Int, operations: Int) async throws -> Double {
+        try await throughput(tasks: tasks, operations: operations) { index in
+            guard try await store.load(id: ids[index % ids.count]) != nil else {
+                throw BenchOptions.Problem(description: "a benchmark session vanished")
+            }
+        }
+    }
+
+    private func saves(_ store: RedisSessionStore, _ ids: [SessionID], tasks: Int, operations: Int) async throws -> Double {
+        // Each task saves its own session, so the figure is the store's cost, not a contest for one hash.
+        var sessions: [Session] = []
+        for index in 0..<tasks {
+            guard let session = try await store.load(id: ids[index % ids.count]) else {
+                throw BenchOptions.Problem(description: "a benchmark session vanished")
+            }
+            sessions.append(session)
+        }
+        let prepared = sessions
+        return try await throughput(tasks: tasks, operations: operations, perTask: { task in
+            var session = prepared[task]
+            return { round in
+                session["flash"] = "saved \(round)"
+                try await store.save(&session)
+            }
+        })
+    }
+
+    /// Commands the server ran (counted by `INFO commandstats`, including those inside scripts and transactions)
+    /// and requests the client awaited, per operation.
+    private func costPerOperation(
+        _ client: RedisClient, _ body: () async throws -> Void
+    ) async throws -> (commands: Double, roundTrips: Double) {
+        let before = try await commandStats(client)
+        let requestsBefore = client.statistics.requests
+        try await body()
+        let requests = client.statistics.requests - requestsBefore
+        let after = try await commandStats(client)
+        // The INFO call itself is one command.
+        return (Double(after.total - before.total - 1) / 1000, Double(requests) / 1000)
+    }
+
+    private func commandStats(_ client: RedisClient) async throws -> (total: Int, Void) {
+        let text = try await client.send("INFO", "commandstats").string ?? ""
+        var total = 0
+        for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
+            guard let callsField = line.split(separator: ",").first(where: { $0.contains("calls=") }),
+                let calls = Int(callsField.split(separator: "=").last ?? "")
+            else { continue }
+            total += calls
+        }
+        return (total, ())
+    }
+}
+
+/// Operations per second with `tasks` concurrent tasks sharing `operations`.
+func throughput(tasks: Int, operations: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> Double {
+    try await throughput(tasks: tasks, operations: operations, perTask: { _ in body })
+}
+
+/// Operations per second; `perTask` builds each task's operation (so a task can keep state between rounds).
+func throughput(
+    tasks: Int, operations: Int, perTask: @escaping @Sendable (Int) -> (Int) async throws -> Void
+) async throws -> Double {
+    let perTaskCount = operations / tasks
+    let started = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for task in 0..<tasks {
+            group.addTask {
+                let operation = perTask(task)
+                for round in 0..<perTaskCount { try await operation(task * perTaskCount + round) }
+            }
+        }
+        try await group.waitForAll()
+    }
+    return Double(perTaskCount * tasks) / (ContinuousClock.now - started).seconds
+}
