@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "RedisSession", targets: ["RedisSession"]),
         .library(name: "RedisTesting", targets: ["RedisTesting"]),
         .executable(name: "session-bench", targets: ["session-bench"]),
+        .executable(name: "session-listen", targets: ["session-listen"]),
     ],
     // The component's only dependency is the system library libhiredis: no Swift package dependencies.
     targets: [
@@ -32,6 +33,11 @@ let package = Package(
         .executableTarget(
             name: "session-bench",
             dependencies: ["RedisClient", "RedisSession", "RedisTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "session-listen",
+            dependencies: ["RedisClient", "RedisSession"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"], swiftSettings: swiftSettings),

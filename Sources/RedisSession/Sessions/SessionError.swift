@@ -6,6 +6,7 @@ public struct SessionError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case sessionNotFound, tooLarge, tooManyAttributes, corruptSession, invalidValue, storeUnavailable
+            case unknownTimezone, notSignedIn
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -23,6 +24,10 @@ public struct SessionError: Error, Sendable, CustomStringConvertible {
         public static let invalidValue = Code(.invalidValue)
         /// Redis could not be reached or did not answer in time. Not a logout: callers should answer 503.
         public static let storeUnavailable = Code(.storeUnavailable)
+        /// A timezone identifier that is not in the IANA list; nothing was written or published.
+        public static let unknownTimezone = Code(.unknownTimezone)
+        /// A flow that needs a signed-in user got an anonymous session.
+        public static let notSignedIn = Code(.notSignedIn)
 
         public var description: String { base.rawValue }
     }

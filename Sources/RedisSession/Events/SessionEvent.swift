@@ -1,0 +1,112 @@
+public import Foundation
+
+/// A change to a user's sessions or settings, published on `<prefix>events` so every instance can react.
+///
+/// JSON on the wire (schema version 1; unknown fields are ignored, so fields can be added):
+///
+/// ```json
+/// {"v":1,"type":"settings.changed","user":"alice","timezone":"Asia/Tokyo","version":7,"origin":"web-2","at":1795741964337}
+/// ```
+public struct SessionEvent: Sendable, Hashable, Codable {
+    /// What happened. A struct over a string so that events of kinds a newer publisher adds still decode (and
+    /// are ignored by consumers that do not know them).
+    public struct Kind: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// A user signed in; carries the user's timezone and settings version.
+        public static let loggedIn = Kind(rawValue: "user.logged_in")
+        /// A user's settings changed; carries the new timezone and the bumped version.
+        public static let settingsChanged = Kind(rawValue: "settings.changed")
+        /// One session was logged out.
+        public static let loggedOut = Kind(rawValue: "user.logged_out")
+        /// Every session of the user was destroyed ("log out everywhere").
+        public static let sessionsRevoked = Kind(rawValue: "sessions.revoked")
+
+        public init(from decoder: any Decoder) throws {
+            rawValue = try decoder.singleValueContainer().decode(String.self)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(rawValue)
+        }
+
+        public var description: String { rawValue }
+    }
+
+    /// The schema version this library writes and reads.
+    public static let schemaVersion = 1
+
+    /// Schema version (`v`).
+    public var schema: Int
+    /// What happened.
+    public var kind: Kind
+    /// The user it concerns.
+    public var user: String
+    /// The user's timezone, for ``Kind/loggedIn`` and ``Kind/settingsChanged``.
+    public var timezone: String?
+    /// The user's settings version after the change; orders events per user.
+    public var version: Int
+    /// The instance that published it.
+    public var origin: String
+    /// When it was published, in milliseconds since 1970 (the origin's clock).
+    public var publishedAtMilliseconds: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case schema = "v"
+        case kind = "type"
+        case user, timezone, version, origin
+        case publishedAtMilliseconds = "at"
+    }
+
+    /// Creates an event stamped now.
+    public init(kind: Kind, user: String, timezone: String? = nil, version: Int, origin: String, at date: Date = Date()) {
+        self.schema = Self.schemaVersion
+        self.kind = kind
+        self.user = user
+        self.timezone = timezone
+        self.version = version
+        self.origin = origin
+        self.publishedAtMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+    }
+
+    /// When it was published.
+    public var publishedAt: Date { Date(timeIntervalSince1970: Double(publishedAtMilliseconds) / 1000) }
+
+    /// The JSON payload.
+    public func encoded() -> [UInt8] {
+        // Encoding these plain fields cannot fail.
+        (try? Array(JSONEncoder().encode(self))) ?? []
+    }
+
+    /// Decodes a payload, or says why it is not an event this library can use.
+    public static func decode(_ payload: [UInt8]) -> Result<SessionEvent, MalformedEvent> {
+        let event: SessionEvent
+        do {
+            event = try JSONDecoder().decode(SessionEvent.self, from: Data(payload))
+        } catch DecodingError.keyNotFound(let key, _) {
+            return .failure(MalformedEvent(reason: "missing field '\(key.stringValue)'", payload: payload))
+        } catch DecodingError.typeMismatch(_, let context) where !context.codingPath.isEmpty {
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return .failure(MalformedEvent(reason: "field '\(field)' has the wrong type", payload: payload))
+        } catch {
+            return .failure(MalformedEvent(reason: "not a JSON event object", payload: payload))
+        }
+        guard event.schema == schemaVersion else {
+            return .failure(MalformedEvent(reason: "unsupported schema version \(event.schema)", payload: payload))
+        }
+        guard !event.user.isEmpty, event.version >= 0 else {
+            return .failure(MalformedEvent(reason: "empty user or negative version", payload: payload))
+        }
+        return .success(event)
+    }
+}
+
+/// A payload on the events channel that is not a usable ``SessionEvent``: counted and skipped, never fatal.
+public struct MalformedEvent: Error, Sendable, Hashable {
+    /// Why it was rejected.
+    public var reason: String
+    /// The raw payload.
+    public var payload: [UInt8]
+}

@@ -1,0 +1,322 @@
+import Foundation
+import Synchronization
+
+/// Each instance's cache of users' settings, kept current by session events.
+///
+/// A lookup that hits costs no Redis round trip. Entries are bounded (LRU), carry the settings version they hold and
+/// expire after ``Configuration-swift.struct/maximumAge`` even if every event about them was lost. Events apply by
+/// version: an event older than the cached entry is ignored (out-of-order delivery). The policy decides what a
+/// change event does: ``Policy/refresh`` stores the event's value, ``Policy/invalidate`` drops the entry so the next
+/// lookup re-reads the record.
+///
+/// Gaps: until the subscription is confirmed, and from a lost subscriber connection until it is back, the cache
+/// serves nothing from memory (every lookup reads Redis) and keeps nothing; when it is back, it starts empty. So no
+/// value cached before a gap is ever served after it.
+///
+/// Run it as a service: ``run()`` subscribes and applies events until its task is cancelled.
+public final class UserSettingsCache: Sendable {
+    /// What a change event does to a cached entry.
+    public enum Policy: String, Sendable, Hashable {
+        /// Store the event's value (no Redis read on the next lookup).
+        case refresh
+        /// Drop the entry (the next lookup re-reads the record).
+        case invalidate
+    }
+
+    /// Size, staleness bound and policy.
+    public struct Configuration: Sendable, Hashable {
+        /// Most users held; the least recently used is evicted. Default 10,000.
+        public var capacity: Int
+        /// An entry older than this is re-read even without an event: the bound on staleness if an event is lost.
+        /// Default 60 s.
+        public var maximumAge: Duration
+        /// What change events do. Default ``Policy/refresh``.
+        public var policy: Policy
+
+        /// Creates a configuration; every argument has a default.
+        public init(capacity: Int = 10_000, maximumAge: Duration = .seconds(60), policy: Policy = .refresh) {
+            precondition(capacity > 0 && maximumAge > .zero, "capacity and maximum age must be positive")
+            self.capacity = capacity
+            self.maximumAge = maximumAge
+            self.policy = policy
+        }
+    }
+
+    /// Counters, readable at any time (for `/stats`).
+    public struct Statistics: Sendable, Hashable {
+        /// Lookups answered from memory.
+        public var hits: Int
+        /// Lookups that had to read Redis.
+        public var misses: Int
+        /// Events applied (including those that confirmed what was cached).
+        public var eventsApplied: Int
+        /// Events ignored: older than the cached version, or of a kind this version does not know.
+        public var eventsIgnored: Int
+        /// Payloads on the channel that were not events.
+        public var eventsMalformed: Int
+        /// Times the cache was cleared after resubscribing from a gap.
+        public var resyncs: Int
+        /// Publish-to-apply delay of the last event, in milliseconds (clocks of two instances: indicative).
+        public var lastEventLagMilliseconds: Double?
+        /// Whether the subscription is live and the cache is serving from memory.
+        public var isSubscribed: Bool
+        /// Entries held.
+        public var count: Int
+    }
+
+    private struct Slot {
+        var key: String
+        var timezone: String?  // nil: a tombstone recording a version the cache must not go below
+        var version: Int
+        var storedAt: UInt64
+        var previous: Int
+        var next: Int
+    }
+
+    private struct State {
+        var index: [String: Int] = [:]
+        var slots: [Slot] = []
+        var free: [Int] = []
+        var head = -1
+        var tail = -1
+        /// Bumped by every clear, so a Redis read that started before a gap never fills the cache after it.
+        var generation: UInt64 = 0
+        var serving = false
+    }
+
+    /// Size, staleness bound and policy.
+    public let configuration: Configuration
+    /// Where misses are read from.
+    public let settings: UserSettingsStore
+    /// Where events come from.
+    public let bus: SessionEventBus
+
+    private let state = Mutex(State())
+    private let maximumAgeNanoseconds: UInt64
+    private let hits = Atomic<Int>(0)
+    private let misses = Atomic<Int>(0)
+    private let applied = Atomic<Int>(0)
+    private let ignored = Atomic<Int>(0)
+    private let malformed = Atomic<Int>(0)
+    private let resyncCount = Atomic<Int>(0)
+    private let lastLagMicroseconds = Atomic<Int>(-1)
+    private let running = Atomic<Bool>(false)
+    private let observer: (@Sendable (SessionEventBus.Notification) -> Void)?
+
+    /// Creates a cache.
+    ///
+    /// - Parameters:
+    ///   - settings: The settings records to read on a miss.
+    ///   - bus: The events to follow.
+    ///   - configuration: Size, staleness bound and policy.
+    ///   - observer: Called after each notification is applied (for benchmarks and tests).
+    public init(
+        settings: UserSettingsStore, bus: SessionEventBus, configuration: Configuration = Configuration(),
+        observer: (@Sendable (SessionEventBus.Notification) -> Void)? = nil
+    ) {
+        self.settings = settings
+        self.bus = bus
+        self.configuration = configuration
+        self.observer = observer
+        let (seconds, attoseconds) = configuration.maximumAge.components
+        self.maximumAgeNanoseconds = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+    }
+
+    /// Subscribes to the events channel and applies events until the calling task is cancelled.
+    ///
+    /// - Important: Call it once per cache.
+    public func run() async {
+        precondition(!running.exchange(true, ordering: .relaxed), "UserSettingsCache.run() was called twice")
+        for await notification in bus.subscribe() { apply(notification) }
+        state.withLock { state in
+            state.serving = false
+            Self.clear(&state)
+        }
+    }
+
+    /// The user's timezone: from memory when cached, else from the settings record (and then cached).
+    ///
+    /// - Returns: The timezone, or `nil` when the user has no settings record.
+    /// - Throws: ``SessionError/Code/storeUnavailable`` on a miss while Redis is unreachable.
+    public func timezone(for userID: String) async throws(SessionError) -> String? {
+        let (cached, generation) = lookup(userID)
+        if let cached { return cached }
+        guard let record = try await settings.read(userID: userID) else { return nil }
+        remember(userID, record, generation: generation)
+        return record.timezone
+    }
+
+    /// The cached timezone only, counting a hit or a miss; never reads Redis.
+    public func cachedTimezone(for userID: String) -> String? { lookup(userID).timezone }
+
+    /// Records settings this instance just wrote, so its next lookup is a hit without waiting for its own event.
+    /// Ignored when older than what is cached, or while the cache is not serving.
+    public func remember(_ userID: String, _ record: UserSettings) {
+        let generation = state.withLock { $0.generation }
+        remember(userID, record, generation: generation)
+    }
+
+    /// Counters and state.
+    public var statistics: Statistics {
+        let (subscribed, count) = state.withLock { ($0.serving, $0.index.count) }
+        let lag = lastLagMicroseconds.load(ordering: .relaxed)
+        return Statistics(
+            hits: hits.load(ordering: .relaxed), misses: misses.load(ordering: .relaxed),
+            eventsApplied: applied.load(ordering: .relaxed), eventsIgnored: ignored.load(ordering: .relaxed),
+            eventsMalformed: malformed.load(ordering: .relaxed), resyncs: resyncCount.load(ordering: .relaxed),
+            lastEventLagMilliseconds: lag < 0 ? nil : Double(lag) / 1000, isSubscribed: subscribed, count: count)
+    }
+
+    /// Applies one notification from the bus (``run()`` calls this; tests may too).
+    public func apply(_ notification: SessionEventBus.Notification) {
+        switch notification {
+        case .subscribed:
+            state.withLock { state in
+                Self.clear(&state)
+                state.serving = true
+            }
+        case .disconnected:
+            state.withLock { state in
+                state.serving = false
+                Self.clear(&state)
+            }
+        case .resubscribed:
+            state.withLock { state in
+                Self.clear(&state)
+                state.serving = true
+            }
+            resyncCount.add(1, ordering: .relaxed)
+        case .malformed:
+            malformed.add(1, ordering: .relaxed)
+        case .event(let event):
+            let lag = Date().timeIntervalSince1970 * 1000 - Double(event.publishedAtMilliseconds)
+            lastLagMicroseconds.store(max(0, Int(lag * 1000)), ordering: .relaxed)
+            if applyEvent(event) {
+                applied.add(1, ordering: .relaxed)
+            } else {
+                ignored.add(1, ordering: .relaxed)
+            }
+        }
+        observer?(notification)
+    }
+
+    // MARK: Internals
+
+    private func applyEvent(_ event: SessionEvent) -> Bool {
+        switch event.kind {
+        case .loggedIn, .settingsChanged:
+            guard let timezone = event.timezone else { return false }
+            let now = monotonicNow()
+            let policy = configuration.policy
+            return state.withLock { state in
+                // Not subscribed (or in a gap): nothing is cached, so there is nothing to apply it to.
+                guard state.serving else { return false }
+                if let slot = state.index[event.user] {
+                    if event.version < state.slots[slot].version { return false }
+                    state.slots[slot].timezone = policy == .refresh ? timezone : nil
+                    state.slots[slot].version = event.version
+                    state.slots[slot].storedAt = now
+                    moveToFront(&state, slot)
+                } else {
+                    insert(&state, key: event.user, timezone: policy == .refresh ? timezone : nil, version: event.version, now: now)
+                }
+                return true
+            }
+        case .loggedOut, .sessionsRevoked:
+            return true
+        default:
+            return false
+        }
+    }
+
+    private func lookup(_ userID: String) -> (timezone: String?, generation: UInt64) {
+        let now = monotonicNow()
+        let maximumAge = maximumAgeNanoseconds
+        let (timezone, generation) = state.withLock { state -> (String?, UInt64) in
+            guard state.serving, let slot = state.index[userID] else { return (nil, state.generation) }
+            let entry = state.slots[slot]
+            guard let timezone = entry.timezone, now &- entry.storedAt < maximumAge else {
+                return (nil, state.generation)
+            }
+            moveToFront(&state, slot)
+            return (timezone, state.generation)
+        }
+        if timezone == nil {
+            misses.add(1, ordering: .relaxed)
+        } else {
+            hits.add(1, ordering: .relaxed)
+        }
+        return (timezone, generation)
+    }
+
+    private func remember(_ userID: String, _ record: UserSettings, generation: UInt64) {
+        let now = monotonicNow()
+        state.withLock { state in
+            guard state.serving, state.generation == generation else { return }
+            if let slot = state.index[userID] {
+                guard record.version >= state.slots[slot].version else { return }
+                state.slots[slot].timezone = record.timezone
+                state.slots[slot].version = record.version
+                state.slots[slot].storedAt = now
+                moveToFront(&state, slot)
+            } else {
+                insert(&state, key: userID, timezone: record.timezone, version: record.version, now: now)
+            }
+        }
+    }
+
+    private func insert(_ state: inout State, key: String, timezone: String?, version: Int, now: UInt64) {
+        if state.index.count >= configuration.capacity, state.tail >= 0 {
+            let victim = state.tail
+            unlink(&state, victim)
+            state.index[state.slots[victim].key] = nil
+            state.free.append(victim)
+        }
+        let slot = Slot(key: key, timezone: timezone, version: version, storedAt: now, previous: -1, next: state.head)
+        let position: Int
+        if let reused = state.free.popLast() {
+            state.slots[reused] = slot
+            position = reused
+        } else {
+            state.slots.append(slot)
+            position = state.slots.count - 1
+        }
+        if state.head >= 0 { state.slots[state.head].previous = position }
+        state.head = position
+        if state.tail < 0 { state.tail = position }
+        state.index[key] = position
+    }
+
+    private func moveToFront(_ state: inout State, _ slot: Int) {
+        guard state.head != slot else { return }
+        unlink(&state, slot)
+        state.slots[slot].previous = -1
+        state.slots[slot].next = state.head
+        if state.head >= 0 { state.slots[state.head].previous = slot }
+        state.head = slot
+        if state.tail < 0 { state.tail = slot }
+    }
+
+    private func unlink(_ state: inout State, _ slot: Int) {
+        let previous = state.slots[slot].previous
+        let next = state.slots[slot].next
+        if previous >= 0 { state.slots[previous].next = next } else { state.head = next }
+        if next >= 0 { state.slots[next].previous = previous } else { state.tail = previous }
+    }
+
+    private static func clear(_ state: inout State) {
+        state.index.removeAll(keepingCapacity: true)
+        state.slots.removeAll(keepingCapacity: true)
+        state.free.removeAll(keepingCapacity: true)
+        state.head = -1
+        state.tail = -1
+        state.generation &+= 1
+    }
+}
+
+@inline(__always)
+private func monotonicNow() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}

@@ -1,0 +1,77 @@
+import Foundation
+public import RedisClient
+
+/// Reads and writes users' settings records in Redis: hash `<prefix>user:<id>` with `timezone` and `version`.
+public struct UserSettingsStore: Sendable {
+    /// The pool to use.
+    public let client: RedisClient
+    /// The deployment's key prefix.
+    public let keyPrefix: String
+
+    /// Creates a settings store.
+    public init(client: RedisClient, keyPrefix: String = "rsess:") {
+        self.client = client
+        self.keyPrefix = keyPrefix
+    }
+
+    func key(_ userID: String) -> String { keyPrefix + "user:" + userID }
+
+    /// The user's settings, or `nil` when the user has none.
+    public func read(userID: String) async throws(SessionError) -> UserSettings? {
+        let reply: RedisValue
+        do {
+            reply = try await client.send("HMGET", key(userID), "timezone", "version")
+        } catch let error as RedisError {
+            throw SessionError(.storeUnavailable, "cannot read user settings", underlying: error)
+        } catch {
+            throw SessionError(.storeUnavailable, "\(error)")
+        }
+        guard let fields = reply.array, fields.count == 2 else {
+            throw SessionError(.corruptSession, "unexpected reply reading user settings")
+        }
+        guard let timezone = fields[0].string else { return nil }
+        return UserSettings(timezone: timezone, version: fields[1].int ?? 0)
+    }
+
+    /// Sets the timezone and bumps the version in one atomic step, and publishes the matching event in the same
+    /// step: the event goes out if and only if the write happened.
+    ///
+    /// - Parameters:
+    ///   - userID: The user.
+    ///   - timezone: A timezone identifier (validate it first: ``UserSettings/isValidTimezone(_:)``).
+    ///   - event: The kind of event to publish, or `nil` to publish none (seeding).
+    ///   - origin: The publishing instance.
+    ///   - channel: The events channel.
+    /// - Returns: The settings as written.
+    public func write(
+        userID: String, timezone: String, publishing event: SessionEvent.Kind?, origin: String, channel: String
+    ) async throws(SessionError) -> UserSettings {
+        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        let reply: RedisValue
+        do {
+            reply = try await client.evaluate(
+                Self.writeScript, keys: [key(userID)],
+                arguments: [timezone, event?.rawValue ?? "", userID, origin, now, channel])
+        } catch let error as RedisError {
+            throw SessionError(.storeUnavailable, "cannot write user settings", underlying: error)
+        } catch {
+            throw SessionError(.storeUnavailable, "\(error)")
+        }
+        guard let version = reply.int else { throw SessionError(.corruptSession, "unexpected reply \(reply)") }
+        return UserSettings(timezone: timezone, version: version)
+    }
+
+    /// KEYS[1] settings. ARGV: timezone, event type ('' for none), user, origin, at (ms), channel.
+    /// The payload is the same JSON ``SessionEvent`` encodes (field order aside).
+    static let writeScript = RedisScript(
+        """
+        local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+        redis.call('HSET', KEYS[1], 'timezone', ARGV[1])
+        if ARGV[2] ~= '' then
+          local payload = cjson.encode({v = 1, type = ARGV[2], user = ARGV[3], timezone = ARGV[1],
+            version = version, origin = ARGV[4], at = tonumber(ARGV[5])})
+          redis.call('PUBLISH', ARGV[6], payload)
+        end
+        return version
+        """)
+}

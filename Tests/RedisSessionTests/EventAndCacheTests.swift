@@ -1,0 +1,148 @@
+import Foundation
+import RedisClient
+import Testing
+
+@testable import RedisSession
+
+@Suite struct SessionEventTests {
+    @Test func roundTripsAndIgnoresUnknownFields() throws {
+        let event = SessionEvent(kind: .settingsChanged, user: "alice", timezone: "Asia/Tokyo", version: 7, origin: "web-2")
+        guard case .success(let decoded) = SessionEvent.decode(event.encoded()) else {
+            Issue.record("did not decode its own encoding")
+            return
+        }
+        #expect(decoded == event)
+        let future = #"{"v":1,"type":"settings.changed","user":"a","timezone":"UTC","version":2,"origin":"x","at":5,"new":{"x":1}}"#
+        guard case .success(let tolerant) = SessionEvent.decode(Array(future.utf8)) else {
+            Issue.record("an unknown field made the event malformed")
+            return
+        }
+        #expect(tolerant.version == 2)
+        // Redis' cjson escapes slashes; that is still JSON.
+        let cjson = #"{"timezone":"Europe\/Paris","v":1,"user":"a","type":"settings.changed","origin":"o","version":3,"at":1795741964337}"#
+        guard case .success(let fromLua) = SessionEvent.decode(Array(cjson.utf8)) else {
+            Issue.record("the Lua-encoded payload did not decode")
+            return
+        }
+        #expect(fromLua.timezone == "Europe/Paris")
+    }
+
+    @Test(arguments: [
+        ("", "not a JSON event object"),
+        ("[]", "not a JSON event object"),
+        (#"{"v":1}"#, "missing field"),
+        (#"{"v":"1","type":"x","user":"a","version":1,"origin":"o","at":1}"#, "wrong type"),
+        (#"{"v":2,"type":"x","user":"a","version":1,"origin":"o","at":1}"#, "unsupported schema version 2"),
+        (#"{"v":1,"type":"x","user":"","version":1,"origin":"o","at":1}"#, "empty user"),
+    ])
+    func malformedPayloadsSayWhy(payload: String, reason: String) {
+        guard case .failure(let malformed) = SessionEvent.decode(Array(payload.utf8)) else {
+            Issue.record("accepted \(payload)")
+            return
+        }
+        #expect(malformed.reason.contains(reason), "\(malformed.reason)")
+    }
+
+    @Test func timezoneValidationUsesTheIANAList() {
+        #expect(UserSettings.isValidTimezone("Europe/Paris"))
+        #expect(UserSettings.isValidTimezone("UTC"))
+        #expect(!UserSettings.isValidTimezone("Mars/Olympus_Mons"))
+        #expect(!UserSettings.isValidTimezone("GMT+1"))
+        #expect(!UserSettings.isValidTimezone(""))
+        #expect(UserSettings.knownTimezones.count > 300)
+    }
+}
+
+@Suite struct UserSettingsCacheTests {
+    /// A cache that never talks to Redis: these tests only apply notifications and read what is cached.
+    func makeCache(_ configuration: UserSettingsCache.Configuration) throws -> UserSettingsCache {
+        let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:1"))
+        let bus = SessionEventBus(client: client)
+        return UserSettingsCache(settings: UserSettingsStore(client: client), bus: bus, configuration: configuration)
+    }
+
+    func change(_ user: String, _ timezone: String, _ version: Int) -> SessionEventBus.Notification {
+        .event(SessionEvent(kind: .settingsChanged, user: user, timezone: timezone, version: version, origin: "t"))
+    }
+
+    @Test func servesNothingUntilSubscribedAndAppliesByVersion() throws {
+        let cache = try makeCache(.init())
+        cache.apply(change("alice", "Asia/Tokyo", 2))
+        #expect(cache.cachedTimezone(for: "alice") == nil, "not subscribed yet: nothing is cached")
+        cache.apply(.subscribed)
+        cache.apply(change("alice", "Asia/Tokyo", 2))
+        #expect(cache.cachedTimezone(for: "alice") == "Asia/Tokyo")
+        cache.apply(change("alice", "Europe/Paris", 1))
+        #expect(cache.cachedTimezone(for: "alice") == "Asia/Tokyo", "an older event is ignored")
+        cache.remember("alice", UserSettings(timezone: "UTC", version: 1))
+        #expect(cache.cachedTimezone(for: "alice") == "Asia/Tokyo", "an older record is ignored")
+        let stats = cache.statistics
+        #expect(stats.eventsApplied == 1)
+        #expect(stats.eventsIgnored == 2)
+        #expect(stats.hits == 3)
+        #expect(stats.misses == 1)
+    }
+
+    @Test func invalidatePolicyDropsEntriesButRemembersTheVersion() throws {
+        let cache = try makeCache(.init(policy: .invalidate))
+        cache.apply(.subscribed)
+        cache.remember("bob", UserSettings(timezone: "America/New_York", version: 3))
+        cache.apply(change("bob", "Asia/Tokyo", 4))
+        #expect(cache.cachedTimezone(for: "bob") == nil)
+        cache.remember("bob", UserSettings(timezone: "America/New_York", version: 3))
+        #expect(cache.cachedTimezone(for: "bob") == nil, "a read older than the event does not come back")
+        cache.remember("bob", UserSettings(timezone: "Asia/Tokyo", version: 4))
+        #expect(cache.cachedTimezone(for: "bob") == "Asia/Tokyo")
+    }
+
+    @Test func gapsClearEverythingAndCountResyncs() throws {
+        let cache = try makeCache(.init())
+        cache.apply(.subscribed)
+        cache.remember("carol", UserSettings(timezone: "UTC", version: 1))
+        cache.apply(.disconnected(RedisError(.connectionClosed, "killed")))
+        #expect(cache.cachedTimezone(for: "carol") == nil)
+        cache.remember("carol", UserSettings(timezone: "UTC", version: 1))
+        #expect(cache.cachedTimezone(for: "carol") == nil, "nothing is cached during a gap")
+        cache.apply(.resubscribed)
+        #expect(cache.cachedTimezone(for: "carol") == nil, "the cache starts empty after a gap")
+        #expect(cache.statistics.resyncs == 1)
+        #expect(cache.statistics.isSubscribed)
+    }
+
+    @Test func boundedLeastRecentlyUsed() throws {
+        let cache = try makeCache(.init(capacity: 3))
+        cache.apply(.subscribed)
+        for (index, user) in ["a", "b", "c"].enumerated() {
+            cache.remember(user, UserSettings(timezone: "UTC", version: index))
+        }
+        _ = cache.cachedTimezone(for: "a")  // a is now the most recently used
+        cache.remember("d", UserSettings(timezone: "UTC", version: 1))
+        #expect(cache.cachedTimezone(for: "b") == nil, "the least recently used entry was evicted")
+        #expect(cache.cachedTimezone(for: "a") == "UTC")
+        #expect(cache.cachedTimezone(for: "c") == "UTC")
+        #expect(cache.cachedTimezone(for: "d") == "UTC")
+        #expect(cache.statistics.count == 3)
+        for index in 0..<1000 { cache.remember("u\(index)", UserSettings(timezone: "UTC", version: 1)) }
+        #expect(cache.statistics.count == 3)
+    }
+
+    @Test func entriesExpireAfterTheMaximumAge() async throws {
+        let cache = try makeCache(.init(maximumAge: .milliseconds(50)))
+        cache.apply(.subscribed)
+        cache.remember("dave", UserSettings(timezone: "UTC", version: 1))
+        #expect(cache.cachedTimezone(for: "dave") == "UTC")
+        try await Task.sleep(for: .milliseconds(80))
+        #expect(cache.cachedTimezone(for: "dave") == nil, "a lost event cannot keep a value forever")
+    }
+
+    @Test func logoutEventsAreAppliedUnknownKindsIgnored() throws {
+        let cache = try makeCache(.init())
+        cache.apply(.subscribed)
+        cache.apply(.event(SessionEvent(kind: .loggedOut, user: "e", version: 0, origin: "t")))
+        cache.apply(.event(SessionEvent(kind: .init(rawValue: "user.renamed"), user: "e", version: 1, origin: "t")))
+        cache.apply(.malformed(MalformedEvent(reason: "x", payload: [])))
+        #expect(cache.statistics.eventsApplied == 1)
+        #expect(cache.statistics.eventsIgnored == 1)
+        #expect(cache.statistics.eventsMalformed == 1)
+    }
+}
