@@ -11,11 +11,11 @@ import Testing
         try await withClient(poolSize: 1, commandTimeout: .milliseconds(200), url: server.url) { (client: RedisClient) async throws in
             let started = ContinuousClock.now
             await #expect {
-                try await client.send("DEBUG", "SLEEP", "1")
+                try await client.send("DEBUG", "SLEEP", "2")
             } throws: { error in
                 (error as? RedisError)?.code == .timeout
             }
-            #expect(ContinuousClock.now - started < .milliseconds(900))
+            #expect(ContinuousClock.now - started < .milliseconds(1500), "the timeout, not the reply, ended the wait")
             // The timed-out connection was discarded; a new one answers (its late reply is never misread).
             #expect(await eventually { (try? await client.send("PING")) == .simpleString("PONG") })
             try await client.send("SET", "after-timeout", "ok")
@@ -127,10 +127,11 @@ import Testing
         defer { server.stop() }
         try await withClient(poolSize: 1, commandTimeout: .seconds(5), url: server.url) { (client: RedisClient) async throws in
             try await client.send("PING")
-            let sleeper = Task { try await client.send("DEBUG", "SLEEP", "0.5") }
-            try await Task.sleep(for: .milliseconds(50))
+            let sleeper = Task { try await client.send("DEBUG", "SLEEP", "1") }
+            #expect(await eventually { client.statistics.requests == 2 })
+            try await Task.sleep(for: .milliseconds(20))
             let waiter = Task { try await client.send("GET", "never-mind") }
-            try await Task.sleep(for: .milliseconds(50))
+            #expect(await eventually { client.statistics.requests == 3 })
             let cancelledAt = ContinuousClock.now
             waiter.cancel()
             await #expect {
@@ -138,7 +139,7 @@ import Testing
             } throws: { error in
                 (error as? RedisError)?.code == .cancelled
             }
-            #expect(ContinuousClock.now - cancelledAt < .milliseconds(200))
+            #expect(ContinuousClock.now - cancelledAt < .milliseconds(500), "the waiter did not wait for the sleeper")
             _ = try await sleeper.value
             // The connection stayed in step: the next command gets its own reply.
             #expect(try await client.send("ECHO", "in-step").string == "in-step")
@@ -165,7 +166,8 @@ import Testing
         } throws: { error in
             (error as? RedisError)?.code == .closed
         }
-        #expect(!threadNames().contains { $0.hasPrefix(prefix) })
+        // close() returns once each thread has released its connection; the thread itself ends a moment later.
+        #expect(await eventually(timeout: .seconds(1)) { !threadNames().contains { $0.hasPrefix(prefix) } })
         // Dropping the subscription ends its thread.
         #expect(await eventually(timeout: .seconds(2)) { !threadNames().contains(subscriberThread) })
     }

@@ -149,7 +149,9 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) 
         var session = try await a.flows.login(session: nil, userID: "dave")
         try await a.flows.changeTimezone(session: &session, to: "Asia/Tokyo")
 
-        // From now on, B must never serve Europe/Paris again.
+        // Once B has resubscribed, it must never serve Europe/Paris again. (Between the kill and B noticing it, no
+        // cache can know; the maximum age bounds that window.)
+        #expect(await eventually { b.cache.statistics.resyncs == resyncsBefore + 1 }, "B did not resubscribe")
         let deadline = ContinuousClock.now + .milliseconds(800)
         while ContinuousClock.now < deadline {
             let value = try await b.cache.timezone(for: "dave")
