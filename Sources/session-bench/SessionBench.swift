@@ -11,6 +11,7 @@ struct SessionBench {
         Benchmarks:
           client     GET from 1 and 64 concurrent tasks vs redis-benchmark -c 1 / -c 64 (and -P 16)
           sessions   session load and save from 64 concurrent tasks vs redis-benchmark -c 64 -t get
+          events     settings-event propagation to 3 instances (p50/p99) and the cached timezone lookup cost
 
         Options:
           --json           print one JSON object of every figure as the last line
@@ -41,6 +42,7 @@ struct SessionBench {
             switch benchmark {
             case "client": report = try await ClientBenchmark(options: options).run()
             case "sessions": report = try await SessionsBenchmark(options: options).run()
+            case "events": report = try await EventsBenchmark(options: options).run()
             default:
                 FileHandle.standardError.write(Data("session-bench: unknown benchmark '\(benchmark)'\n\n\(usage)\n".utf8))
                 exit(64)

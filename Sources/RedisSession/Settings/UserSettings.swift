@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A user's settings as stored in Redis (`<prefix>user:<id>`): the source of truth every instance's cache follows.
 public struct UserSettings: Sendable, Hashable {

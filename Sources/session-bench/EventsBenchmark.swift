@@ -1,0 +1,173 @@
+import Foundation
+import RedisClient
+import RedisSession
+import RedisTesting
+import Synchronization
+
+/// `session-bench events`: settings-event propagation (publish on one instance, applied on three others) and the
+/// cost of a cached timezone lookup.
+struct EventsBenchmark {
+    let options: BenchOptions
+    let events = 10_000
+
+    /// Collects, for the event in flight, when each receiving instance applied it.
+    final class Tracker: Sendable {
+        struct State {
+            var version = -1
+            var started = ContinuousClock.now
+            var arrivals = 0
+            var samples: [Duration] = []
+            var waiter: CheckedContinuation<Void, Never>?
+        }
+        let receivers: Int
+        let state = Mutex(State())
+
+        init(receivers: Int) { self.receivers = receivers }
+
+        func arrived(version: Int) {
+            let now = ContinuousClock.now
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                guard version == state.version else { return nil }
+                state.samples.append(now - state.started)
+                state.arrivals += 1
+                guard state.arrivals == receivers else { return nil }
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
+        }
+
+        /// Starts timing `version`, runs `publish`, and returns once every receiver has it.
+        func measure(version: Int, _ publish: () async throws -> Void) async throws {
+            state.withLock {
+                $0.version = version
+                $0.arrivals = 0
+                $0.started = .now
+            }
+            try await publish()
+            await withCheckedContinuation { continuation in
+                let done = state.withLock { state -> Bool in
+                    if state.arrivals == receivers { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if done { continuation.resume() }
+            }
+        }
+
+        var samples: [Duration] { state.withLock { $0.samples } }
+    }
+
+    func run() async throws -> BenchReport {
+        try await options.withServer { url, _, _ in
+            let configuration = try RedisConfiguration(url: url)
+            let prefix = "benchevents:"
+
+            // Reference: bare pub/sub delivery with the same client library, no decoding, no cache.
+            let bare = Tracker(receivers: 3)
+            let publisher = RedisClient(configuration: configuration)
+            var bareTasks: [Task<Void, Never>] = []
+            for _ in 0..<3 {
+                let subscription = RedisSubscriber(configuration: configuration).subscribe(to: ["bench-bare"])
+                bareTasks.append(
+                    Task {
+                        for await event in subscription {
+                            if case .message(let message) = event, let version = Int(String(decoding: message.payload, as: UTF8.self)) {
+                                bare.arrived(version: version)
+                            }
+                        }
+                    })
+            }
+            try await waitForSubscribers(publisher, channel: "bench-bare", count: 3)
+            for version in 0..<events {
+                try await bare.measure(version: version) { try await publisher.send("PUBLISH", "bench-bare", version) }
+            }
+            bareTasks.forEach { $0.cancel() }
+
+            // The real path: one publishing instance, three receiving instances, each with its own client, bus and
+            // cache, the event decoded and applied.
+            let tracker = Tracker(receivers: 3)
+            var receivers: [(RedisClient, UserSettingsCache, Task<Void, Never>)] = []
+            for _ in 0..<3 {
+                let client = RedisClient(configuration: configuration)
+                let bus = SessionEventBus(client: client, keyPrefix: prefix)
+                let cache = UserSettingsCache(
+                    settings: UserSettingsStore(client: client, keyPrefix: prefix), bus: bus,
+                    observer: { notification in
+                        if case .event(let event) = notification { tracker.arrived(version: event.version) }
+                    })
+                receivers.append((client, cache, Task { await cache.run() }))
+            }
+            let bus = SessionEventBus(client: publisher, keyPrefix: prefix)
+            try await waitForSubscribers(publisher, channel: bus.channel, count: 3)
+            for version in 0..<events {
+                let event = SessionEvent(
+                    kind: .settingsChanged, user: "user\(version % 100)", timezone: "Europe/Paris", version: version,
+                    origin: "bench")
+                try await tracker.measure(version: version) { try await bus.publish(event) }
+            }
+
+            // Cached lookup: the first receiver's cache holds 100 users by now.
+            let cache = receivers[0].1
+            guard cache.cachedTimezone(for: "user1") != nil else {
+                throw BenchOptions.Problem(description: "the cache did not hold the benchmark users")
+            }
+            let lookups = 2_000_000
+            var lookupNanoseconds: [Double] = []
+            for _ in 0..<options.rounds {
+                let started = ContinuousClock.now
+                var found = 0
+                for index in 0..<lookups where cache.cachedTimezone(for: Self.users[index & 63]) != nil { found += 1 }
+                guard found == lookups else {
+                    throw BenchOptions.Problem(description: "benchmark users fell out of the cache")
+                }
+                lookupNanoseconds.append((ContinuousClock.now - started).seconds * 1e9 / Double(lookups))
+            }
+            let concurrent = try await throughput(tasks: 2, operations: lookups) { index in
+                _ = cache.cachedTimezone(for: Self.users[index & 63])
+            }
+
+            for (client, _, task) in receivers {
+                task.cancel()
+                await task.value
+                await client.close()
+            }
+            await publisher.close()
+
+            var report = BenchReport()
+            let samples = tracker.samples.map(\.milliseconds)
+            let bareSamples = bare.samples.map(\.milliseconds)
+            report.section("propagation: publish on one instance until applied on each of 3 others, \(events) events")
+            report.figure("bare.p50_ms", "bare pub/sub delivery (reference), p50", percentile(bareSamples, 0.50), unit: "ms", digits: 3)
+            report.figure("bare.p99_ms", "bare pub/sub delivery (reference), p99", percentile(bareSamples, 0.99), unit: "ms", digits: 3)
+            report.figure("propagation.p50_ms", "event decoded and applied to the cache, p50", percentile(samples, 0.50), unit: "ms", digits: 3)
+            report.figure("propagation.p99_ms", "event decoded and applied to the cache, p99 (target < 1 ms)", percentile(samples, 0.99), unit: "ms", digits: 3)
+            report.ratio("ratio.propagation_p99_vs_bare", "p99 vs bare delivery p99", percentile(samples, 0.99) / percentile(bareSamples, 0.99))
+            report.section("cached timezone lookup (hit), median of \(options.rounds) rounds")
+            report.figure("cache.lookup_ns", "cost of one lookup, 1 task (target < 100 ns)", median(lookupNanoseconds), unit: "ns", digits: 1)
+            report.rate("cache.lookups_per_second.c1", "lookups per second, 1 task", 1e9 / median(lookupNanoseconds))
+            report.rate("cache.lookups_per_second.c2", "lookups per second, 2 tasks", concurrent)
+            return report
+        }
+    }
+
+    static let users = (0..<64).map { "user\($0)" }
+
+    private func waitForSubscribers(_ client: RedisClient, channel: String, count: Int) async throws {
+        for _ in 0..<500 {
+            if (try await client.send("PUBSUB", "NUMSUB", channel).array?.last?.int ?? 0) >= count { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw BenchOptions.Problem(description: "subscribers did not come up")
+    }
+}
+
+func percentile(_ values: [Double], _ fraction: Double) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count) * fraction).rounded(.up)) - 1)]
+}
+
+extension Duration {
+    var milliseconds: Double { seconds * 1000 }
+}
