@@ -45,22 +45,27 @@ public struct SessionFlows: Sendable {
     /// - Parameters:
     ///   - session: The visitor's current session, if any.
     ///   - userID: The authenticated user.
+    ///   - attributes: More string attributes to store in the same write (a CSRF token, say).
     /// - Returns: The signed-in session; set its ID as the cookie.
-    public func login(session: Session?, userID: String) async throws(SessionError) -> Session {
+    public func login(
+        session: Session?, userID: String, attributes: [String: String] = [:]
+    ) async throws(SessionError) -> Session {
         let record = try await settings.read(userID: userID)
         let timezone = record?.timezone ?? defaultTimezone
+        var initial = attributes
+        initial["timezone"] = timezone
         var signedIn: Session
         if var existing = session {
             existing.userID = userID
-            existing["timezone"] = timezone
+            for (key, value) in initial { existing[key] = value }
             do {
                 try await sessions.regenerate(&existing)
                 signedIn = existing
             } catch where error.code == .sessionNotFound {
-                signedIn = try await sessions.create(userID: userID, attributes: ["timezone": timezone])
+                signedIn = try await sessions.create(userID: userID, attributes: initial)
             }
         } else {
-            signedIn = try await sessions.create(userID: userID, attributes: ["timezone": timezone])
+            signedIn = try await sessions.create(userID: userID, attributes: initial)
         }
         if let record { cache?.remember(userID, record) }
         await publishBestEffort(

@@ -1,0 +1,42 @@
+import Logging
+import RedisClient
+import RedisSession
+
+/// What the route handlers share: the component's parts, wired for one instance.
+struct AppState: Sendable {
+    let configuration: WebTierConfiguration
+    let client: RedisClient
+    let store: RedisSessionStore
+    let cache: UserSettingsCache
+    let flows: SessionFlows
+    let users: UserDirectory
+    let cookie: SessionCookie
+
+    var instanceID: String { configuration.instanceID }
+
+    init(configuration: WebTierConfiguration) {
+        self.configuration = configuration
+        var redis = configuration.redis
+        redis.clientName = configuration.instanceID
+        let client = RedisClient(configuration: redis)
+        let store = RedisSessionStore(client: client, configuration: configuration.sessions)
+        let settings = UserSettingsStore(client: client, keyPrefix: configuration.keyPrefix)
+        let bus = SessionEventBus(
+            client: client, keyPrefix: configuration.keyPrefix, subscriberName: "\(configuration.instanceID)-sub")
+        let cache = UserSettingsCache(settings: settings, bus: bus, configuration: configuration.cache)
+        self.client = client
+        self.store = store
+        self.cache = cache
+        self.flows = SessionFlows(
+            sessions: store, settings: settings, bus: bus, cache: cache, instanceID: configuration.instanceID)
+        self.users = UserDirectory(
+            client: client, settings: settings, keyPrefix: configuration.keyPrefix, bcryptCost: configuration.bcryptCost,
+            failureLimit: configuration.loginFailureLimit, failureWindow: configuration.loginFailureWindow)
+        self.cookie = SessionCookie(secure: configuration.secureCookies, maxAge: configuration.sessions.idleTimeout)
+    }
+
+    /// The `Set-Cookie` value of the anonymous login form's CSRF cookie.
+    func csrfCookieHeader(_ token: String) -> String {
+        "\(CSRFToken.cookieName)=\(token); Path=/; HttpOnly; SameSite=Lax" + (configuration.secureCookies ? "; Secure" : "")
+    }
+}

@@ -1,0 +1,30 @@
+import HTTPTypes
+public import Hummingbird
+
+extension HTTPField.Name {
+    static let xInstance = Self("X-Instance")!
+    static let hxRequest = Self("HX-Request")!
+    static let hxRefresh = Self("HX-Refresh")!
+    static let xCSRFToken = Self("X-CSRF-Token")!
+}
+
+/// Adds `X-Instance: <instance id>` to every response, error responses included, so a load balancer's routing is
+/// visible to tests and people.
+public struct InstanceHeaderMiddleware<Context: RequestContext>: RouterMiddleware {
+    let instanceID: String
+
+    public init(instanceID: String) { self.instanceID = instanceID }
+
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as any HTTPResponseError {
+            response = try error.response(from: request, context: context)
+        }
+        response.headers[.xInstance] = instanceID
+        return response
+    }
+}

@@ -1,0 +1,133 @@
+import RedisClient
+import Logging
+import Foundation
+import HTTPTypes
+import Hummingbird
+import RedisSession
+
+/// `GET /`, `POST /login`, `POST /logout`, `GET /sessions`, `POST /logout-everywhere`.
+struct AccountRoutes: Sendable {
+    let state: AppState
+
+    func register(on router: Router<AppRequestContext>) {
+        router.get("/") { request, context in try await landing(request, context) }
+        router.post("/login") { request, context in try await login(request, context) }
+        router.post("/logout") { request, context in try await logout(request, context) }
+        router.get("/sessions") { request, context in try await sessions(request, context) }
+        router.post("/logout-everywhere") { request, context in try await logoutEverywhere(request, context) }
+    }
+
+    /// The signed-in landing page, or the login form. An anonymous view writes nothing to Redis.
+    func landing(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        guard let session = context.session, let user = session.userID else {
+            return loginForm(request, error: nil, status: .ok)
+        }
+        let timezone: String
+        do {
+            timezone = try await state.cache.timezone(for: user) ?? session["timezone"] ?? "UTC"
+        } catch {
+            return Pages.unavailable()
+        }
+        let page = Pages.landing(
+            instanceID: state.instanceID, user: user, timezone: timezone, session: session,
+            csrf: session[CSRFToken.attribute] ?? "", now: Date())
+        return Pages.html(page)
+    }
+
+    /// The login form with its double-submit CSRF cookie (set only when the visitor has none).
+    func loginForm(_ request: Request, error: String?, username: String = "", status: HTTPResponse.Status) -> Response {
+        let existing = CSRFToken.cookie(CSRFToken.cookieName, in: request.headers[.cookie]).flatMap { SessionID($0)?.text }
+        let token = existing ?? CSRFToken.make()
+        var response = Pages.html(
+            Pages.login(instanceID: state.instanceID, csrf: token, error: error, username: username), status: status)
+        if existing == nil { response.headers.append(HTTPField(name: .setCookie, value: state.csrfCookieHeader(token))) }
+        return response
+    }
+
+    func login(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let form = try await FormBody.parse(request, context: context)
+        let submitted = form["csrf"] ?? request.headers[.xCSRFToken]
+        let anonymousToken = CSRFToken.cookie(CSRFToken.cookieName, in: request.headers[.cookie])
+        guard CSRFToken.matches(submitted, anonymousToken)
+            || CSRFToken.matches(submitted, context.session?[CSRFToken.attribute])
+        else {
+            return Pages.forbidden(instanceID: state.instanceID)
+        }
+        let username = form["username"] ?? ""
+        let verdict: UserDirectory.Verdict
+        do {
+            verdict = try await state.users.verify(username: username, password: form["password"] ?? "")
+        } catch {
+            return Pages.unavailable()
+        }
+        switch verdict {
+        case .throttled(let retryAfter):
+            var response = loginForm(
+                request, error: "Too many failed attempts for this account. Try again in \(retryAfter) s.",
+                username: username, status: .tooManyRequests)
+            response.headers[.retryAfter] = String(retryAfter)
+            return response
+        case .rejected:
+            return loginForm(request, error: "Wrong user name or password.", username: username, status: .unauthorized)
+        case .accepted(let userID):
+            let session: Session
+            do {
+                session = try await state.flows.login(
+                    session: context.session, userID: userID, attributes: [CSRFToken.attribute: CSRFToken.make()])
+            } catch {
+                return Pages.unavailable()
+            }
+            context.logger.info("signed in", metadata: ["rsess.user": "\(userID)"])
+            var response = Pages.redirect(to: "/")
+            response.headers.append(HTTPField(name: .setCookie, value: state.cookie.header(for: session.id)))
+            return response
+        }
+    }
+
+    func logout(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        guard let session = context.session else { return Pages.redirect(to: "/") }
+        guard try await Self.csrfMatches(request, context, session) else { return Pages.forbidden(instanceID: state.instanceID) }
+        do {
+            try await state.flows.logout(session: session)
+        } catch {
+            return Pages.unavailable()
+        }
+        var response = Pages.redirect(to: "/")
+        response.headers.append(HTTPField(name: .setCookie, value: state.cookie.expiredHeader()))
+        return response
+    }
+
+    func sessions(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        guard let session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
+        do {
+            let list = try await state.store.sessions(userID: user)
+            let timezone = try await state.cache.timezone(for: user) ?? "UTC"
+            return Pages.html(
+                Pages.sessions(
+                    instanceID: state.instanceID, list: list, current: session.id, timezone: timezone,
+                    csrf: session[CSRFToken.attribute] ?? ""))
+        } catch {
+            return Pages.unavailable()
+        }
+    }
+
+    func logoutEverywhere(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        guard let session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
+        guard try await Self.csrfMatches(request, context, session) else { return Pages.forbidden(instanceID: state.instanceID) }
+        do {
+            let count = try await state.flows.logoutEverywhere(userID: user)
+            context.logger.info("logged out everywhere", metadata: ["rsess.user": "\(user)", "rsess.sessions": "\(count)"])
+        } catch {
+            return Pages.unavailable()
+        }
+        var response = Pages.redirect(to: "/")
+        response.headers.append(HTTPField(name: .setCookie, value: state.cookie.expiredHeader()))
+        return response
+    }
+
+    /// A signed-in visitor's POST must carry the session's token, in the form or in `X-CSRF-Token`.
+    static func csrfMatches(_ request: Request, _ context: AppRequestContext, _ session: Session) async throws -> Bool {
+        let form = try await FormBody.parse(request, context: context)
+        return CSRFToken.matches(form["csrf"] ?? request.headers[.xCSRFToken], session[CSRFToken.attribute])
+    }
+}

@@ -1,0 +1,66 @@
+import RedisClient
+import Logging
+import Foundation
+import Hummingbird
+import RedisSession
+
+/// `GET /healthz` and `GET /stats`, for load balancers, the rig and people.
+struct OperationsRoutes: Sendable {
+    let state: AppState
+
+    func register(on router: Router<AppRequestContext>) {
+        router.get("/healthz") { _, _ in await health() }
+        router.get("/stats") { _, _ in stats() }
+    }
+
+    /// `200` when Redis answers and the subscriber is connected, else `503` with the reason.
+    func health() async -> Response {
+        var problems: [String] = []
+        do {
+            try await state.client.send("PING")
+        } catch {
+            problems.append("redis: \(error)")
+        }
+        let subscribed = state.cache.statistics.isSubscribed
+        if !subscribed { problems.append("subscriber: not subscribed to the events channel") }
+        let body =
+            "{\"instance\":\(jsonString(state.instanceID)),\"status\":\"\(problems.isEmpty ? "ok" : "unavailable")\","
+            + "\"redis\":\(problems.contains { $0.hasPrefix("redis") } ? "\"down\"" : "\"ok\""),"
+            + "\"subscriber\":\"\(subscribed ? "subscribed" : "disconnected")\""
+            + (problems.isEmpty ? "" : ",\"reason\":\(jsonString(problems.joined(separator: "; ")))") + "}"
+        return Pages.json(body, status: problems.isEmpty ? .ok : .serviceUnavailable)
+    }
+
+    /// The cache and event counters, flat keys.
+    func stats() -> Response {
+        let stats = state.cache.statistics
+        let client = state.client.statistics
+        let lag = stats.lastEventLagMilliseconds.map { String(format: "%.3f", $0) } ?? "null"
+        let body = """
+            {"instance":\(jsonString(state.instanceID)),"cache.hits":\(stats.hits),"cache.misses":\(stats.misses),\
+            "cache.entries":\(stats.count),"events.applied":\(stats.eventsApplied),"events.ignored":\(stats.eventsIgnored),\
+            "events.malformed":\(stats.eventsMalformed),"subscriber.resyncs":\(stats.resyncs),\
+            "subscriber.connected":\(stats.isSubscribed),"events.last_lag_ms":\(lag),\
+            "redis.connections":\(state.client.connectedCount),"redis.requests":\(client.requests),\
+            "redis.batches":\(client.batches)}
+            """
+        return Pages.json(body)
+    }
+}
+
+/// A JSON string literal.
+func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}

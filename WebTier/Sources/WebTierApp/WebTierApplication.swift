@@ -1,0 +1,30 @@
+import ServiceLifecycle
+public import Hummingbird
+public import Logging
+
+/// Builds one web-tier instance: routes, middleware and the component's services in one Hummingbird application.
+///
+/// ```swift
+/// let app = buildApplication(configuration: configuration, logger: Logger(label: "webtier"))
+/// try await app.runService()   // SIGTERM / SIGINT: graceful shutdown
+/// ```
+///
+/// Graceful shutdown stops the HTTP server first (in-flight requests finish), then the settings cache's
+/// subscription, then the Redis pool.
+public func buildApplication(configuration: WebTierConfiguration, logger: Logger) -> some ApplicationProtocol {
+    let state = AppState(configuration: configuration)
+    let router = Router(context: AppRequestContext.self)
+    router.add(middleware: InstanceHeaderMiddleware(instanceID: configuration.instanceID))
+    OperationsRoutes(state: state).register(on: router)
+    router.add(middleware: SessionMiddleware(store: state.store, cookie: state.cookie))
+    AccountRoutes(state: state).register(on: router)
+    SettingsRoutes(state: state).register(on: router)
+
+    var services: [any Service] = [RedisClientService(client: state.client), SettingsCacheService(cache: state.cache)]
+    if configuration.seedDemoUsers { services.append(DemoUserSeeder(users: state.users, logger: logger)) }
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        services: services,
+        logger: logger)
+}

@@ -1,0 +1,60 @@
+public import RedisClient
+public import RedisSession
+
+/// Everything one web-tier instance needs to know.
+public struct WebTierConfiguration: Sendable {
+    /// This instance's name: the `X-Instance` header, the `origin` of its events, its Redis client names.
+    public var instanceID: String
+    /// Address to bind (`127.0.0.1` on a host, `0.0.0.0` in a container).
+    public var host: String
+    /// Port to listen on.
+    public var port: Int
+    /// The Redis server shared by every instance.
+    public var redis: RedisConfiguration
+    /// Key prefix of every Redis key and of the events channel.
+    public var keyPrefix: String
+    /// Whether cookies carry `Secure` (set it behind HTTPS).
+    public var secureCookies: Bool
+    /// Session timeouts and limits.
+    public var sessions: SessionStoreConfiguration
+    /// Settings cache size, staleness bound and policy.
+    public var cache: UserSettingsCache.Configuration
+    /// bcrypt cost for new password hashes (tests use 4).
+    public var bcryptCost: UInt8
+    /// Failed logins allowed per account within ``loginFailureWindow`` before `429`.
+    public var loginFailureLimit: Int
+    /// The window of the failed-login counter.
+    public var loginFailureWindow: Duration
+    /// Whether to create the demo users at start.
+    public var seedDemoUsers: Bool
+
+    /// Creates a configuration; every argument but the Redis configuration has a default.
+    public init(
+        instanceID: String = "web",
+        host: String = "127.0.0.1",
+        port: Int = 8080,
+        redis: RedisConfiguration,
+        keyPrefix: String = "rsess:",
+        secureCookies: Bool = false,
+        sessions: SessionStoreConfiguration? = nil,
+        cache: UserSettingsCache.Configuration = .init(),
+        bcryptCost: UInt8 = 10,
+        loginFailureLimit: Int = 5,
+        loginFailureWindow: Duration = .seconds(300),
+        seedDemoUsers: Bool = false
+    ) {
+        precondition((4...31).contains(bcryptCost), "bcrypt cost must be within 4...31")
+        self.instanceID = instanceID
+        self.host = host
+        self.port = port
+        self.redis = redis
+        self.keyPrefix = keyPrefix
+        self.secureCookies = secureCookies
+        self.sessions = sessions ?? SessionStoreConfiguration(keyPrefix: keyPrefix)
+        self.cache = cache
+        self.bcryptCost = bcryptCost
+        self.loginFailureLimit = loginFailureLimit
+        self.loginFailureWindow = loginFailureWindow
+        self.seedDemoUsers = seedDemoUsers
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import RedisClient
+import RedisSession
+import WebTierApp
+
+/// `webtier`: one instance of the demo web tier. Run several behind a load balancer, all on one Redis.
+@main
+struct WebTierCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "webtier",
+        abstract: "One instance of the demo web tier: sessions in Redis, settings synchronised across instances.",
+        discussion: """
+            Every option can also be set with the environment variable named in its help. \
+            Demo users (--seed-demo-users): alice / wonderland (Europe/Paris), bob / builder (America/New_York).
+            """)
+
+    @Option(help: "Port to listen on (env PORT).")
+    var port: Int = Self.environment("PORT").flatMap(Int.init) ?? 8080
+
+    @Option(help: "Address to bind; 0.0.0.0 in a container (env HOST).")
+    var host: String = Self.environment("HOST") ?? "127.0.0.1"
+
+    @Option(help: "This instance's name, sent as X-Instance (env INSTANCE_ID; default: the host name).")
+    var instanceID: String = Self.environment("INSTANCE_ID") ?? ProcessInfo.processInfo.hostName
+
+    @Option(help: "Redis URL (env REDIS_URL; default redis://127.0.0.1:6379).")
+    var redisURL: String = Self.environment("REDIS_URL") ?? "redis://127.0.0.1:6379"
+
+    @Option(help: "Prefix of every Redis key and of the events channel (env RSESS_PREFIX).")
+    var prefix: String = Self.environment("RSESS_PREFIX") ?? "rsess:"
+
+    @Flag(help: "Mark cookies Secure, for deployments behind HTTPS (env SECURE_COOKIES=1).")
+    var secureCookies: Bool = Self.flag("SECURE_COOKIES")
+
+    @Flag(help: "Create the demo users if absent (env SEED_DEMO_USERS=1).")
+    var seedDemoUsers: Bool = Self.flag("SEED_DEMO_USERS")
+
+    @Option(help: "Settings cache policy on change events: refresh or invalidate (env CACHE_POLICY).")
+    var cachePolicy: String = Self.environment("CACHE_POLICY") ?? "refresh"
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
+    var logLevel: String = Self.environment("LOG_LEVEL") ?? "info"
+
+    func validate() throws {
+        guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
+        guard !instanceID.isEmpty else { throw ValidationError("--instance-id must not be empty") }
+        guard !prefix.isEmpty else { throw ValidationError("--prefix must not be empty") }
+        guard ["refresh", "invalidate"].contains(cachePolicy) else {
+            throw ValidationError("--cache-policy must be refresh or invalidate")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        do {
+            _ = try RedisConfiguration(url: redisURL)
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "webtier")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        logger[metadataKey: "rsess.instance"] = "\(instanceID)"
+        var redis = try RedisConfiguration(url: redisURL)
+        redis.connectTimeout = .milliseconds(500)
+        redis.commandTimeout = .seconds(1)
+        let configuration = WebTierConfiguration(
+            instanceID: instanceID, host: host, port: port, redis: redis, keyPrefix: prefix,
+            secureCookies: secureCookies,
+            cache: .init(policy: cachePolicy == "invalidate" ? .invalidate : .refresh),
+            seedDemoUsers: seedDemoUsers)
+        logger.info(
+            "starting", metadata: ["rsess.listen": "\(host):\(port)", "rsess.redis": "\(redis.endpoint)", "rsess.prefix": "\(prefix)"])
+        let app = buildApplication(configuration: configuration, logger: logger)
+        try await app.runService()
+        logger.info("stopped")
+    }
+
+    static func environment(_ name: String) -> String? {
+        guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
+        return value
+    }
+
+    static func flag(_ name: String) -> Bool {
+        ["1", "true", "yes"].contains(environment(name)?.lowercased() ?? "")
+    }
+}

@@ -1,0 +1,194 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import RedisClient
+import RedisSession
+import RedisTesting
+import Testing
+
+@testable import WebTierApp
+
+@Suite(.timeLimit(.minutes(2))) struct PageTests {
+    let prefix = uniquePrefix()
+
+    @Test func anonymousVisitorsGetTheLoginFormAndWriteNothing() async throws {
+        let app = try await makeApp(prefix: prefix)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            let redis = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
+            let keysBefore = try await redis.send("KEYS", prefix + "*").array?.count
+            var browser = Browser()
+            let page = try await browser.get(client, "/")
+            #expect(page.status == .ok)
+            #expect(page.headers[.xInstanceTest] == "test-1")
+            #expect(String(buffer: page.body).contains("action=\"/login\""))
+            #expect(shownTimezone(page) == nil)
+            #expect(browser.cookies["rsess_csrf"] != nil, "the login form's CSRF cookie")
+            _ = try await browser.get(client, "/")
+            #expect(try await redis.send("KEYS", prefix + "*").array?.count == keysBefore, "anonymous views wrote to Redis")
+            await redis.close()
+        }
+    }
+
+    @Test func loginShowsTheUsersTimezoneAndSetsAHardenedCookie() async throws {
+        let app = try await makeApp(prefix: prefix)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            var browser = Browser()
+            let login = try await browser.signIn(client)
+            #expect(login.status == .seeOther)
+            #expect(login.headers[.location] == "/")
+            let setCookie = login.headers[values: .setCookie].first { $0.hasPrefix("rsess=") } ?? ""
+            #expect(setCookie.contains("HttpOnly"))
+            #expect(setCookie.contains("SameSite=Lax"))
+            #expect(!setCookie.contains("Secure"), "Secure only when configured")
+            let landing = try await browser.get(client, "/")
+            #expect(landing.status == .ok)
+            #expect(shownTimezone(landing) == "Europe/Paris")
+            #expect(String(buffer: landing.body).contains("Hello, alice"))
+        }
+    }
+
+    @Test func wrongCredentialsAre401AndMissingCSRFIs403() async throws {
+        let app = try await makeApp(prefix: prefix)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            var browser = Browser()
+            let wrong = try await browser.signIn(client, password: "not-it")
+            #expect(wrong.status == .unauthorized)
+            #expect(String(buffer: wrong.body).contains("Wrong user name or password"))
+            let unknown = try await browser.signIn(client, user: "nobody", password: "x")
+            #expect(unknown.status == .unauthorized)
+            let noToken = try await browser.post(client, "/login", form: ["username": "alice", "password": "wonderland"])
+            #expect(noToken.status == .forbidden)
+            var stranger = Browser()
+            let forged = try await stranger.post(
+                client, "/login", form: ["username": "alice", "password": "wonderland", "csrf": "forged"])
+            #expect(forged.status == .forbidden)
+        }
+    }
+
+    @Test func repeatedFailuresAreRateLimitedPerAccount() async throws {
+        let app = try await makeApp(prefix: prefix, failureLimit: 3)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            var browser = Browser()
+            for _ in 0..<3 {
+                #expect(try await browser.signIn(client, user: "bob", password: "wrong").status == .unauthorized)
+            }
+            let throttled = try await browser.signIn(client, user: "bob", password: "builder")
+            #expect(throttled.status == .tooManyRequests)
+            #expect(Int(throttled.headers[.retryAfter] ?? "") ?? 0 > 0)
+            // Another account is not affected.
+            #expect(try await browser.signIn(client, user: "alice", password: "wonderland").status == .seeOther)
+        }
+    }
+
+    @Test func settingsChangeByHTMXAndByPlainFormAndUnknownTimezone() async throws {
+        let app = try await makeApp(prefix: prefix)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            var browser = Browser()
+            try await browser.signIn(client, user: "bob", password: "builder")
+            let form = try await browser.get(client, "/settings")
+            #expect(form.status == .ok)
+            #expect(String(buffer: form.body).contains("<option selected>America/New_York</option>"))
+            let token = try #require(Browser.csrf(in: form))
+
+            let htmx = try await browser.post(
+                client, "/settings", form: ["timezone": "Asia/Tokyo"],
+                headers: [.hxRequestTest: "true", .csrfTest: token])
+            #expect(htmx.status == .noContent)
+            #expect(htmx.headers[.hxRefreshTest] == "true")
+            #expect(shownTimezone(try await browser.get(client, "/")) == "Asia/Tokyo")
+
+            let plain = try await browser.post(client, "/settings", form: ["timezone": "Africa/Cairo", "csrf": token])
+            #expect(plain.status == .seeOther)
+            #expect(plain.headers[.location] == "/")
+            #expect(shownTimezone(try await browser.get(client, "/")) == "Africa/Cairo")
+
+            let unknown = try await browser.post(client, "/settings", form: ["timezone": "Mars/Base", "csrf": token])
+            #expect(unknown.status == .unprocessableContent)
+            #expect(String(buffer: unknown.body).contains("Nothing was changed"))
+            #expect(shownTimezone(try await browser.get(client, "/")) == "Africa/Cairo")
+
+            let forged = try await browser.post(client, "/settings", form: ["timezone": "UTC", "csrf": "nope"])
+            #expect(forged.status == .forbidden)
+            #expect(shownTimezone(try await browser.get(client, "/")) == "Africa/Cairo")
+        }
+    }
+
+    @Test func sessionsPageAndLogoutEverywhereInvalidateASecondSession() async throws {
+        let app = try await makeApp(prefix: prefix)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            var laptop = Browser()
+            var phone = Browser()
+            try await laptop.signIn(client)
+            try await phone.signIn(client)
+            let list = try await laptop.get(client, "/sessions")
+            #expect(list.status == .ok)
+            let page = String(buffer: list.body)
+            #expect(page.contains("(this session)"))
+            #expect(page.components(separatedBy: "<tr><td>").count - 1 >= 2, "both sessions are listed")
+            let token = try #require(Browser.csrf(in: list))
+            let out = try await laptop.post(client, "/logout-everywhere", form: ["csrf": token])
+            #expect(out.status == .seeOther)
+            let phoneView = try await phone.get(client, "/")
+            #expect(phoneView.status == .ok)
+            #expect(shownTimezone(phoneView) == nil, "the second session is signed out")
+            #expect(phone.cookies["rsess"] == nil, "the stale cookie is cleared")
+        }
+    }
+
+    @Test func logoutEndsOnlyThisSession() async throws {
+        let app = try await makeApp(prefix: prefix)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            var first = Browser()
+            var second = Browser()
+            try await first.signIn(client)
+            try await second.signIn(client)
+            let token = try #require(Browser.csrf(in: try await first.get(client, "/")))
+            #expect(try await first.post(client, "/logout", form: ["csrf": token]).status == .seeOther)
+            #expect(shownTimezone(try await first.get(client, "/")) == nil)
+            #expect(shownTimezone(try await second.get(client, "/")) == "Europe/Paris")
+        }
+    }
+
+    @Test func malformedUnknownAndExpiredCookiesGiveTheAnonymousPage() async throws {
+        let app = try await makeApp(prefix: prefix)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            for value in ["garbage", "", "%00%ff", String(repeating: "A", count: 43), "AAAA;rsess=\u{7f}", String(repeating: "x", count: 4000)] {
+                let response = try await client.execute(uri: "/", method: .get, headers: [.cookie: "rsess=\(value)"])
+                #expect(response.status == .ok, "cookie \(value.prefix(20))")
+                #expect(String(buffer: response.body).contains("action=\"/login\""))
+            }
+            let unknown = try await client.execute(uri: "/", method: .get, headers: [.cookie: "rsess=\(SessionID().text)"])
+            #expect(unknown.status == .ok)
+            #expect(unknown.headers[values: .setCookie].contains { $0.hasPrefix("rsess=;") && $0.contains("Max-Age=0") })
+        }
+    }
+
+    @Test func healthAndStatsAreJSON() async throws {
+        let app = try await makeApp(instanceID: "web-stats", prefix: prefix)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            let health = try await client.execute(uri: "/healthz", method: .get)
+            #expect(health.status == .ok)
+            #expect(health.headers[.contentType] == "application/json")
+            let healthJSON = try JSONSerialization.jsonObject(with: Data(String(buffer: health.body).utf8)) as? [String: Any]
+            #expect(healthJSON?["status"] as? String == "ok")
+            let stats = try await client.execute(uri: "/stats", method: .get)
+            let json = try JSONSerialization.jsonObject(with: Data(String(buffer: stats.body).utf8)) as? [String: Any]
+            #expect(json?["instance"] as? String == "web-stats")
+            for key in ["cache.hits", "cache.misses", "events.applied", "events.ignored", "events.malformed", "subscriber.resyncs", "events.last_lag_ms"] {
+                #expect(json?.keys.contains(key) == true, "missing \(key)")
+            }
+            #expect(stats.headers[.xInstanceTest] == "web-stats")
+        }
+    }
+}

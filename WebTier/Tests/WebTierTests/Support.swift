@@ -1,0 +1,117 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import RedisClient
+import RedisSession
+import RedisTesting
+import Testing
+
+@testable import WebTierApp
+
+/// A web-tier instance configured for tests: a private key prefix, cheap bcrypt, demo users seeded.
+func makeApp(
+    instanceID: String = "test-1", url: String? = nil, prefix: String, failureLimit: Int = 5
+) async throws -> some ApplicationProtocol {
+    let target: String
+    if let url { target = url } else { target = try await RedisServer.sharedURL() }
+    var redis = try RedisConfiguration(url: target)
+    redis.connectTimeout = .milliseconds(300)
+    redis.commandTimeout = .seconds(1)
+    let configuration = WebTierConfiguration(
+        instanceID: instanceID, port: 0, redis: redis, keyPrefix: prefix, bcryptCost: 4,
+        loginFailureLimit: failureLimit, seedDemoUsers: true)
+    var logger = Logger(label: "webtier-test")
+    logger.logLevel = .warning
+    return buildApplication(configuration: configuration, logger: logger)
+}
+
+func uniquePrefix() -> String { "wt\(UUID().uuidString.prefix(8)):" }
+
+extension HTTPField.Name {
+    static let hxRequestTest = Self("HX-Request")!
+    static let hxRefreshTest = Self("HX-Refresh")!
+    static let xInstanceTest = Self("X-Instance")!
+    static let csrfTest = Self("X-CSRF-Token")!
+}
+
+/// A browser, as far as these tests need one: a cookie jar and form posts.
+struct Browser {
+    var cookies: [String: String] = [:]
+
+    var cookieHeader: HTTPFields {
+        guard !cookies.isEmpty else { return [:] }
+        return [.cookie: cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ")]
+    }
+
+    mutating func remember(_ response: TestResponse) {
+        for value in response.headers[values: .setCookie] {
+            guard let pair = value.split(separator: ";").first, let equals = pair.firstIndex(of: "=") else { continue }
+            let name = String(pair[..<equals])
+            let content = String(pair[pair.index(after: equals)...])
+            if value.contains("Max-Age=0") || content.isEmpty { cookies[name] = nil } else { cookies[name] = content }
+        }
+    }
+
+    mutating func get(_ client: some TestClientProtocol, _ uri: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+        var all = cookieHeader
+        all.append(contentsOf: headers)
+        let response = try await client.execute(uri: uri, method: .get, headers: all)
+        remember(response)
+        return response
+    }
+
+    mutating func post(
+        _ client: some TestClientProtocol, _ uri: String, form: [String: String], headers: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        var all = cookieHeader
+        all[.contentType] = "application/x-www-form-urlencoded"
+        all.append(contentsOf: headers)
+        let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }
+            .joined(separator: "&")
+        let response = try await client.execute(uri: uri, method: .post, headers: all, body: ByteBuffer(string: body))
+        remember(response)
+        return response
+    }
+
+    /// The CSRF token embedded in a page's forms.
+    static func csrf(in response: TestResponse) -> String? {
+        let page = String(buffer: response.body)
+        guard let range = page.range(of: "name=\"csrf\" value=\"") else { return nil }
+        let rest = page[range.upperBound...]
+        return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+    }
+
+    /// Signs in through the login form; returns the final response of the login POST.
+    @discardableResult
+    mutating func signIn(_ client: some TestClientProtocol, user: String = "alice", password: String = "wonderland") async throws -> TestResponse {
+        let form = try await get(client, "/")
+        let token = Self.csrf(in: form) ?? ""
+        return try await post(client, "/login", form: ["username": user, "password": password, "csrf": token])
+    }
+}
+
+/// The IANA identifier the landing page shows (`data-timezone`), or nil for the login page.
+func shownTimezone(_ response: TestResponse) -> String? {
+    let page = String(buffer: response.body)
+    guard let range = page.range(of: "data-timezone=\"") else { return nil }
+    let rest = page[range.upperBound...]
+    return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+}
+
+/// Waits until the instance is healthy (Redis answers, subscribed) and its demo users are seeded.
+func waitUntilReady(_ client: some TestClientProtocol, url: String? = nil, prefix: String) async throws {
+    let target: String
+    if let url { target = url } else { target = try await RedisServer.sharedURL() }
+    let redis = RedisClient(configuration: try RedisConfiguration(url: target))
+    defer { Task { await redis.close() } }
+    for _ in 0..<500 {
+        let health = try await client.execute(uri: "/healthz", method: .get)
+        let seeded = try await redis.send("EXISTS", prefix + "account:alice", prefix + "account:bob").int == 2
+        if health.status == .ok && seeded { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("the instance did not become ready")
+}
