@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "webtier", targets: ["webtier"]),
         .executable(name: "hello-world", targets: ["hello-world"]),
+        .executable(name: "rig-check", targets: ["rig-check"]),
     ],
     dependencies: [
         .package(name: "swift-redis-session", path: ".."),
@@ -58,6 +59,14 @@ let package = Package(
         .executableTarget(
             name: "hello-world",
             dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "rig-check",
+            dependencies: [
+                .product(name: "RedisClient", package: "swift-redis-session"),
+                .product(name: "RedisSession", package: "swift-redis-session"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

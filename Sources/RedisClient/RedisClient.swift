@@ -144,8 +144,7 @@ public final class RedisClient: Sendable {
         var payload: [UInt8] = []
         payload.reserveCapacity(commands.reduce(0) { $0 + $1.encoded.count })
         for command in commands { payload.append(contentsOf: command.encoded) }
-        let name = "pipeline of \(commands.count)"
-        let reply = try await execute(payload: payload, replyCount: commands.count, name: name)
+        let reply = try await execute(payload: payload, replyCount: commands.count, name: "PIPELINE")
         return reply.array ?? []
     }
 

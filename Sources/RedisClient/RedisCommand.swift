@@ -50,6 +50,24 @@ public struct RedisCommand: Sendable, Hashable {
         self.init(arguments: arguments)
     }
 
+    /// Creates a command whose arguments are all strings: the common case, without existential boxes.
+    public init(strings arguments: [String]) {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(16 + arguments.reduce(0) { $0 + $1.utf8.count + 16 })
+        buffer.append(UInt8(ascii: "*"))
+        buffer.append(contentsOf: String(arguments.count).utf8)
+        buffer.append(contentsOf: [13, 10])
+        for argument in arguments {
+            buffer.append(UInt8(ascii: "$"))
+            buffer.append(contentsOf: String(argument.utf8.count).utf8)
+            buffer.append(contentsOf: [13, 10])
+            buffer.append(contentsOf: argument.utf8)
+            buffer.append(contentsOf: [13, 10])
+        }
+        self.encoded = buffer
+        self.name = arguments.first.map { Self.commandName(Array($0.utf8)) } ?? ""
+    }
+
     /// Creates a command from an array of arguments, the first being the command name.
     public init(arguments: [any RedisArgumentConvertible]) {
         var buffer: [UInt8] = []
@@ -57,23 +75,31 @@ public struct RedisCommand: Sendable, Hashable {
         buffer.append(UInt8(ascii: "*"))
         buffer.append(contentsOf: String(arguments.count).utf8)
         buffer.append(contentsOf: [13, 10])
-        var argument: [UInt8] = []
         for value in arguments {
-            argument.removeAll(keepingCapacity: true)
-            value.appendRedisArgument(to: &argument)
-            buffer.append(UInt8(ascii: "$"))
-            buffer.append(contentsOf: String(argument.count).utf8)
-            buffer.append(contentsOf: [13, 10])
-            buffer.append(contentsOf: argument)
+            // Append the bytes first, then slide the `$<length>\r\n` header in front of them: one small memmove
+            // instead of a temporary array per argument.
+            let start = buffer.count
+            value.appendRedisArgument(to: &buffer)
+            let header = Array("$\(buffer.count - start)\r\n".utf8)
+            buffer.insert(contentsOf: header, at: start)
             buffer.append(contentsOf: [13, 10])
         }
         self.encoded = buffer
         if let first = arguments.first {
             var nameBytes: [UInt8] = []
             first.appendRedisArgument(to: &nameBytes)
-            self.name = String(decoding: nameBytes.prefix(32), as: UTF8.self).uppercased()
+            self.name = Self.commandName(nameBytes)
         } else {
             self.name = ""
         }
+    }
+
+    /// The command name for error context: ASCII-uppercased bytes, at most 32 (cheap: runs for every command).
+    static func commandName(_ bytes: [UInt8]) -> String {
+        var name = Array(bytes.prefix(32))
+        for index in name.indices where name[index] >= UInt8(ascii: "a") && name[index] <= UInt8(ascii: "z") {
+            name[index] -= 32
+        }
+        return String(decoding: name, as: UTF8.self)
     }
 }

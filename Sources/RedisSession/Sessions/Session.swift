@@ -87,7 +87,10 @@ public struct Session: Sendable {
     /// A string attribute, the common case (`session["timezone"]`). Setting `nil` removes it. Reading an attribute
     /// that holds something other than a JSON string gives `nil`.
     public subscript(key: String) -> String? {
-        get { try? get(key, as: String.self) }
+        get {
+            guard let bytes = attributes[key] else { return nil }
+            return Self.decodeJSONString(bytes) ?? (try? get(key, as: String.self))
+        }
         set {
             if let newValue {
                 setEncoded(key, Self.encodeJSONString(newValue))
@@ -114,6 +117,16 @@ public struct Session: Sendable {
 
     /// The encoded size the limits apply to: attribute names plus values.
     var encodedSize: Int { attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count } }
+
+    /// The common case without `JSONDecoder`: a JSON string with no escapes. `nil` sends the caller to the decoder.
+    static func decodeJSONString(_ bytes: [UInt8]) -> String? {
+        guard bytes.count >= 2, bytes.first == UInt8(ascii: "\""), bytes.last == UInt8(ascii: "\""),
+            !bytes.contains(UInt8(ascii: "\\"))
+        else { return nil }
+        let inner = bytes[1..<(bytes.count - 1)]
+        guard !inner.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") }) else { return nil }
+        return String(validating: inner, as: UTF8.self)
+    }
 
     static func encodeJSONString(_ value: String) -> [UInt8] {
         // Equivalent to JSONEncoder for a string fragment, without its cost on the hot path.

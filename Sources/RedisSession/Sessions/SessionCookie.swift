@@ -53,16 +53,32 @@ public struct SessionCookie: Sendable, Hashable {
     /// - Parameter header: The `Cookie` header (`a=1; rsess=...`), or `nil`.
     /// - Returns: `nil` when the cookie is absent or not exactly a ``SessionID``; no store call is needed to decide.
     public func sessionID(fromCookieHeader header: String?) -> SessionID? {
-        guard let header else { return nil }
-        for pair in header.split(separator: ";") {
-            let trimmed = pair.drop { $0 == " " || $0 == "\t" }
-            guard let equals = trimmed.firstIndex(of: "=") else { continue }
-            guard trimmed[..<equals] == name else { continue }
-            var value = trimmed[trimmed.index(after: equals)...]
-            while value.last == " " || value.last == "\t" { value = value.dropLast() }
-            if value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 { value = value.dropFirst().dropLast() }
-            return SessionID(value)
+        // Runs on every request: scan the bytes once, no splitting, no intermediate strings.
+        guard var header, !header.isEmpty else { return nil }
+        return header.withUTF8 { bytes -> SessionID? in
+            let name = Array(self.name.utf8)
+            var index = 0
+            while index < bytes.count {
+                // Skip separators and whitespace before a cookie pair.
+                while index < bytes.count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t")
+                    || bytes[index] == UInt8(ascii: ";")
+                {
+                    index += 1
+                }
+                let start = index
+                while index < bytes.count, bytes[index] != UInt8(ascii: ";") { index += 1 }
+                var pair = bytes[start..<index]
+                guard pair.count > name.count, pair.starts(with: name), pair[start + name.count] == UInt8(ascii: "=") else {
+                    continue
+                }
+                pair = pair[(start + name.count + 1)...]
+                while let last = pair.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { pair = pair.dropLast() }
+                if pair.count >= 2, pair.first == UInt8(ascii: "\""), pair.last == UInt8(ascii: "\"") {
+                    pair = pair.dropFirst().dropLast()
+                }
+                return SessionID(utf8: UnsafeBufferPointer(rebasing: pair))
+            }
+            return nil
         }
-        return nil
     }
 }

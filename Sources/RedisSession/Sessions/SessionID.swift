@@ -26,7 +26,12 @@ public struct SessionID: Sendable, Hashable, CustomStringConvertible {
     /// - Parameter text: The cookie value.
     /// - Returns: `nil` unless it is exactly 43 base64url characters encoding 32 bytes canonically.
     public init?(_ text: some StringProtocol) {
-        let utf8 = Array(text.utf8)
+        var copy = String(text)
+        guard let id = copy.withUTF8({ SessionID(utf8: $0) }) else { return nil }
+        self = id
+    }
+
+    init?(utf8: UnsafeBufferPointer<UInt8>) {
         guard utf8.count == Self.textLength, utf8.allSatisfy(Base64URL.isAlphabet) else { return nil }
         // 43 characters carry 258 bits; the last character's low two bits must be zero for 32 bytes.
         guard let last = utf8.last, let value = Base64URL.value(of: last), value & 0b11 == 0 else { return nil }

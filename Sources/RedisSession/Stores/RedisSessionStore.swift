@@ -58,7 +58,7 @@ public struct RedisSessionStore: SessionStore {
         let key = sessionKey(id)
         let replies: [RedisValue]
         do {
-            replies = try await client.pipeline([RedisCommand("HGETALL", key), RedisCommand("PTTL", key)])
+            replies = try await client.pipeline([RedisCommand(strings: ["HGETALL", key]), RedisCommand(strings: ["PTTL", key])])
         } catch let error as RedisError {
             throw mapError(error)
         } catch {
@@ -260,31 +260,35 @@ public struct RedisSessionStore: SessionStore {
     }
 
     /// Decodes `HGETALL` output; `nil` when the hash carries no creation time (not a session).
+    ///
+    /// Runs on every request, so it works on bytes: metadata names are two bytes, numbers are parsed in place.
     static func decode(id: SessionID, fields: [RedisValue]) throws(SessionError) -> Session? {
+        guard fields.count % 2 == 0 else { throw SessionError(.corruptSession, "the session hash has an odd shape") }
         var attributes: [String: [UInt8]] = [:]
+        attributes.reserveCapacity(fields.count / 2)
         var created: Int?
         var touched: Int?
         var version = 0
         var user: String?
-        guard fields.count % 2 == 0 else { throw SessionError(.corruptSession, "the session hash has an odd shape") }
-        var index = 0
         var hasCreated = false
+        var index = 0
         while index < fields.count {
             defer { index += 2 }
-            guard let name = fields[index].bytes, let value = fields[index + 1].bytes else {
+            guard case .bulkString(let name) = fields[index], case .bulkString(let value) = fields[index + 1] else {
                 throw SessionError(.corruptSession, "the session hash holds a non-string field")
             }
-            if name.starts(with: [UInt8(ascii: "a"), UInt8(ascii: ":")]) {
-                attributes[String(decoding: name.dropFirst(2), as: UTF8.self)] = value
+            if name.count > 2, name[0] == UInt8(ascii: "a"), name[1] == UInt8(ascii: ":") {
+                attributes[String(decoding: name[2...], as: UTF8.self)] = value
                 continue
             }
-            switch String(decoding: name, as: UTF8.self) {
-            case "_c":
+            guard name.count == 2, name[0] == UInt8(ascii: "_") else { continue }
+            switch name[1] {
+            case UInt8(ascii: "c"):
                 hasCreated = true
-                created = Int(String(decoding: value, as: UTF8.self))
-            case "_t": touched = Int(String(decoding: value, as: UTF8.self))
-            case "_v": version = Int(String(decoding: value, as: UTF8.self)) ?? 0
-            case "_u": user = String(decoding: value, as: UTF8.self)
+                created = parseInteger(value)
+            case UInt8(ascii: "t"): touched = parseInteger(value)
+            case UInt8(ascii: "v"): version = parseInteger(value) ?? 0
+            case UInt8(ascii: "u"): user = String(decoding: value, as: UTF8.self)
             default: break
             }
         }
@@ -295,6 +299,17 @@ public struct RedisSessionStore: SessionStore {
         return Session(
             id: id, userID: user, createdAt: date(milliseconds: created), lastSeenAt: date(milliseconds: touched),
             version: version, attributes: attributes)
+    }
+
+    /// A non-negative decimal integer, or `nil`.
+    static func parseInteger(_ bytes: [UInt8]) -> Int? {
+        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+        var value = 0
+        for byte in bytes {
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+        }
+        return value
     }
 
     static func date(milliseconds: Int) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }

@@ -125,9 +125,7 @@ enum Pages {
     }
 
     private static func nextNewYear(after date: Date) -> Date {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
-        let year = calendar.component(.year, from: date)
-        return calendar.date(from: DateComponents(year: year + 1, month: 1, day: 1)) ?? date
+        let year = TimeRendering.utcYear(of: date)
+        return Date(timeIntervalSince1970: Double(TimeRendering.days(year: year + 1, month: 1, day: 1)) * 86_400)
     }
 }

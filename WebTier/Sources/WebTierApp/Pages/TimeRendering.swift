@@ -21,13 +21,49 @@ enum TimeRendering {
         let days = Int64((Double(local) / 86_400).rounded(.down))
         let secondsOfDay = Int(local - days * 86_400)
         let (year, month, day) = civil(fromDays: days)
-        let sign = offset < 0 ? "-" : "+"
         let absolute = abs(offset)
-        return "\(year)-\(two(month))-\(two(day)) \(two(secondsOfDay / 3600)):\(two(secondsOfDay / 60 % 60)):\(two(secondsOfDay % 60)) "
-            + "UTC\(sign)\(two(absolute / 3600)):\(two(absolute / 60 % 60))"
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        out.append(contentsOf: String(year).utf8)
+        out.append(UInt8(ascii: "-"))
+        appendTwoDigits(month, to: &out)
+        out.append(UInt8(ascii: "-"))
+        appendTwoDigits(day, to: &out)
+        out.append(UInt8(ascii: " "))
+        appendTwoDigits(secondsOfDay / 3600, to: &out)
+        out.append(UInt8(ascii: ":"))
+        appendTwoDigits(secondsOfDay / 60 % 60, to: &out)
+        out.append(UInt8(ascii: ":"))
+        appendTwoDigits(secondsOfDay % 60, to: &out)
+        out.append(contentsOf: [UInt8(ascii: " "), UInt8(ascii: "U"), UInt8(ascii: "T"), UInt8(ascii: "C")])
+        out.append(offset < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
+        appendTwoDigits(absolute / 3600, to: &out)
+        out.append(UInt8(ascii: ":"))
+        appendTwoDigits(absolute / 60 % 60, to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
-    private static func two(_ value: Int) -> String { value < 10 ? "0\(value)" : String(value) }
+    @inline(__always)
+    private static func appendTwoDigits(_ value: Int, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value / 10 % 10))
+        out.append(UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10))
+    }
+
+    /// The UTC calendar year of an instant.
+    static func utcYear(of date: Date) -> Int64 {
+        civil(fromDays: Int64((date.timeIntervalSince1970 / 86_400).rounded(.down))).0
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    static func days(year: Int64, month: Int, day: Int) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let monthIndex = Int64(month > 2 ? month - 3 : month + 9)
+        let dayOfYear = (153 * monthIndex + 2) / 5 + Int64(day) - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
 
     /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
     private static func civil(fromDays days: Int64) -> (Int64, Int, Int) {

@@ -2,6 +2,7 @@ import RedisClient
 import Logging
 import Foundation
 import Hummingbird
+import NIOCore
 import RedisSession
 
 /// `GET /healthz` and `GET /stats`, for load balancers, the rig and people.
@@ -11,6 +12,11 @@ struct OperationsRoutes: Sendable {
     func register(on router: Router<AppRequestContext>) {
         router.get("/healthz") { _, _ in await health() }
         router.get("/stats") { _, _ in stats() }
+        router.get("/app.css") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=86400"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: stylesheet)))
+        }
     }
 
     /// `200` when Redis answers and the subscriber is connected, else `503` with the reason.

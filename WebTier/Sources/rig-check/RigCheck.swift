@@ -1,0 +1,323 @@
+import Foundation
+import RedisClient
+import RedisSession
+import Synchronization
+
+/// `rig-check`: the end-to-end checker of the multi-instance rig (process twin or docker compose).
+///
+/// Drives real HTTP against three instances and the load balancer, and Redis directly for the faults. Prints one
+/// line per check and, at the end, the figures and a `N passed, M failed` line; exits non-zero on any failure.
+@main
+struct RigCheck {
+    static let usage = """
+        USAGE: rig-check --lb URL --web URL --web URL --web URL --redis-url URL [--prefix P] [--listener-log PATH]
+                         [--redis-restart shutdown|none] [--changes N]
+
+        Checks, in order: sign-in on web 1; an htmx timezone change on web 2 (204 + HX-Refresh); web 3 shows it
+        within 1 s from its cache (its /stats: event applied, cache hit, no miss); the load balancer spreads requests
+        and every instance agrees; an unknown timezone changes nothing; logout everywhere signs a second session out
+        on every instance; propagation latency over N changes; a Redis restart under steady load (unhealthy, then
+        healthy within 2 s, no pre-restart timezone served); a subscriber cut (CLIENT KILL); the listener's log
+        holds every event in order.
+
+        --redis-restart shutdown  sends SHUTDOWN to Redis and expects a supervisor (the rig, or compose's restart
+                                  policy) to bring it back; none skips that check.
+        """
+
+    struct Options {
+        var lb: Endpoint?
+        var webs: [Endpoint] = []
+        var redisURL = "redis://127.0.0.1:6379"
+        var prefix = "rsess:"
+        var listenerLog: String?
+        var restart = "shutdown"
+        var changes = 50
+        var user = "alice"
+        var password = "wonderland"
+    }
+
+    static func main() {
+        setvbuf(stdout, nil, _IOLBF, 0)
+        var options = Options()
+        var arguments = CommandLine.arguments.dropFirst().makeIterator()
+        do {
+            while let argument = arguments.next() {
+                func value() throws -> String {
+                    guard let next = arguments.next() else { throw HTTPFailure(description: "\(argument) needs a value") }
+                    return next
+                }
+                switch argument {
+                case "--lb": options.lb = try Endpoint(url: try value())
+                case "--web": options.webs.append(try Endpoint(url: try value()))
+                case "--redis-url": options.redisURL = try value()
+                case "--prefix": options.prefix = try value()
+                case "--listener-log": options.listenerLog = try value()
+                case "--redis-restart": options.restart = try value()
+                case "--changes": options.changes = Int(try value()) ?? 50
+                case "-h", "--help":
+                    print(usage)
+                    exit(0)
+                default: throw HTTPFailure(description: "unknown argument '\(argument)'")
+                }
+            }
+            guard options.lb != nil, options.webs.count == 3 else {
+                throw HTTPFailure(description: "give --lb and exactly three --web")
+            }
+            _ = try RedisConfiguration(url: options.redisURL)
+        } catch {
+            FileHandle.standardError.write(Data("rig-check: \(error)\n\n\(usage)\n".utf8))
+            exit(64)
+        }
+        let checker = Checker(options: options)
+        exit(checker.runAll() ? 0 : 1)
+    }
+}
+
+/// One run of every check.
+final class Checker {
+    let options: RigCheck.Options
+    let lb: Endpoint
+    let webs: [Endpoint]
+    var passed = 0
+    var failed = 0
+    var figures: [String] = []
+    var instanceNames: [String] = []
+    /// What the listener must have seen, in order: (type, version).
+    var expectedEvents: [(String, Int)] = []
+
+    init(options: RigCheck.Options) {
+        self.options = options
+        self.lb = options.lb ?? options.webs[0]
+        self.webs = options.webs
+    }
+
+    func check(_ name: String, _ body: () throws -> Void) {
+        let started = Date()
+        do {
+            try body()
+            passed += 1
+            print("ok    \(name) (\(String(format: "%.2f", Date().timeIntervalSince(started))) s)")
+        } catch {
+            failed += 1
+            print("FAIL  \(name): \(error)")
+        }
+    }
+
+    func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+        if !condition { throw HTTPFailure(description: message()) }
+    }
+
+    func withRedis<T: Sendable>(_ body: @escaping @Sendable (RedisClient) async throws -> T) throws -> T {
+        let url = options.redisURL
+        return try blocking {
+            var configuration = try RedisConfiguration(url: url)
+            configuration.poolSize = 1
+            configuration.connectTimeout = .milliseconds(300)
+            let client = RedisClient(configuration: configuration)
+            do {
+                let value = try await body(client)
+                await client.close()
+                return value
+            } catch {
+                await client.close()
+                throw error
+            }
+        }
+    }
+
+    /// Sets the user's timezone directly in Redis, the way a settings write does (versioned, event published).
+    @discardableResult
+    func writeTimezone(_ timezone: String, origin: String) throws -> Int {
+        let user = options.user
+        let prefix = options.prefix
+        let record = try withRedis { client in
+            try await UserSettingsStore(client: client, keyPrefix: prefix).write(
+                userID: user, timezone: timezone, publishing: .settingsChanged, origin: origin, channel: prefix + "events")
+        }
+        expectedEvents.append(("settings.changed", record.version))
+        return record.version
+    }
+
+    func stats(_ endpoint: Endpoint) throws -> [String: Any] {
+        let response = try endpoint.request("GET", "/stats")
+        guard let object = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any] else {
+            throw HTTPFailure(description: "no stats from \(endpoint)")
+        }
+        return object
+    }
+
+    func number(_ stats: [String: Any], _ key: String) -> Int { (stats[key] as? NSNumber)?.intValue ?? -1 }
+
+    func waitHealthy(_ endpoints: [Endpoint], within seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if endpoints.allSatisfy({ (try? $0.request("GET", "/healthz", timeout: 1).status) == 200 }) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    func runAll() -> Bool {
+        print("rig-check: lb \(lb), instances \(webs.map(\.description).joined(separator: " ")), redis \(options.redisURL)")
+        var alice = Browser()
+        var current = "Europe/Paris"
+
+        check("every instance is healthy") {
+            try expect(waitHealthy(webs + [lb], within: 30), "not all instances answered /healthz with 200 within 30 s")
+            instanceNames = try webs.map { try $0.request("GET", "/healthz").header("X-Instance") ?? "?" }
+            // A known starting point, whatever earlier runs left behind.
+            writeTimezone(current, origin: "rig-check")
+        }
+
+        check("sign in through instance 1") {
+            let response = try alice.signIn(webs[0], user: options.user, password: options.password)
+            try expect(response.status == 303, "login answered \(response.status)")
+            try expect(alice.cookies["rsess"] != nil, "no session cookie")
+            expectedEvents.append(("user.logged_in", -1))
+            let landing = try alice.get(webs[0], "/")
+            try expect(landing.shownTimezone == current, "instance 1 shows \(landing.shownTimezone ?? "the login page")")
+        }
+
+        check("htmx timezone change through instance 2, shown by instance 3 from its cache within 1 s") {
+            let form = try alice.get(webs[1], "/settings")
+            let token = try form.csrfToken.orThrow("no CSRF token on /settings")
+            let before = try stats(webs[2])
+            current = "Asia/Tokyo"
+            let started = Date()
+            let change = try alice.post(
+                webs[1], "/settings", form: ["timezone": current], headers: [("HX-Request", "true"), ("X-CSRF-Token", token)])
+            try expect(change.status == 204, "the htmx change answered \(change.status)")
+            try expect(change.header("HX-Refresh") == "true", "no HX-Refresh: true")
+            expectedEvents.append(("settings.changed", -1))
+            var shown: String?
+            while Date().timeIntervalSince(started) < 1 {
+                let afterEvent = try stats(webs[2])
+                if number(afterEvent, "events.applied") > number(before, "events.applied") { break }
+                usleep(2_000)
+            }
+            let viewStats = try stats(webs[2])
+            shown = try alice.get(webs[2], "/").shownTimezone
+            let elapsed = Date().timeIntervalSince(started)
+            let after = try stats(webs[2])
+            try expect(shown == current, "instance 3 shows \(shown ?? "nothing") after \(elapsed) s")
+            try expect(elapsed < 1, "took \(elapsed) s")
+            try expect(number(after, "events.applied") > number(before, "events.applied"), "instance 3 applied no event")
+            try expect(number(after, "cache.hits") > number(viewStats, "cache.hits"), "the view was not a cache hit")
+            try expect(number(after, "cache.misses") == number(viewStats, "cache.misses"), "the view read settings from Redis")
+        }
+
+        check("the load balancer spreads consecutive requests and every instance agrees") {
+            var seen = Set<String>()
+            for _ in 0..<9 {
+                let response = try alice.get(lb, "/")
+                try expect(response.status == 200, "status \(response.status)")
+                try expect(response.shownTimezone == current, "\(response.header("X-Instance") ?? "?") shows \(response.shownTimezone ?? "nothing")")
+                seen.insert(response.header("X-Instance") ?? "?")
+            }
+            try expect(seen.count >= 2, "every request landed on \(seen)")
+        }
+
+        check("an unknown timezone changes nothing anywhere") {
+            let token = try alice.get(webs[0], "/settings").csrfToken.orThrow("no CSRF token")
+            let response = try alice.post(webs[0], "/settings", form: ["timezone": "Mars/Olympus_Mons", "csrf": token])
+            try expect(response.status == 422, "answered \(response.status)")
+            usleep(100_000)
+            for web in webs {
+                let shown = try alice.get(web, "/").shownTimezone
+                try expect(shown == current, "\(web) shows \(shown ?? "nothing")")
+            }
+        }
+
+        check("logout everywhere signs a second session out on every instance") {
+            var phone = Browser()
+            let login = try phone.signIn(webs[2], user: options.user, password: options.password)
+            try expect(login.status == 303, "second sign-in answered \(login.status)")
+            expectedEvents.append(("user.logged_in", -1))
+            var laptop = Browser()
+            try expect(try laptop.signIn(webs[1], user: options.user, password: options.password).status == 303, "third sign-in")
+            expectedEvents.append(("user.logged_in", -1))
+            let token = try laptop.get(webs[1], "/sessions").csrfToken.orThrow("no CSRF token on /sessions")
+            let out = try laptop.post(webs[1], "/logout-everywhere", form: ["csrf": token])
+            try expect(out.status == 303, "logout everywhere answered \(out.status)")
+            expectedEvents.append(("sessions.revoked", -1))
+            for web in webs {
+                var copy = phone
+                let view = try copy.get(web, "/")
+                try expect(view.status == 200 && view.shownTimezone == nil, "\(web) still shows the second session signed in")
+            }
+            alice = Browser()
+            try expect(try alice.signIn(webs[0], user: options.user, password: options.password).status == 303, "sign in again")
+            expectedEvents.append(("user.logged_in", -1))
+        }
+
+        check("propagation through HTTP over \(options.changes) changes") {
+            var samples: [Double] = []
+            let zones = ["Europe/Berlin", "America/Chicago", "Australia/Sydney", "Africa/Nairobi", "Asia/Kolkata"]
+            for index in 0..<options.changes {
+                let writer = webs[index % 3]
+                let reader = webs[(index + 1) % 3]
+                let token = try alice.get(writer, "/settings").csrfToken.orThrow("no CSRF token")
+                current = zones[index % zones.count]
+                let started = Date()
+                let response = try alice.post(writer, "/settings", form: ["timezone": current], headers: [("HX-Request", "true"), ("X-CSRF-Token", token)])
+                try expect(response.status == 204, "change answered \(response.status)")
+                expectedEvents.append(("settings.changed", -1))
+                var shown: String?
+                repeat {
+                    shown = try alice.get(reader, "/").shownTimezone
+                } while shown != current && Date().timeIntervalSince(started) < 2
+                try expect(shown == current, "\(reader) did not show \(current) within 2 s")
+                samples.append(Date().timeIntervalSince(started) * 1000)
+            }
+            samples.sort()
+            let p50 = samples[samples.count / 2]
+            let p99 = samples[min(samples.count - 1, Int((Double(samples.count) * 0.99).rounded(.up)) - 1)]
+            figures.append(String(format: "propagation through HTTP (change on one instance until shown on another), %d changes: p50 %.1f ms, p99 %.1f ms", samples.count, p50, p99))
+        }
+
+        if options.restart == "shutdown" {
+            check("Redis restart under steady load: unhealthy, healthy within 2 s of Redis returning, no stale timezone") {
+                try redisRestart(alice: alice, current: &current)
+            }
+        }
+
+        check("subscriber cut (CLIENT KILL) on instance 3: it never serves the old value once resubscribed") {
+            let name = instanceNames[2] + "-sub"
+            let before = number(try stats(webs[2]), "subscriber.resyncs")
+            let list = try withRedis { client in try await client.send("CLIENT", "LIST", "TYPE", "pubsub").string ?? "" }
+            let line = try list.split(separator: "\n").first { $0.contains("name=\(name) ") }.orThrow("no subscriber named \(name)")
+            let id = try line.split(separator: " ").first { $0.hasPrefix("id=") }.map { String($0.dropFirst(3)) }.orThrow("no id")
+            _ = try withRedis { client in try await client.send("CLIENT", "KILL", "ID", id) }
+            let old = current
+            current = "America/Sao_Paulo"
+            let token = try alice.get(webs[0], "/settings").csrfToken.orThrow("no CSRF token")
+            let change = try alice.post(webs[0], "/settings", form: ["timezone": current, "csrf": token])
+            try expect(change.status == 303, "change answered \(change.status)")
+            expectedEvents.append(("settings.changed", -1))
+            let deadline = Date().addingTimeInterval(5)
+            while number(try stats(webs[2]), "subscriber.resyncs") <= before && Date() < deadline { usleep(5_000) }
+            try expect(number(try stats(webs[2]), "subscriber.resyncs") > before, "instance 3 did not resubscribe")
+            for _ in 0..<20 {
+                let shown = try alice.get(webs[2], "/").shownTimezone
+                try expect(shown != old, "instance 3 served the old timezone \(old) after resubscribing")
+                try expect(shown == current, "instance 3 shows \(shown ?? "nothing")")
+            }
+        }
+
+        if let log = options.listenerLog {
+            check("the listener's log holds every event in order") { try listenerLog(log) }
+        }
+
+        print("")
+        for figure in figures { print("figure: \(figure)") }
+        print("\(passed) passed, \(failed) failed")
+        return failed == 0
+    }
+}
+
+extension Optional {
+    func orThrow(_ message: String) throws -> Wrapped {
+        guard let self else { throw HTTPFailure(description: message) }
+        return self
+    }
+}
