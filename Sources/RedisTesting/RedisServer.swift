@@ -52,9 +52,18 @@ public final class RedisServer: Sendable {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("redis-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let server = RedisServer(port: try port ?? freeLoopbackPort(), extraArguments: arguments, directory: directory)
-        try await server.launch()
-        return server
+        // A free port can be taken by someone else between the probe and redis-server's bind: try a few.
+        var lastError: any Error = RedisServerError("no attempt")
+        for _ in 0..<(port == nil ? 5 : 1) {
+            let server = RedisServer(port: try port ?? freeLoopbackPort(), extraArguments: arguments, directory: directory)
+            do {
+                try await server.launch()
+                return server
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
     }
 
     /// The server to use for tests that need no private one: `REDIS_URL` when set, else one private server
@@ -88,7 +97,11 @@ public final class RedisServer: Sendable {
     public var isRunning: Bool {
         pid.withLock { pid in
             guard let running = pid else { return false }
-            return waitpid(running, nil, WNOHANG) == 0
+            switch waitpid(running, nil, WNOHANG) {
+            case 0: return true
+            case running: return false
+            default: return kill(running, 0) == 0  // not our child to wait for (EINTR, ECHILD): ask the kernel
+            }
         }
     }
 
@@ -111,7 +124,7 @@ public final class RedisServer: Sendable {
         while ContinuousClock.now < deadline {
             if !isRunning {
                 let log = (try? String(contentsOf: directory.appendingPathComponent("redis.log"), encoding: .utf8))
-                pid.withLock { $0 = nil }
+                stop()
                 throw RedisServerError("redis-server exited at start: \(log?.suffix(400) ?? "no log")")
             }
             if Self.answersPing(port: port) { return }

@@ -46,6 +46,10 @@ import Testing
     @Test func timezoneValidationUsesTheIANAList() {
         #expect(UserSettings.isValidTimezone("Europe/Paris"))
         #expect(UserSettings.isValidTimezone("UTC"))
+        #expect(UserSettings.isValidTimezone("Asia/Kolkata"), "a current IANA name missing from Foundation's list")
+        #expect(!UserSettings.isValidTimezone("Asia/"))
+        #expect(!UserSettings.isValidTimezone("Europe/Paris; DROP"))
+        #expect(!UserSettings.isValidTimezone("Europe/Atlantis"))
         #expect(!UserSettings.isValidTimezone("Mars/Olympus_Mons"))
         #expect(!UserSettings.isValidTimezone("GMT+1"))
         #expect(!UserSettings.isValidTimezone(""))

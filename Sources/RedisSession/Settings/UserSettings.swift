@@ -22,7 +22,21 @@ public struct UserSettings: Sendable, Hashable {
 
     private static let knownTimezoneSet = Set(knownTimezones)
 
-    /// Whether `identifier` is an IANA timezone identifier this system knows (abbreviations and offsets such as
-    /// `CET` or `GMT+1` are not accepted: they are not what a settings form should store).
-    public static func isValidTimezone(_ identifier: String) -> Bool { knownTimezoneSet.contains(identifier) }
+    /// Whether `identifier` is an IANA timezone identifier this system knows: one of ``knownTimezones``, or an
+    /// `Area/Location` name the system's tz database resolves (Foundation's list lags behind renames such as
+    /// `Asia/Kolkata`). Abbreviations and offsets such as `CET` or `GMT+1` are not accepted: they are not what a
+    /// settings form should store.
+    public static func isValidTimezone(_ identifier: String) -> Bool {
+        if knownTimezoneSet.contains(identifier) { return true }
+        let parts = identifier.split(separator: "/", omittingEmptySubsequences: false)
+        guard identifier.utf8.count <= 64, parts.count >= 2, areas.contains(String(parts[0])),
+            parts.allSatisfy({ !$0.isEmpty }),
+            identifier.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit || ("A"..."Z").contains($0) || ("a"..."z").contains($0) || "/_-+".unicodeScalars.contains($0) })
+        else { return false }
+        return TimeZone(identifier: identifier) != nil
+    }
+
+    private static let areas: Set<String> = [
+        "Africa", "America", "Antarctica", "Arctic", "Asia", "Atlantic", "Australia", "Europe", "Indian", "Pacific",
+    ]
 }

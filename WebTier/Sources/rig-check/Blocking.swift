@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 import Synchronization
 
@@ -18,4 +19,9 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) thr
     done.wait()
     guard let outcome = result.withLock({ $0 }) else { throw HTTPFailure(description: "no result") }
     return try outcome.get()
+}
+
+/// Prints a line at once (stdout is a pipe in CI, where `print` would hold lines back until exit).
+func say(_ line: String = "") {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

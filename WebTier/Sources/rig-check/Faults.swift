@@ -92,6 +92,16 @@ extension Checker {
                 returned.timeIntervalSince(stoppedAt), served + failedRequests, failedRequests,
                 during.unavailable - before.unavailable, during.otherFailures - before.otherFailures, recovery))
         try expect(during.otherFailures == before.otherFailures, "requests failed with something other than 503 (a crash, or a 502)")
+        // The listener reconnects with backoff too; later checks expect it to hear their events.
+        let channel = options.prefix + "events"
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let subscribers = try withRedis { client in
+                try await client.send("PUBSUB", "NUMSUB", channel).array?.last?.int ?? 0
+            }
+            if subscribers >= webs.count + 1 { break }
+            usleep(20_000)
+        }
     }
 
     /// The change made right after Redis returns. Not expected in the listener's log: the listener itself may still

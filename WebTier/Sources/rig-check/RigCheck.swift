@@ -37,7 +37,6 @@ struct RigCheck {
     }
 
     static func main() {
-        setvbuf(stdout, nil, _IOLBF, 0)
         var options = Options()
         var arguments = CommandLine.arguments.dropFirst().makeIterator()
         do {
@@ -55,7 +54,7 @@ struct RigCheck {
                 case "--redis-restart": options.restart = try value()
                 case "--changes": options.changes = Int(try value()) ?? 50
                 case "-h", "--help":
-                    print(usage)
+                    say(usage)
                     exit(0)
                 default: throw HTTPFailure(description: "unknown argument '\(argument)'")
                 }
@@ -96,10 +95,10 @@ final class Checker {
         do {
             try body()
             passed += 1
-            print("ok    \(name) (\(String(format: "%.2f", Date().timeIntervalSince(started))) s)")
+            say("ok    \(name) (\(String(format: "%.2f", Date().timeIntervalSince(started))) s)")
         } catch {
             failed += 1
-            print("FAIL  \(name): \(error)")
+            say("FAIL  \(name): \(error)")
         }
     }
 
@@ -158,7 +157,7 @@ final class Checker {
     }
 
     func runAll() -> Bool {
-        print("rig-check: lb \(lb), instances \(webs.map(\.description).joined(separator: " ")), redis \(options.redisURL)")
+        say("rig-check: lb \(lb), instances \(webs.map(\.description).joined(separator: " ")), redis \(options.redisURL)")
         var alice = Browser()
         var current = "Europe/Paris"
 
@@ -166,7 +165,7 @@ final class Checker {
             try expect(waitHealthy(webs + [lb], within: 30), "not all instances answered /healthz with 200 within 30 s")
             instanceNames = try webs.map { try $0.request("GET", "/healthz").header("X-Instance") ?? "?" }
             // A known starting point, whatever earlier runs left behind.
-            writeTimezone(current, origin: "rig-check")
+            try writeTimezone(current, origin: "rig-check")
         }
 
         check("sign in through instance 1") {
@@ -308,9 +307,9 @@ final class Checker {
             check("the listener's log holds every event in order") { try listenerLog(log) }
         }
 
-        print("")
-        for figure in figures { print("figure: \(figure)") }
-        print("\(passed) passed, \(failed) failed")
+        say("")
+        for figure in figures { say("figure: \(figure)") }
+        say("\(passed) passed, \(failed) failed")
         return failed == 0
     }
 }

@@ -73,6 +73,9 @@ struct WebTierCommand: AsyncParsableCommand {
         redis.connectTimeout = .milliseconds(500)
         redis.commandTimeout = .seconds(1)
         redis.poolSize = redisPoolSize
+        // Reconnect attempts at most every half second: after a Redis restart the instance is healthy again within
+        // that, and the attempts of a whole fleet are still nothing to Redis.
+        redis.reconnectBackoff = .init(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500))
         let configuration = WebTierConfiguration(
             instanceID: instanceID, host: host, port: port, redis: redis, keyPrefix: prefix,
             secureCookies: secureCookies,

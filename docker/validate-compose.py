@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Static checks of the docker rig: no Docker engine runs on the development machines or in CI, so
+`docker compose config` cannot run. This parses docker-compose.yml (PyYAML, merge keys resolved), the Dockerfile
+and the nginx template, and checks that they describe the topology the process twin (docker/rig) runs.
+Prints one line per check and 'N passed, M failed'; exits 1 on any failure."""
+import os
+import re
+import sys
+
+import yaml
+
+here = os.path.dirname(os.path.abspath(__file__))
+results = []
+
+
+def check(name, condition, detail=""):
+    results.append(bool(condition))
+    print(("ok    " if condition else "FAIL  ") + name + ("" if condition or not detail else ": " + detail))
+
+
+with open(os.path.join(here, "docker-compose.yml")) as handle:
+    compose = yaml.safe_load(handle)
+services = compose.get("services", {})
+expected = {"redis", "web1", "web2", "web3", "lb", "listener", "check"}
+check("compose parses and defines redis, web1..web3, lb, listener, check", expected <= set(services),
+      f"services: {sorted(services)}")
+
+redis = services.get("redis", {})
+check("redis uses the official image", str(redis.get("image", "")).startswith("redis:"))
+check("redis has a healthcheck", "test" in (redis.get("healthcheck") or {}))
+check("redis is restarted by compose (the checker stops it with SHUTDOWN)", redis.get("restart") == "always")
+check("redis persists with the append-only file", "--appendonly" in (redis.get("command") or []))
+
+instance_ids = set()
+for name in ("web1", "web2", "web3"):
+    web = services.get(name, {})
+    build = web.get("build") or {}
+    dockerfile = os.path.normpath(os.path.join(here, build.get("context", "."), build.get("dockerfile", "Dockerfile")))
+    check(f"{name} is built by docker/Dockerfile", dockerfile == os.path.join(here, "Dockerfile") and os.path.isfile(dockerfile),
+          dockerfile)
+    env = web.get("environment") or {}
+    check(f"{name} reaches redis by service name", env.get("REDIS_URL") == "redis://redis:6379", str(env.get("REDIS_URL")))
+    instance_ids.add(env.get("INSTANCE_ID"))
+    depends = web.get("depends_on") or {}
+    check(f"{name} waits for a healthy redis", (depends.get("redis") or {}).get("condition") == "service_healthy")
+    check(f"{name} has a health check on /healthz", "/healthz" in " ".join((web.get("healthcheck") or {}).get("test", [])))
+check("every instance has its own INSTANCE_ID", instance_ids == {"web1", "web2", "web3"}, str(instance_ids))
+
+lb = services.get("lb", {})
+check("lb runs nginx", str(lb.get("image", "")).startswith("nginx"))
+mounts = [str(volume) for volume in lb.get("volumes") or []]
+check("lb mounts docker/nginx.conf as a template", any(m.startswith("./nginx.conf:/etc/nginx/templates/") for m in mounts), str(mounts))
+lb_env = lb.get("environment") or {}
+check("lb's upstreams are the three instances", [lb_env.get(k) for k in ("WEB1", "WEB2", "WEB3")] == ["web1:8080", "web2:8080", "web3:8080"])
+check("lb publishes a port", bool(lb.get("ports")))
+
+listener = " ".join(str(part) for part in services.get("listener", {}).get("command") or [])
+check("listener runs session-listen --json into the shared log", "session-listen" in listener and "--json" in listener and "/rig/listener.log" in listener)
+command = [str(part) for part in services.get("check", {}).get("command") or []]
+check("check runs rig-check against lb and every instance",
+      command[:1] == ["rig-check"] and "http://lb:80" in command and all(f"http://web{n}:8080" in command for n in (1, 2, 3)),
+      " ".join(command))
+check("check reads the listener's log", "/rig/listener.log" in command)
+
+declared_volumes = set((compose.get("volumes") or {}).keys())
+for name, service in services.items():
+    for target in (service.get("depends_on") or {}):
+        check(f"{name} depends on an existing service ({target})", target in services)
+    for volume in service.get("volumes") or []:
+        source = str(volume).split(":")[0]
+        if not source.startswith("."):
+            check(f"{name}'s volume {source} is declared", source in declared_volumes)
+
+with open(os.path.join(here, "Dockerfile")) as handle:
+    dockerfile = handle.read()
+stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", dockerfile, re.MULTILINE | re.IGNORECASE)
+check("Dockerfile is a multi-stage build", len(stages) >= 2, str(stages))
+check("the build stage is a Swift toolchain image with libhiredis-dev", stages and stages[0][0].startswith("swift:") and "libhiredis-dev" in dockerfile)
+check("the runtime stage is slim with the hiredis runtime", len(stages) >= 2 and "slim" in stages[-1][0] and "libhiredis0.14" in dockerfile)
+for binary in ("webtier", "session-listen", "rig-check"):
+    check(f"the image ships {binary}", binary in dockerfile)
+
+with open(os.path.join(here, "nginx.conf")) as handle:
+    template = handle.read()
+check("nginx.conf is a template with the three upstreams and the port",
+      all(f"${{{name}}}" in template for name in ("WEB1", "WEB2", "WEB3", "LB_PORT")))
+check("nginx.conf balances round-robin over an upstream", "upstream webtier" in template and "proxy_pass http://webtier" in template)
+
+failed = results.count(False)
+print(f"{len(results) - failed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
