@@ -39,7 +39,8 @@ public final class RedisClient: Sendable {
         let prefix = "redis\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 100_000)."
         self.threadNamePrefix = prefix
         let counters = self.counters
-        self.workers = (0..<configuration.poolSize).map { index in
+        // `poolSize` is a `var`: a configuration edited after its `init` may say 0; a pool always has a connection.
+        self.workers = (0..<max(1, configuration.poolSize)).map { index in
             ConnectionWorker(configuration: configuration, name: prefix + String(index), counters: counters)
         }
     }

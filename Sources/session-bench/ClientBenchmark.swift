@@ -46,19 +46,8 @@ struct ClientBenchmark {
 
     /// GETs per second with `tasks` concurrent tasks sharing `requests` GETs.
     private func getThroughput(_ client: RedisClient, tasks: Int, requests: Int) async throws -> Double {
-        let perTask = requests / tasks
-        let started = ContinuousClock.now
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<tasks {
-                group.addTask {
-                    let command = RedisCommand("GET", "key:__rand_int__")
-                    for _ in 0..<perTask { _ = try await client.send(command) }
-                }
-            }
-            try await group.waitForAll()
-        }
-        let elapsed = ContinuousClock.now - started
-        return Double(perTask * tasks) / elapsed.seconds
+        let command = RedisCommand("GET", "key:__rand_int__")
+        return try await throughput(tasks: tasks, operations: requests) { _ in _ = try await client.send(command) }
     }
 }
 

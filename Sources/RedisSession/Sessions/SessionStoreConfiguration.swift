@@ -43,6 +43,20 @@ public struct SessionStoreConfiguration: Sendable, Hashable {
     }
 }
 
+extension SessionStoreConfiguration {
+    /// Throws ``SessionError/Code/tooManyAttributes`` or ``SessionError/Code/tooLarge`` when a session of this
+    /// shape would break a limit; both stores call it before writing anything.
+    func checkLimits(count: Int, bytes: Int) throws(SessionError) {
+        if count > maximumAttributeCount {
+            throw SessionError(
+                .tooManyAttributes, "the session would hold \(count) attributes; the limit is \(maximumAttributeCount)")
+        }
+        if bytes > maximumEncodedSize {
+            throw SessionError(.tooLarge, "the session would take \(bytes) bytes; the limit is \(maximumEncodedSize)")
+        }
+    }
+}
+
 extension Duration {
     /// Whole milliseconds (at least 1 for a positive duration).
     var wholeMilliseconds: Int64 {

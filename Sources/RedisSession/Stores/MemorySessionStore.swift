@@ -54,7 +54,7 @@ public final class MemorySessionStore: SessionStore {
         let now = clock()
         var session = Session(id: SessionID(), userID: userID, createdAt: now, lastSeenAt: now, version: 1, attributes: [:])
         for (key, value) in attributes { session[key] = value }
-        try check(count: session.attributes.count, bytes: session.encodedSize)
+        try configuration.checkLimits(count: session.attributes.count, bytes: session.encodedSize)
         let record = Record(
             userID: userID, createdAt: now, touchedAt: now, expiresAt: expiry(created: now, now: now), version: 1,
             attributes: session.attributes)
@@ -98,7 +98,7 @@ public final class MemorySessionStore: SessionStore {
             var attributes = record.attributes
             for key in snapshot.changedKeys { attributes[key] = snapshot.attributes[key] ?? [] }
             for key in snapshot.removedKeys { attributes[key] = nil }
-            try check(count: attributes.count, bytes: attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count })
+            try configuration.checkLimits(count: attributes.count, bytes: attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count })
             record.attributes = attributes
             if snapshot.userChanged { record.userID = snapshot.userID }
             record.version += 1
@@ -134,18 +134,6 @@ public final class MemorySessionStore: SessionStore {
             let doomed = records.filter { $0.value.userID == userID }
             for id in doomed.keys { records[id] = nil }
             return doomed.values.filter { $0.expiresAt > now }.count
-        }
-    }
-
-    private func check(count: Int, bytes: Int) throws(SessionError) {
-        if count > configuration.maximumAttributeCount {
-            throw SessionError(
-                .tooManyAttributes,
-                "the session would hold \(count) attributes; the limit is \(configuration.maximumAttributeCount)")
-        }
-        if bytes > configuration.maximumEncodedSize {
-            throw SessionError(
-                .tooLarge, "the session would take \(bytes) bytes; the limit is \(configuration.maximumEncodedSize)")
         }
     }
 }

@@ -37,7 +37,7 @@ public struct RedisSessionStore: SessionStore {
         var session = Session(
             id: SessionID(), userID: userID, createdAt: Date(), lastSeenAt: Date(), version: 1, attributes: [:])
         for (key, value) in attributes { session[key] = value }
-        try checkLimits(count: session.attributes.count, bytes: session.encodedSize)
+        try configuration.checkLimits(count: session.attributes.count, bytes: session.encodedSize)
         var arguments: [any RedisArgumentConvertible] = [
             configuration.keyPrefix, session.id.text, idleMilliseconds, absoluteMilliseconds,
             userID.map { "=" + $0 } ?? "",
@@ -137,7 +137,7 @@ public struct RedisSessionStore: SessionStore {
 
     private func commit(_ session: inout Session, newID: SessionID?) async throws(SessionError) {
         // Limits are checked against the session as this request sees it (its loaded copy plus its changes).
-        try checkLimits(count: session.attributes.count, bytes: session.encodedSize)
+        try configuration.checkLimits(count: session.attributes.count, bytes: session.encodedSize)
         if newID == nil && !session.userChanged {
             try await saveAttributes(&session)
         } else {
@@ -219,18 +219,6 @@ public struct RedisSessionStore: SessionStore {
         session.id = newID
         session.lastSeenAt = Self.date(milliseconds: now)
         session.markSaved(version: version)
-    }
-
-    private func checkLimits(count: Int, bytes: Int) throws(SessionError) {
-        if count > configuration.maximumAttributeCount {
-            throw SessionError(
-                .tooManyAttributes,
-                "the session would hold \(count) attributes; the limit is \(configuration.maximumAttributeCount)")
-        }
-        if bytes > configuration.maximumEncodedSize {
-            throw SessionError(
-                .tooLarge, "the session would take \(bytes) bytes; the limit is \(configuration.maximumEncodedSize)")
-        }
     }
 
     private func run(
