@@ -2,11 +2,11 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A private `redis-server` on a free loopback port, for tests, benchmarks and demos.
@@ -55,7 +55,8 @@ public final class RedisServer: Sendable {
         // A free port can be taken by someone else between the probe and redis-server's bind: try a few.
         var lastError: any Error = RedisServerError("no attempt")
         for _ in 0..<(port == nil ? 5 : 1) {
-            let server = RedisServer(port: try port ?? freeLoopbackPort(), extraArguments: arguments, directory: directory)
+            let server = RedisServer(
+                port: try port ?? freeLoopbackPort(), extraArguments: arguments, directory: directory)
             do {
                 try await server.launch()
                 return server
@@ -139,7 +140,8 @@ public final class RedisServer: Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         for descriptor: Int32 in [0, 1, 2] {
-            posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
+            posix_spawn_file_actions_addopen(
+                &actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
         }
         // The spawning thread may be a dispatch worker with every signal blocked; the child would inherit that mask
         // and ignore SIGTERM. Start it with an empty mask and default dispositions.

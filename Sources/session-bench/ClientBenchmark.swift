@@ -21,7 +21,8 @@ struct ClientBenchmark {
             for _ in 0..<options.rounds {
                 reference1.append(try tool.requestsPerSecond(test: "get", clients: 1, requests: 50_000))
                 reference64.append(try tool.requestsPerSecond(test: "get", clients: 64, requests: 200_000))
-                pipelined.append(try tool.requestsPerSecond(test: "get", clients: 64, requests: 1_000_000, pipeline: 16))
+                pipelined.append(
+                    try tool.requestsPerSecond(test: "get", clients: 64, requests: 1_000_000, pipeline: 16))
                 client1.append(try await getThroughput(client, tasks: 1, requests: 50_000))
                 client64.append(try await getThroughput(client, tasks: 64, requests: 200_000))
             }
@@ -36,7 +37,8 @@ struct ClientBenchmark {
             report.rate("client.get.c64", "RedisClient, 64 tasks, pool of 2", median(client64))
             report.section("ratios (client / redis-benchmark at the same concurrency)")
             report.ratio("ratio.get.c1", "1 task vs -c 1", median(client1) / median(reference1), target: ">= 0.8x")
-            report.ratio("ratio.get.c64", "64 tasks vs -c 64", median(client64) / median(reference64), target: ">= 2.5x")
+            report.ratio(
+                "ratio.get.c64", "64 tasks vs -c 64", median(client64) / median(reference64), target: ">= 2.5x")
             report.ratio(
                 "fraction.get.c64_of_p16", "64 tasks vs -c 64 -P 16 (pipelined ceiling)",
                 median(client64) / median(pipelined))

@@ -72,7 +72,9 @@ struct EventsBenchmark {
                 bareTasks.append(
                     Task {
                         for await event in subscription {
-                            if case .message(let message) = event, let version = Int(String(decoding: message.payload, as: UTF8.self)) {
+                            if case .message(let message) = event,
+                                let version = Int(String(decoding: message.payload, as: UTF8.self))
+                            {
                                 bare.arrived(version: version)
                             }
                         }
@@ -138,13 +140,25 @@ struct EventsBenchmark {
             let samples = tracker.samples.map(\.milliseconds)
             let bareSamples = bare.samples.map(\.milliseconds)
             report.section("propagation: publish on one instance until applied on each of 3 others, \(events) events")
-            report.figure("bare.p50_ms", "bare pub/sub delivery (reference), p50", percentile(bareSamples, 0.50), unit: "ms", digits: 3)
-            report.figure("bare.p99_ms", "bare pub/sub delivery (reference), p99", percentile(bareSamples, 0.99), unit: "ms", digits: 3)
-            report.figure("propagation.p50_ms", "event decoded and applied to the cache, p50", percentile(samples, 0.50), unit: "ms", digits: 3)
-            report.figure("propagation.p99_ms", "event decoded and applied to the cache, p99 (target < 1 ms)", percentile(samples, 0.99), unit: "ms", digits: 3)
-            report.ratio("ratio.propagation_p99_vs_bare", "p99 vs bare delivery p99", percentile(samples, 0.99) / percentile(bareSamples, 0.99))
+            report.figure(
+                "bare.p50_ms", "bare pub/sub delivery (reference), p50", percentile(bareSamples, 0.50), unit: "ms",
+                digits: 3)
+            report.figure(
+                "bare.p99_ms", "bare pub/sub delivery (reference), p99", percentile(bareSamples, 0.99), unit: "ms",
+                digits: 3)
+            report.figure(
+                "propagation.p50_ms", "event decoded and applied to the cache, p50", percentile(samples, 0.50),
+                unit: "ms", digits: 3)
+            report.figure(
+                "propagation.p99_ms", "event decoded and applied to the cache, p99 (target < 1 ms)",
+                percentile(samples, 0.99), unit: "ms", digits: 3)
+            report.ratio(
+                "ratio.propagation_p99_vs_bare", "p99 vs bare delivery p99",
+                percentile(samples, 0.99) / percentile(bareSamples, 0.99))
             report.section("cached timezone lookup (hit), median of \(options.rounds) rounds")
-            report.figure("cache.lookup_ns", "cost of one lookup, 1 task (target < 100 ns)", median(lookupNanoseconds), unit: "ns", digits: 1)
+            report.figure(
+                "cache.lookup_ns", "cost of one lookup, 1 task (target < 100 ns)", median(lookupNanoseconds),
+                unit: "ns", digits: 1)
             report.rate("cache.lookups_per_second.c1", "lookups per second, 1 task", 1e9 / median(lookupNanoseconds))
             report.rate("cache.lookups_per_second.c2", "lookups per second, 2 tasks", concurrent)
             return report

@@ -44,7 +44,8 @@ struct SessionBench {
             case "sessions": report = try await SessionsBenchmark(options: options).run()
             case "events": report = try await EventsBenchmark(options: options).run()
             default:
-                FileHandle.standardError.write(Data("session-bench: unknown benchmark '\(benchmark)'\n\n\(usage)\n".utf8))
+                FileHandle.standardError.write(
+                    Data("session-bench: unknown benchmark '\(benchmark)'\n\n\(usage)\n".utf8))
                 exit(64)
             }
             report.print(json: options.json)

@@ -10,7 +10,9 @@ struct SessionsBenchmark {
         try await options.withServer { url, host, port in
             let tool = RedisBenchmarkTool(host: host, port: port)
             var configuration = try RedisConfiguration(url: url)
-            if let size = ProcessInfo.processInfo.environment["BENCH_POOL_SIZE"].flatMap(Int.init) { configuration.poolSize = size }
+            if let size = ProcessInfo.processInfo.environment["BENCH_POOL_SIZE"].flatMap(Int.init) {
+                configuration.poolSize = size
+            }
             let client = RedisClient(configuration: configuration)
             let store = RedisSessionStore(
                 client: client, configuration: SessionStoreConfiguration(keyPrefix: "bench:"))
@@ -61,7 +63,9 @@ struct SessionsBenchmark {
         }
     }
 
-    private func loads(_ store: RedisSessionStore, _ ids: [SessionID], tasks: Int, operations: Int) async throws -> Double {
+    private func loads(_ store: RedisSessionStore, _ ids: [SessionID], tasks: Int, operations: Int) async throws
+        -> Double
+    {
         try await throughput(tasks: tasks, operations: operations) { index in
             guard try await store.load(id: ids[index % ids.count]) != nil else {
                 throw BenchOptions.Problem(description: "a benchmark session vanished")
@@ -69,7 +73,9 @@ struct SessionsBenchmark {
         }
     }
 
-    private func saves(_ store: RedisSessionStore, _ ids: [SessionID], tasks: Int, operations: Int) async throws -> Double {
+    private func saves(_ store: RedisSessionStore, _ ids: [SessionID], tasks: Int, operations: Int) async throws
+        -> Double
+    {
         // Each task saves its own session, so the figure is the store's cost, not a contest for one hash.
         var sessions: [Session] = []
         for index in 0..<tasks {
@@ -79,13 +85,15 @@ struct SessionsBenchmark {
             sessions.append(session)
         }
         let prepared = sessions
-        return try await throughput(tasks: tasks, operations: operations, perTask: { task in
-            var session = prepared[task]
-            return { round in
-                session["flash"] = "saved \(round)"
-                try await store.save(&session)
-            }
-        })
+        return try await throughput(
+            tasks: tasks, operations: operations,
+            perTask: { task in
+                var session = prepared[task]
+                return { round in
+                    session["flash"] = "saved \(round)"
+                    try await store.save(&session)
+                }
+            })
     }
 
     /// Commands the server ran (counted by `INFO commandstats`, including those inside scripts and transactions)
@@ -116,7 +124,9 @@ struct SessionsBenchmark {
 }
 
 /// Operations per second with `tasks` concurrent tasks sharing `operations`.
-func throughput(tasks: Int, operations: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> Double {
+func throughput(tasks: Int, operations: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws
+    -> Double
+{
     try await throughput(tasks: tasks, operations: operations, perTask: { _ in body })
 }
 

@@ -29,7 +29,8 @@ struct SessionListen {
         """
 
     struct Options {
-        var url = ProcessInfo.processInfo.environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        var url =
+            ProcessInfo.processInfo.environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
             ?? "redis://127.0.0.1:6379"
         var prefix = "rsess:"
         var json = false
@@ -88,7 +89,8 @@ struct SessionListen {
         do {
             options = try parse(arguments)
         } catch {
-            FileHandle.standardError.write(Data("session-listen: \(error.message)\n\nRun session-listen --help for usage.\n".utf8))
+            FileHandle.standardError.write(
+                Data("session-listen: \(error.message)\n\nRun session-listen --help for usage.\n".utf8))
             exit(64)
         }
         // Ctrl-C and SIGTERM end the listening task; the subscription then closes its connection.
@@ -183,7 +185,8 @@ struct SessionListen {
         }
         let time = Self.timeFormatter.string(from: Date())
         let timezone = event.timezone ?? "-"
-        return "\(time)  \(event.kind.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0))  user=\(event.user)  "
+        return
+            "\(time)  \(event.kind.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0))  user=\(event.user)  "
             + "timezone=\(timezone)  version=\(event.version)  origin=\(event.origin)  lag=\(lagText)ms"
     }
 

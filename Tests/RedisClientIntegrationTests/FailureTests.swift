@@ -8,7 +8,8 @@ import Testing
     @Test func commandTimeoutFailsClearlyAndTheClientRecovers() async throws {
         let server = try await RedisServer.start()
         defer { server.stop() }
-        try await withClient(poolSize: 1, commandTimeout: .milliseconds(200), url: server.url) { (client: RedisClient) async throws in
+        try await withClient(poolSize: 1, commandTimeout: .milliseconds(200), url: server.url) {
+            (client: RedisClient) async throws in
             let started = ContinuousClock.now
             await #expect {
                 try await client.send("DEBUG", "SLEEP", "2")
@@ -125,7 +126,8 @@ import Testing
     @Test func cancellingAWaitingCallerResumesItPromptly() async throws {
         let server = try await RedisServer.start()
         defer { server.stop() }
-        try await withClient(poolSize: 1, commandTimeout: .seconds(5), url: server.url) { (client: RedisClient) async throws in
+        try await withClient(poolSize: 1, commandTimeout: .seconds(5), url: server.url) {
+            (client: RedisClient) async throws in
             try await client.send("PING")
             let sleeper = Task { try await client.send("DEBUG", "SLEEP", "1") }
             #expect(await eventually { client.statistics.requests == 2 })

@@ -5,7 +5,8 @@ import Testing
 @Suite struct RedisCommandTests {
     @Test func encodesBinarySafeRESP() {
         let command = RedisCommand("SET", "k", [0, 13, 10, 255] as [UInt8], 42)
-        let expected = Array("*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\n".utf8) + [0, 13, 10, 255] + Array("\r\n$2\r\n42\r\n".utf8)
+        let expected =
+            Array("*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\n".utf8) + [0, 13, 10, 255] + Array("\r\n$2\r\n42\r\n".utf8)
         #expect(command.encoded == expected)
         #expect(command.name == "SET")
     }

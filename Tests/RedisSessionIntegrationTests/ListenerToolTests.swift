@@ -21,7 +21,9 @@ import Testing
             let out = output.fileHandleForReading.readDataToEndOfFile()
             let err = errors.fileHandleForReading.readDataToEndOfFile()
             process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+            return (
+                process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self)
+            )
         }
     }
 
@@ -51,11 +53,13 @@ import Testing
             if !subscribed { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(subscribed)
-        try await bus.publish(SessionEvent(kind: .loggedIn, user: "alice", timezone: "Europe/Paris", version: 1, origin: "web-1"))
+        try await bus.publish(
+            SessionEvent(kind: .loggedIn, user: "alice", timezone: "Europe/Paris", version: 1, origin: "web-1"))
         try await client.send("PUBLISH", bus.channel, "this is not json")
         let settings = UserSettingsStore(client: client, keyPrefix: prefix)
         _ = try await settings.write(
-            userID: "alice", timezone: "Asia/Tokyo", publishing: .settingsChanged, origin: "web-2", channel: bus.channel)
+            userID: "alice", timezone: "Asia/Tokyo", publishing: .settingsChanged, origin: "web-2", channel: bus.channel
+        )
         try await bus.publish(SessionEvent(kind: .sessionsRevoked, user: "alice", version: 0, origin: "web-3"))
         let result = run.wait()
         await client.close()

@@ -20,7 +20,8 @@ import Testing
 
         // On the next request, whichever instance it lands on: one round trip.
         let requestCookieHeader = "rsess=\(session.id.text)"
-        if let id = cookie.sessionID(fromCookieHeader: requestCookieHeader), var current = try await store.load(id: id) {
+        if let id = cookie.sessionID(fromCookieHeader: requestCookieHeader), var current = try await store.load(id: id)
+        {
             current["theme"] = "dark"  // only this attribute is written
             try await store.save(&current)
             session = current

@@ -71,8 +71,12 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) 
         #expect(session["timezone"] == "Europe/Paris")
         let started = ContinuousClock.now
         let written = try await a.flows.changeTimezone(session: &session, to: "Asia/Tokyo")
-        let appliedB = await eventually(timeout: .milliseconds(100)) { b.cache.cachedTimezone(for: "alice") == "Asia/Tokyo" }
-        let appliedC = await eventually(timeout: .milliseconds(100)) { c.cache.cachedTimezone(for: "alice") == "Asia/Tokyo" }
+        let appliedB = await eventually(timeout: .milliseconds(100)) {
+            b.cache.cachedTimezone(for: "alice") == "Asia/Tokyo"
+        }
+        let appliedC = await eventually(timeout: .milliseconds(100)) {
+            c.cache.cachedTimezone(for: "alice") == "Asia/Tokyo"
+        }
         let elapsed = ContinuousClock.now - started
         #expect(appliedB && appliedC, "not applied everywhere within 100 ms (\(elapsed))")
 
@@ -84,7 +88,8 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) 
         #expect(c.cache.statistics.eventsApplied >= 2)
         #expect(written.version == 2)
         #expect(session["timezone"] == "Asia/Tokyo")
-        let stored = try await RedisSessionStore(client: a.client, configuration: .init(keyPrefix: prefix)).load(id: session.id)
+        let stored = try await RedisSessionStore(client: a.client, configuration: .init(keyPrefix: prefix)).load(
+            id: session.id)
         #expect(stored?["timezone"] == "Asia/Tokyo", "the current session was updated")
         for instance in [a, b, c] { await instance.stop() }
     }
@@ -97,7 +102,8 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) 
         #expect(try await a.cache.timezone(for: "bob") == "Asia/Tokyo")
         let bus = SessionEventBus(client: a.client, keyPrefix: prefix)
         let ignoredBefore = a.cache.statistics.eventsIgnored
-        try await bus.publish(SessionEvent(kind: .settingsChanged, user: "bob", timezone: "Europe/Paris", version: 1, origin: "late"))
+        try await bus.publish(
+            SessionEvent(kind: .settingsChanged, user: "bob", timezone: "Europe/Paris", version: 1, origin: "late"))
         #expect(await eventually { a.cache.statistics.eventsIgnored == ignoredBefore + 1 })
         #expect(a.cache.cachedTimezone(for: "bob") == "Asia/Tokyo")
         await a.stop()
@@ -111,14 +117,22 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) 
         let fragments = ["{", "}", "\"v\":", "1", "\"type\"", "null", "[", "]", ",", "\"user\":\"x\"", "\u{0}", "é"]
         for index in 0..<1000 {
             if index % 2 == 0 {
-                payloads.append((0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+                payloads.append(
+                    (0..<Int.random(in: 0...64, using: &generator)).map { _ in
+                        UInt8.random(in: 0...255, using: &generator)
+                    })
             } else {
-                payloads.append(Array((0..<Int.random(in: 1...12, using: &generator)).map { _ in fragments.randomElement(using: &generator) ?? "" }.joined().utf8))
+                payloads.append(
+                    Array(
+                        (0..<Int.random(in: 1...12, using: &generator)).map { _ in
+                            fragments.randomElement(using: &generator) ?? ""
+                        }.joined().utf8))
             }
         }
         let commands = payloads.map { RedisCommand("PUBLISH", prefix + "events", $0) }
         _ = try await a.client.pipeline(commands)
-        #expect(await eventually { a.cache.statistics.eventsMalformed == 1000 }, "\(a.cache.statistics.eventsMalformed)")
+        #expect(
+            await eventually { a.cache.statistics.eventsMalformed == 1000 }, "\(a.cache.statistics.eventsMalformed)")
         // Still listening: a valid event afterwards is applied.
         try await seed("carol", "UTC", via: a)
         _ = try await a.cache.timezone(for: "carol")
@@ -182,7 +196,9 @@ func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) 
             }
         }
         try await Task.sleep(for: .milliseconds(100))
-        #expect(b.cache.statistics.eventsApplied + b.cache.statistics.eventsIgnored == eventsBefore, "nothing was published")
+        #expect(
+            b.cache.statistics.eventsApplied + b.cache.statistics.eventsIgnored == eventsBefore, "nothing was published"
+        )
         #expect(try await a.flows.settings.read(userID: "erin") == UserSettings(timezone: "Europe/Paris", version: 1))
         #expect(session["timezone"] == "Europe/Paris")
         var anonymous = try await a.flows.sessions.create(userID: nil)

@@ -157,7 +157,9 @@ struct StoreFixture {
             "a load inside the touch interval does not rewrite the session")
         if let client = fixture.client {
             let ttl = try await client.send("PTTL", fixture.prefix + "s:" + session.id.text).int ?? 0
-            let ceiling = Int((unit * 9.8).components.seconds * 1000) + Int((unit * 9.8).components.attoseconds / 1_000_000_000_000_000)
+            let ceiling =
+                Int((unit * 9.8).components.seconds * 1000)
+                + Int((unit * 9.8).components.attoseconds / 1_000_000_000_000_000)
             #expect(ttl < ceiling, "the TTL was not refreshed inside the touch interval (\(ttl) ms)")
         }
         try await Task.sleep(for: unit * 4.5)
@@ -303,7 +305,8 @@ struct StoreFixture {
         #expect(try await client.send("HGET", key, "_u").string == "kim")
         let ttl = try await client.send("PTTL", key).int ?? 0
         #expect(ttl > 59_000 && ttl <= 60_000)
-        let score = try await client.send("ZSCORE", fixture.prefix + "u:kim", session.id.text).string.flatMap(Double.init)
+        let score = try await client.send("ZSCORE", fixture.prefix + "u:kim", session.id.text).string.flatMap(
+            Double.init)
         let created = session.createdAt.timeIntervalSince1970 * 1000
         #expect(abs((score ?? 0) - (created + 600_000)) < 2, "the index is scored by absolute expiry")
     }

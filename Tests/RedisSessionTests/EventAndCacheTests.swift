@@ -6,20 +6,23 @@ import Testing
 
 @Suite struct SessionEventTests {
     @Test func roundTripsAndIgnoresUnknownFields() throws {
-        let event = SessionEvent(kind: .settingsChanged, user: "alice", timezone: "Asia/Tokyo", version: 7, origin: "web-2")
+        let event = SessionEvent(
+            kind: .settingsChanged, user: "alice", timezone: "Asia/Tokyo", version: 7, origin: "web-2")
         guard case .success(let decoded) = SessionEvent.decode(event.encoded()) else {
             Issue.record("did not decode its own encoding")
             return
         }
         #expect(decoded == event)
-        let future = #"{"v":1,"type":"settings.changed","user":"a","timezone":"UTC","version":2,"origin":"x","at":5,"new":{"x":1}}"#
+        let future =
+            #"{"v":1,"type":"settings.changed","user":"a","timezone":"UTC","version":2,"origin":"x","at":5,"new":{"x":1}}"#
         guard case .success(let tolerant) = SessionEvent.decode(Array(future.utf8)) else {
             Issue.record("an unknown field made the event malformed")
             return
         }
         #expect(tolerant.version == 2)
         // Redis' cjson escapes slashes; that is still JSON.
-        let cjson = #"{"timezone":"Europe\/Paris","v":1,"user":"a","type":"settings.changed","origin":"o","version":3,"at":1795741964337}"#
+        let cjson =
+            #"{"timezone":"Europe\/Paris","v":1,"user":"a","type":"settings.changed","origin":"o","version":3,"at":1795741964337}"#
         guard case .success(let fromLua) = SessionEvent.decode(Array(cjson.utf8)) else {
             Issue.record("the Lua-encoded payload did not decode")
             return

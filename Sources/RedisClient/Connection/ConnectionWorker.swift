@@ -1,11 +1,11 @@
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One pooled connection and the OS thread that owns it.
@@ -246,7 +246,9 @@ final class ConnectionWorker: Sendable {
                 }
             } catch {
                 let reported = isShutDown ? RedisError(.closed, "the client was closed") : error
-                for request in batch[index...] { complete(request, with: .failure(reported.adding(context: request.name))) }
+                for request in batch[index...] {
+                    complete(request, with: .failure(reported.adding(context: request.name)))
+                }
                 lock.withLock {
                     shared.socket = -1
                     if shared.status != .shutDown { setStatusLocked(.connecting) }

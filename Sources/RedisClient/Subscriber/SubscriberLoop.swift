@@ -2,11 +2,11 @@ internal import CHiredis
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The thread behind one ``RedisSubscription``: connect, subscribe, read messages, ping, reconnect.

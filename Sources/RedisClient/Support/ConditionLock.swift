@@ -1,11 +1,11 @@
 internal import CHiredis
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A pthread mutex with a condition variable on the monotonic clock.
@@ -21,7 +21,7 @@ final class ConditionLock: @unchecked Sendable {
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         #if !canImport(Darwin)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+            pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         #endif
         pthread_cond_init(condition, &attributes)
         pthread_condattr_destroy(&attributes)
@@ -51,14 +51,14 @@ final class ConditionLock: @unchecked Sendable {
     func wait(untilMonotonicNanoseconds deadline: UInt64) {
         var time = timespec()
         #if canImport(Darwin)
-        let remaining = deadline > monotonicNanoseconds() ? deadline - monotonicNanoseconds() : 0
-        time.tv_sec = Int(remaining / 1_000_000_000)
-        time.tv_nsec = Int(remaining % 1_000_000_000)
-        pthread_cond_timedwait_relative_np(condition, mutex, &time)
+            let remaining = deadline > monotonicNanoseconds() ? deadline - monotonicNanoseconds() : 0
+            time.tv_sec = Int(remaining / 1_000_000_000)
+            time.tv_nsec = Int(remaining % 1_000_000_000)
+            pthread_cond_timedwait_relative_np(condition, mutex, &time)
         #else
-        time.tv_sec = Int(deadline / 1_000_000_000)
-        time.tv_nsec = Int(deadline % 1_000_000_000)
-        pthread_cond_timedwait(condition, mutex, &time)
+            time.tv_sec = Int(deadline / 1_000_000_000)
+            time.tv_nsec = Int(deadline % 1_000_000_000)
+            pthread_cond_timedwait(condition, mutex, &time)
         #endif
     }
 
@@ -94,9 +94,9 @@ func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
     }
     let box = Unmanaged.passRetained(Box(name: name, body: body)).toOpaque()
     #if canImport(Darwin)
-    var thread: pthread_t?
+        var thread: pthread_t?
     #else
-    var thread = pthread_t()
+        var thread = pthread_t()
     #endif
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)
@@ -105,10 +105,10 @@ func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
         &thread, &attributes,
         { raw in
             #if canImport(Darwin)
-            let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+                let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
             #else
-            guard let raw else { return nil }
-            let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
+                guard let raw else { return nil }
+                let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
             #endif
             chiredis_set_thread_name(box.name)
             box.body()
@@ -125,8 +125,8 @@ func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
 /// Wakes a thread blocked on `fd` without closing the descriptor (its number could be reused meanwhile).
 func shutdownSocket(_ fd: Int32) {
     #if canImport(Darwin)
-    _ = Darwin.shutdown(fd, Int32(SHUT_RDWR))
+        _ = Darwin.shutdown(fd, Int32(SHUT_RDWR))
     #else
-    _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
     #endif
 }

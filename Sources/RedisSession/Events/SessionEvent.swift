@@ -61,7 +61,8 @@ public struct SessionEvent: Sendable, Hashable, Codable {
     }
 
     /// Creates an event stamped now.
-    public init(kind: Kind, user: String, timezone: String? = nil, version: Int, origin: String, at date: Date = Date()) {
+    public init(kind: Kind, user: String, timezone: String? = nil, version: Int, origin: String, at date: Date = Date())
+    {
         self.schema = Self.schemaVersion
         self.kind = kind
         self.user = user

@@ -61,7 +61,7 @@ public struct SessionFlows: Sendable {
             do {
                 try await sessions.regenerate(&existing)
                 signedIn = existing
-            } catch where error.code == .sessionNotFound {
+            } catch  where error.code == .sessionNotFound {
                 signedIn = try await sessions.create(userID: userID, attributes: initial)
             }
         } else {
@@ -69,7 +69,8 @@ public struct SessionFlows: Sendable {
         }
         if let record { cache?.remember(userID, record) }
         await publishBestEffort(
-            SessionEvent(kind: .loggedIn, user: userID, timezone: timezone, version: record?.version ?? 0, origin: instanceID))
+            SessionEvent(
+                kind: .loggedIn, user: userID, timezone: timezone, version: record?.version ?? 0, origin: instanceID))
         return signedIn
     }
 
@@ -82,13 +83,15 @@ public struct SessionFlows: Sendable {
     /// - Returns: The settings as written.
     /// - Throws: ``SessionError/Code/unknownTimezone``, ``SessionError/Code/notSignedIn``, or a store error.
     @discardableResult
-    public func changeTimezone(session: inout Session, to identifier: String) async throws(SessionError) -> UserSettings {
+    public func changeTimezone(session: inout Session, to identifier: String) async throws(SessionError) -> UserSettings
+    {
         guard UserSettings.isValidTimezone(identifier) else {
             throw SessionError(.unknownTimezone, "'\(identifier.prefix(64))' is not an IANA timezone identifier")
         }
         guard let userID = session.userID else { throw SessionError(.notSignedIn, "sign in to change settings") }
         let record = try await settings.write(
-            userID: userID, timezone: identifier, publishing: .settingsChanged, origin: instanceID, channel: bus.channel)
+            userID: userID, timezone: identifier, publishing: .settingsChanged, origin: instanceID, channel: bus.channel
+        )
         cache?.remember(userID, record)
         session["timezone"] = identifier
         try await sessions.save(&session)
@@ -99,7 +102,8 @@ public struct SessionFlows: Sendable {
     public func logout(session: Session) async throws(SessionError) {
         try await sessions.destroy(id: session.id)
         if let userID = session.userID {
-            await publishBestEffort(SessionEvent(kind: .loggedOut, user: userID, version: session.version, origin: instanceID))
+            await publishBestEffort(
+                SessionEvent(kind: .loggedOut, user: userID, version: session.version, origin: instanceID))
         }
     }
 

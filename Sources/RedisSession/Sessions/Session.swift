@@ -33,7 +33,8 @@ public struct Session: Sendable {
     var removedKeys: Set<String> = []
     var userChanged = false
 
-    init(id: SessionID, userID: String?, createdAt: Date, lastSeenAt: Date, version: Int, attributes: [String: [UInt8]]) {
+    init(id: SessionID, userID: String?, createdAt: Date, lastSeenAt: Date, version: Int, attributes: [String: [UInt8]])
+    {
         self.id = id
         self.userID = userID
         self.createdAt = createdAt

@@ -60,19 +60,23 @@ public struct SessionCookie: Sendable, Hashable {
             var index = 0
             while index < bytes.count {
                 // Skip separators and whitespace before a cookie pair.
-                while index < bytes.count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t")
-                    || bytes[index] == UInt8(ascii: ";")
+                while index < bytes.count,
+                    bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t")
+                        || bytes[index] == UInt8(ascii: ";")
                 {
                     index += 1
                 }
                 let start = index
                 while index < bytes.count, bytes[index] != UInt8(ascii: ";") { index += 1 }
                 var pair = bytes[start..<index]
-                guard pair.count > name.count, pair.starts(with: name), pair[start + name.count] == UInt8(ascii: "=") else {
+                guard pair.count > name.count, pair.starts(with: name), pair[start + name.count] == UInt8(ascii: "=")
+                else {
                     continue
                 }
                 pair = pair[(start + name.count + 1)...]
-                while let last = pair.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { pair = pair.dropLast() }
+                while let last = pair.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") {
+                    pair = pair.dropLast()
+                }
                 if pair.count >= 2, pair.first == UInt8(ascii: "\""), pair.last == UInt8(ascii: "\"") {
                     pair = pair.dropFirst().dropLast()
                 }

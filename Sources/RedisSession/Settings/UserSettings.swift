@@ -31,7 +31,10 @@ public struct UserSettings: Sendable, Hashable {
         let parts = identifier.split(separator: "/", omittingEmptySubsequences: false)
         guard identifier.utf8.count <= 64, parts.count >= 2, areas.contains(String(parts[0])),
             parts.allSatisfy({ !$0.isEmpty }),
-            identifier.unicodeScalars.allSatisfy({ $0.properties.isASCIIHexDigit || ("A"..."Z").contains($0) || ("a"..."z").contains($0) || "/_-+".unicodeScalars.contains($0) })
+            identifier.unicodeScalars.allSatisfy({
+                $0.properties.isASCIIHexDigit || ("A"..."Z").contains($0) || ("a"..."z").contains($0)
+                    || "/_-+".unicodeScalars.contains($0)
+            })
         else { return false }
         return TimeZone(identifier: identifier) != nil
     }

@@ -218,7 +218,9 @@ public final class UserSettingsCache: Sendable {
                     state.slots[slot].storedAt = now
                     moveToFront(&state, slot)
                 } else {
-                    insert(&state, key: event.user, timezone: policy == .refresh ? timezone : nil, version: event.version, now: now)
+                    insert(
+                        &state, key: event.user, timezone: policy == .refresh ? timezone : nil, version: event.version,
+                        now: now)
                 }
                 return true
             }

@@ -52,7 +52,8 @@ public final class MemorySessionStore: SessionStore {
 
     public func create(userID: String?, attributes: [String: String]) async throws(SessionError) -> Session {
         let now = clock()
-        var session = Session(id: SessionID(), userID: userID, createdAt: now, lastSeenAt: now, version: 1, attributes: [:])
+        var session = Session(
+            id: SessionID(), userID: userID, createdAt: now, lastSeenAt: now, version: 1, attributes: [:])
         for (key, value) in attributes { session[key] = value }
         try configuration.checkLimits(count: session.attributes.count, bytes: session.encodedSize)
         let record = Record(
@@ -98,7 +99,8 @@ public final class MemorySessionStore: SessionStore {
             var attributes = record.attributes
             for key in snapshot.changedKeys { attributes[key] = snapshot.attributes[key] ?? [] }
             for key in snapshot.removedKeys { attributes[key] = nil }
-            try configuration.checkLimits(count: attributes.count, bytes: attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count })
+            try configuration.checkLimits(
+                count: attributes.count, bytes: attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count })
             record.attributes = attributes
             if snapshot.userChanged { record.userID = snapshot.userID }
             record.version += 1
@@ -122,7 +124,11 @@ public final class MemorySessionStore: SessionStore {
         return records.withLock { records in
             records = records.filter { $0.value.expiresAt > now }
             return records.filter { $0.value.userID == userID }
-                .map { SessionSummary(id: $0.key, createdAt: $0.value.createdAt, lastSeenAt: $0.value.touchedAt, expiresAt: $0.value.expiresAt) }
+                .map {
+                    SessionSummary(
+                        id: $0.key, createdAt: $0.value.createdAt, lastSeenAt: $0.value.touchedAt,
+                        expiresAt: $0.value.expiresAt)
+                }
                 .sorted { $0.createdAt < $1.createdAt }
         }
     }

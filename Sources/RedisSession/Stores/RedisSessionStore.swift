@@ -58,7 +58,9 @@ public struct RedisSessionStore: SessionStore {
         let key = sessionKey(id)
         let replies: [RedisValue]
         do {
-            replies = try await client.pipeline([RedisCommand(strings: ["HGETALL", key]), RedisCommand(strings: ["PTTL", key])])
+            replies = try await client.pipeline([
+                RedisCommand(strings: ["HGETALL", key]), RedisCommand(strings: ["PTTL", key]),
+            ])
         } catch let error as RedisError {
             throw mapError(error)
         } catch {
@@ -76,7 +78,9 @@ public struct RedisSessionStore: SessionStore {
         var session = decoded
         if needsTouch(session, ttl: Int64(ttl)) {
             client.sendDetached(
-                RedisCommand(arguments: ["EVAL", SessionScripts.touch.source, 1, key, idleMilliseconds, absoluteMilliseconds]))
+                RedisCommand(arguments: [
+                    "EVAL", SessionScripts.touch.source, 1, key, idleMilliseconds, absoluteMilliseconds,
+                ]))
             session.lastSeenAt = Date()
         }
         return session
@@ -103,7 +107,8 @@ public struct RedisSessionStore: SessionStore {
     }
 
     public func destroy(id: SessionID) async throws(SessionError) {
-        _ = try await run(SessionScripts.destroy, keys: [sessionKey(id)], arguments: [configuration.keyPrefix, id.text])
+        _ = try await run(
+            SessionScripts.destroy, keys: [sessionKey(id)], arguments: [configuration.keyPrefix, id.text])
     }
 
     public func sessions(userID: String) async throws(SessionError) -> [SessionSummary] {
@@ -129,7 +134,8 @@ public struct RedisSessionStore: SessionStore {
 
     @discardableResult
     public func destroyAll(userID: String) async throws(SessionError) -> Int {
-        let reply = try await run(SessionScripts.destroyAll, keys: [userKey(userID)], arguments: [configuration.keyPrefix])
+        let reply = try await run(
+            SessionScripts.destroyAll, keys: [userKey(userID)], arguments: [configuration.keyPrefix])
         return reply.int ?? 0
     }
 
@@ -177,7 +183,8 @@ public struct RedisSessionStore: SessionStore {
         } catch {
             throw SessionError(.storeUnavailable, "\(error)")
         }
-        guard results.count == commands.count, let existed = results[0].int, let version = results[results.count - 3].int
+        guard results.count == commands.count, let existed = results[0].int,
+            let version = results[results.count - 3].int
         else {
             if let failure = results.first(where: { if case .error = $0 { true } else { false } }),
                 case .error(let message) = failure
@@ -212,7 +219,8 @@ public struct RedisSessionStore: SessionStore {
             arguments.append(session.attributes[key] ?? [])
         }
         for key in session.removedKeys { arguments.append("a:" + key) }
-        let reply = try await run(SessionScripts.move, keys: [sessionKey(session.id), sessionKey(newID)], arguments: arguments)
+        let reply = try await run(
+            SessionScripts.move, keys: [sessionKey(session.id), sessionKey(newID)], arguments: arguments)
         guard let values = reply.array, values.count == 3, let version = values[0].int, let now = values[2].int else {
             throw SessionError(.corruptSession, "the save script answered \(reply)")
         }

@@ -30,13 +30,15 @@ struct AppState: Sendable {
         self.flows = SessionFlows(
             sessions: store, settings: settings, bus: bus, cache: cache, instanceID: configuration.instanceID)
         self.users = UserDirectory(
-            client: client, settings: settings, keyPrefix: configuration.keyPrefix, bcryptCost: configuration.bcryptCost,
+            client: client, settings: settings, keyPrefix: configuration.keyPrefix,
+            bcryptCost: configuration.bcryptCost,
             failureLimit: configuration.loginFailureLimit, failureWindow: configuration.loginFailureWindow)
         self.cookie = SessionCookie(secure: configuration.secureCookies, maxAge: configuration.sessions.idleTimeout)
     }
 
     /// The `Set-Cookie` value of the anonymous login form's CSRF cookie.
     func csrfCookieHeader(_ token: String) -> String {
-        "\(CSRFToken.cookieName)=\(token); Path=/; HttpOnly; SameSite=Lax" + (configuration.secureCookies ? "; Secure" : "")
+        "\(CSRFToken.cookieName)=\(token); Path=/; HttpOnly; SameSite=Lax"
+            + (configuration.secureCookies ? "; Secure" : "")
     }
 }

@@ -57,7 +57,8 @@ extension Checker {
         let stoppedAt = Date()
         var unhealthy = Set<Int>()
         while unhealthy.count < webs.count && Date().timeIntervalSince(stoppedAt) < 5 {
-            for (index, web) in webs.enumerated() where (try? web.request("GET", "/healthz", timeout: 1).status) == 503 {
+            for (index, web) in webs.enumerated() where (try? web.request("GET", "/healthz", timeout: 1).status) == 503
+            {
                 unhealthy.insert(index)
             }
             usleep(10_000)
@@ -66,7 +67,11 @@ extension Checker {
 
         var backAt: Date?
         while backAt == nil && Date().timeIntervalSince(stoppedAt) < 30 {
-            if (try? withRedis({ client in try await client.send("PING") })) != nil { backAt = Date() } else { usleep(20_000) }
+            if (try? withRedis({ client in try await client.send("PING") })) != nil {
+                backAt = Date()
+            } else {
+                usleep(20_000)
+            }
         }
         let returned = try backAt.orThrow("Redis did not come back within 30 s (is a supervisor running it?)")
         current = "Pacific/Honolulu"
@@ -88,10 +93,13 @@ extension Checker {
         let failedRequests = (during.unavailable - before.unavailable) + (during.otherFailures - before.otherFailures)
         figures.append(
             String(
-                format: "Redis restart: down %.2f s; %d requests answered during the restart window, %d of them failed (%d 503, %d other); recovery %.2f s after Redis returned",
+                format:
+                    "Redis restart: down %.2f s; %d requests answered during the restart window, %d of them failed (%d 503, %d other); recovery %.2f s after Redis returned",
                 returned.timeIntervalSince(stoppedAt), served + failedRequests, failedRequests,
                 during.unavailable - before.unavailable, during.otherFailures - before.otherFailures, recovery))
-        try expect(during.otherFailures == before.otherFailures, "requests failed with something other than 503 (a crash, or a 502)")
+        try expect(
+            during.otherFailures == before.otherFailures,
+            "requests failed with something other than 503 (a crash, or a 502)")
         // The listener reconnects with backoff too; later checks expect it to hear their events.
         let channel = options.prefix + "events"
         let deadline = Date().addingTimeInterval(10)
@@ -129,12 +137,16 @@ extension Checker {
             .orThrow("the log lacks this run's first event \(first)")
         var cursor = start
         for event in expectedEvents {
-            guard let found = logged[cursor...].firstIndex(where: { $0.0 == event.0 && (event.1 < 0 || $0.1 == event.1) }) else {
-                throw HTTPFailure(description: "the log lacks \(event.0) (version \(event.1)) after position \(cursor - start)")
+            guard
+                let found = logged[cursor...].firstIndex(where: { $0.0 == event.0 && (event.1 < 0 || $0.1 == event.1) })
+            else {
+                throw HTTPFailure(
+                    description: "the log lacks \(event.0) (version \(event.1)) after position \(cursor - start)")
             }
             cursor = found + 1
         }
         let versions = logged[start...].filter { $0.0 == "settings.changed" }.map(\.1)
-        try expect(zip(versions, versions.dropFirst()).allSatisfy { $0 < $1 }, "settings versions out of order: \(versions)")
+        try expect(
+            zip(versions, versions.dropFirst()).allSatisfy { $0 < $1 }, "settings versions out of order: \(versions)")
     }
 }

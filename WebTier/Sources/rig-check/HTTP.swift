@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A deliberately small HTTP/1.1 client for the checker: one request per connection (`Connection: close`), no
@@ -48,7 +48,9 @@ struct Endpoint: Sendable, CustomStringConvertible {
         guard url.hasPrefix("http://") else { throw HTTPFailure(description: "only http:// URLs: \(url)") }
         let rest = url.dropFirst(7).split(separator: "/", maxSplits: 1).first ?? ""
         let parts = rest.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else { throw HTTPFailure(description: "need host:port in \(url)") }
+        guard parts.count == 2, let port = Int(parts[1]) else {
+            throw HTTPFailure(description: "need host:port in \(url)")
+        }
         self.host = String(parts[0])
         self.port = port
     }
@@ -109,13 +111,17 @@ struct Endpoint: Sendable, CustomStringConvertible {
         var headers: [(String, String)] = []
         for line in head.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+            headers.append(
+                (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
         }
         var body = Array(bytes[(end + 4)...])
-        if headers.contains(where: { $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased().contains("chunked") }) {
+        if headers.contains(where: { $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased().contains("chunked") }
+        ) {
             body = dechunk(body)
         }
-        return HTTPResponse(status: status, headers: headers.map { (name: $0.0, value: $0.1) }, body: String(decoding: body, as: UTF8.self))
+        return HTTPResponse(
+            status: status, headers: headers.map { (name: $0.0, value: $0.1) },
+            body: String(decoding: body, as: UTF8.self))
     }
 
     private static func dechunk(_ bytes: [UInt8]) -> [UInt8] {
@@ -160,8 +166,10 @@ struct Browser {
     mutating func post(
         _ endpoint: Endpoint, _ path: String, form: [String: String], headers: [(String, String)] = []
     ) throws -> HTTPResponse {
-        let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }
-            .joined(separator: "&")
+        let body = form.map {
+            "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+        }
+        .joined(separator: "&")
         let response = try endpoint.request(
             "POST", path, headers: cookieHeader + [("Content-Type", "application/x-www-form-urlencoded")] + headers,
             body: body)
@@ -172,6 +180,7 @@ struct Browser {
     /// Signs in through the login form.
     mutating func signIn(_ endpoint: Endpoint, user: String, password: String) throws -> HTTPResponse {
         let form = try get(endpoint, "/")
-        return try post(endpoint, "/login", form: ["username": user, "password": password, "csrf": form.csrfToken ?? ""])
+        return try post(
+            endpoint, "/login", form: ["username": user, "password": password, "csrf": form.csrfToken ?? ""])
     }
 }

@@ -42,7 +42,9 @@ struct RigCheck {
         do {
             while let argument = arguments.next() {
                 func value() throws -> String {
-                    guard let next = arguments.next() else { throw HTTPFailure(description: "\(argument) needs a value") }
+                    guard let next = arguments.next() else {
+                        throw HTTPFailure(description: "\(argument) needs a value")
+                    }
                     return next
                 }
                 switch argument {
@@ -131,7 +133,8 @@ final class Checker {
         let prefix = options.prefix
         let record = try withRedis { client in
             try await UserSettingsStore(client: client, keyPrefix: prefix).write(
-                userID: user, timezone: timezone, publishing: .settingsChanged, origin: origin, channel: prefix + "events")
+                userID: user, timezone: timezone, publishing: .settingsChanged, origin: origin,
+                channel: prefix + "events")
         }
         expectedEvents.append(("settings.changed", record.version))
         return record.version
@@ -157,7 +160,9 @@ final class Checker {
     }
 
     func runAll() -> Bool {
-        say("rig-check: lb \(lb), instances \(webs.map(\.description).joined(separator: " ")), redis \(options.redisURL)")
+        say(
+            "rig-check: lb \(lb), instances \(webs.map(\.description).joined(separator: " ")), redis \(options.redisURL)"
+        )
         var alice = Browser()
         var current = "Europe/Paris"
 
@@ -174,7 +179,8 @@ final class Checker {
             try expect(alice.cookies["rsess"] != nil, "no session cookie")
             expectedEvents.append(("user.logged_in", -1))
             let landing = try alice.get(webs[0], "/")
-            try expect(landing.shownTimezone == current, "instance 1 shows \(landing.shownTimezone ?? "the login page")")
+            try expect(
+                landing.shownTimezone == current, "instance 1 shows \(landing.shownTimezone ?? "the login page")")
         }
 
         check("htmx timezone change through instance 2, shown by instance 3 from its cache within 1 s") {
@@ -184,7 +190,8 @@ final class Checker {
             current = "Asia/Tokyo"
             let started = Date()
             let change = try alice.post(
-                webs[1], "/settings", form: ["timezone": current], headers: [("HX-Request", "true"), ("X-CSRF-Token", token)])
+                webs[1], "/settings", form: ["timezone": current],
+                headers: [("HX-Request", "true"), ("X-CSRF-Token", token)])
             try expect(change.status == 204, "the htmx change answered \(change.status)")
             try expect(change.header("HX-Refresh") == "true", "no HX-Refresh: true")
             expectedEvents.append(("settings.changed", -1))
@@ -200,9 +207,11 @@ final class Checker {
             let after = try stats(webs[2])
             try expect(shown == current, "instance 3 shows \(shown ?? "nothing") after \(elapsed) s")
             try expect(elapsed < 1, "took \(elapsed) s")
-            try expect(number(after, "events.applied") > number(before, "events.applied"), "instance 3 applied no event")
+            try expect(
+                number(after, "events.applied") > number(before, "events.applied"), "instance 3 applied no event")
             try expect(number(after, "cache.hits") > number(viewStats, "cache.hits"), "the view was not a cache hit")
-            try expect(number(after, "cache.misses") == number(viewStats, "cache.misses"), "the view read settings from Redis")
+            try expect(
+                number(after, "cache.misses") == number(viewStats, "cache.misses"), "the view read settings from Redis")
         }
 
         check("the load balancer spreads consecutive requests and every instance agrees") {
@@ -210,7 +219,9 @@ final class Checker {
             for _ in 0..<9 {
                 let response = try alice.get(lb, "/")
                 try expect(response.status == 200, "status \(response.status)")
-                try expect(response.shownTimezone == current, "\(response.header("X-Instance") ?? "?") shows \(response.shownTimezone ?? "nothing")")
+                try expect(
+                    response.shownTimezone == current,
+                    "\(response.header("X-Instance") ?? "?") shows \(response.shownTimezone ?? "nothing")")
                 seen.insert(response.header("X-Instance") ?? "?")
             }
             try expect(seen.count >= 2, "every request landed on \(seen)")
@@ -233,7 +244,9 @@ final class Checker {
             try expect(login.status == 303, "second sign-in answered \(login.status)")
             expectedEvents.append(("user.logged_in", -1))
             var laptop = Browser()
-            try expect(try laptop.signIn(webs[1], user: options.user, password: options.password).status == 303, "third sign-in")
+            try expect(
+                try laptop.signIn(webs[1], user: options.user, password: options.password).status == 303,
+                "third sign-in")
             expectedEvents.append(("user.logged_in", -1))
             let token = try laptop.get(webs[1], "/sessions").csrfToken.orThrow("no CSRF token on /sessions")
             let out = try laptop.post(webs[1], "/logout-everywhere", form: ["csrf": token])
@@ -242,10 +255,13 @@ final class Checker {
             for web in webs {
                 var copy = phone
                 let view = try copy.get(web, "/")
-                try expect(view.status == 200 && view.shownTimezone == nil, "\(web) still shows the second session signed in")
+                try expect(
+                    view.status == 200 && view.shownTimezone == nil, "\(web) still shows the second session signed in")
             }
             alice = Browser()
-            try expect(try alice.signIn(webs[0], user: options.user, password: options.password).status == 303, "sign in again")
+            try expect(
+                try alice.signIn(webs[0], user: options.user, password: options.password).status == 303, "sign in again"
+            )
             expectedEvents.append(("user.logged_in", -1))
         }
 
@@ -258,7 +274,9 @@ final class Checker {
                 let token = try alice.get(writer, "/settings").csrfToken.orThrow("no CSRF token")
                 current = zones[index % zones.count]
                 let started = Date()
-                let response = try alice.post(writer, "/settings", form: ["timezone": current], headers: [("HX-Request", "true"), ("X-CSRF-Token", token)])
+                let response = try alice.post(
+                    writer, "/settings", form: ["timezone": current],
+                    headers: [("HX-Request", "true"), ("X-CSRF-Token", token)])
                 try expect(response.status == 204, "change answered \(response.status)")
                 expectedEvents.append(("settings.changed", -1))
                 var shown: String?
@@ -271,11 +289,17 @@ final class Checker {
             samples.sort()
             let p50 = samples[samples.count / 2]
             let p99 = samples[min(samples.count - 1, Int((Double(samples.count) * 0.99).rounded(.up)) - 1)]
-            figures.append(String(format: "propagation through HTTP (change on one instance until shown on another), %d changes: p50 %.1f ms, p99 %.1f ms", samples.count, p50, p99))
+            figures.append(
+                String(
+                    format:
+                        "propagation through HTTP (change on one instance until shown on another), %d changes: p50 %.1f ms, p99 %.1f ms",
+                    samples.count, p50, p99))
         }
 
         if options.restart == "shutdown" {
-            check("Redis restart under steady load: unhealthy, healthy within 2 s of Redis returning, no stale timezone") {
+            check(
+                "Redis restart under steady load: unhealthy, healthy within 2 s of Redis returning, no stale timezone"
+            ) {
                 try redisRestart(alice: alice, current: &current)
             }
         }
@@ -283,9 +307,12 @@ final class Checker {
         check("subscriber cut (CLIENT KILL) on instance 3: it never serves the old value once resubscribed") {
             let name = instanceNames[2] + "-sub"
             let before = number(try stats(webs[2]), "subscriber.resyncs")
-            let list = try withRedis { client in try await client.send("CLIENT", "LIST", "TYPE", "pubsub").string ?? "" }
-            let line = try list.split(separator: "\n").first { $0.contains("name=\(name) ") }.orThrow("no subscriber named \(name)")
-            let id = try line.split(separator: " ").first { $0.hasPrefix("id=") }.map { String($0.dropFirst(3)) }.orThrow("no id")
+            let list = try withRedis { client in try await client.send("CLIENT", "LIST", "TYPE", "pubsub").string ?? ""
+            }
+            let line = try list.split(separator: "\n").first { $0.contains("name=\(name) ") }.orThrow(
+                "no subscriber named \(name)")
+            let id = try line.split(separator: " ").first { $0.hasPrefix("id=") }.map { String($0.dropFirst(3)) }
+                .orThrow("no id")
             _ = try withRedis { client in try await client.send("CLIENT", "KILL", "ID", id) }
             let old = current
             current = "America/Sao_Paulo"

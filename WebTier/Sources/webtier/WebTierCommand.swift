@@ -52,12 +52,16 @@ struct WebTierCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
         guard !instanceID.isEmpty else { throw ValidationError("--instance-id must not be empty") }
-        guard (1...64).contains(redisPoolSize) else { throw ValidationError("--redis-pool-size must be between 1 and 64") }
+        guard (1...64).contains(redisPoolSize) else {
+            throw ValidationError("--redis-pool-size must be between 1 and 64")
+        }
         guard !prefix.isEmpty else { throw ValidationError("--prefix must not be empty") }
         guard ["refresh", "invalidate"].contains(cachePolicy) else {
             throw ValidationError("--cache-policy must be refresh or invalidate")
         }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level '\(logLevel)'") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("unknown --log-level '\(logLevel)'")
+        }
         do {
             _ = try RedisConfiguration(url: redisURL)
         } catch {
@@ -82,7 +86,10 @@ struct WebTierCommand: AsyncParsableCommand {
             cache: .init(policy: cachePolicy == "invalidate" ? .invalidate : .refresh),
             seedDemoUsers: seedDemoUsers)
         logger.info(
-            "starting", metadata: ["rsess.listen": "\(host):\(port)", "rsess.redis": "\(redis.endpoint)", "rsess.prefix": "\(prefix)"])
+            "starting",
+            metadata: [
+                "rsess.listen": "\(host):\(port)", "rsess.redis": "\(redis.endpoint)", "rsess.prefix": "\(prefix)",
+            ])
         let app = buildApplication(configuration: configuration, logger: logger)
         try await app.runService()
         logger.info("stopped")

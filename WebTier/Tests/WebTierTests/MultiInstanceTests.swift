@@ -30,7 +30,8 @@ import Testing
                 let form = try await browser.get(a, "/settings")
                 let token = try #require(Browser.csrf(in: form))
                 let change = try await browser.post(
-                    a, "/settings", form: ["timezone": "Pacific/Auckland"], headers: [.hxRequestTest: "true", .csrfTest: token])
+                    a, "/settings", form: ["timezone": "Pacific/Auckland"],
+                    headers: [.hxRequestTest: "true", .csrfTest: token])
                 #expect(change.status == .noContent)
 
                 var shown: String?
@@ -41,7 +42,8 @@ import Testing
                 }
                 #expect(shown == "Pacific/Auckland")
                 let stats = try await b.execute(uri: "/stats", method: .get)
-                let json = try JSONSerialization.jsonObject(with: Data(String(buffer: stats.body).utf8)) as? [String: Any]
+                let json =
+                    try JSONSerialization.jsonObject(with: Data(String(buffer: stats.body).utf8)) as? [String: Any]
                 #expect((json?["events.applied"] as? Int ?? 0) >= 1, "B applied the event")
                 #expect((json?["cache.hits"] as? Int ?? 0) >= 1, "B served the new timezone from its cache")
             }

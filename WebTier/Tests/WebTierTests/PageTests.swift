@@ -27,7 +27,8 @@ import Testing
             #expect(shownTimezone(page) == nil)
             #expect(browser.cookies["rsess_csrf"] != nil, "the login form's CSRF cookie")
             _ = try await browser.get(client, "/")
-            #expect(try await redis.send("KEYS", prefix + "*").array?.count == keysBefore, "anonymous views wrote to Redis")
+            #expect(
+                try await redis.send("KEYS", prefix + "*").array?.count == keysBefore, "anonymous views wrote to Redis")
             await redis.close()
         }
     }
@@ -61,7 +62,8 @@ import Testing
             #expect(String(buffer: wrong.body).contains("Wrong user name or password"))
             let unknown = try await browser.signIn(client, user: "nobody", password: "x")
             #expect(unknown.status == .unauthorized)
-            let noToken = try await browser.post(client, "/login", form: ["username": "alice", "password": "wonderland"])
+            let noToken = try await browser.post(
+                client, "/login", form: ["username": "alice", "password": "wonderland"])
             #expect(noToken.status == .forbidden)
             var stranger = Browser()
             let forged = try await stranger.post(
@@ -162,14 +164,19 @@ import Testing
         let app = try await makeApp(prefix: prefix)
         try await app.test(.router) { client in
             try await waitUntilReady(client, prefix: prefix)
-            for value in ["garbage", "", "%00%ff", String(repeating: "A", count: 43), "AAAA;rsess=\u{7f}", String(repeating: "x", count: 4000)] {
+            for value in [
+                "garbage", "", "%00%ff", String(repeating: "A", count: 43), "AAAA;rsess=\u{7f}",
+                String(repeating: "x", count: 4000),
+            ] {
                 let response = try await client.execute(uri: "/", method: .get, headers: [.cookie: "rsess=\(value)"])
                 #expect(response.status == .ok, "cookie \(value.prefix(20))")
                 #expect(String(buffer: response.body).contains("action=\"/login\""))
             }
-            let unknown = try await client.execute(uri: "/", method: .get, headers: [.cookie: "rsess=\(SessionID().text)"])
+            let unknown = try await client.execute(
+                uri: "/", method: .get, headers: [.cookie: "rsess=\(SessionID().text)"])
             #expect(unknown.status == .ok)
-            #expect(unknown.headers[values: .setCookie].contains { $0.hasPrefix("rsess=;") && $0.contains("Max-Age=0") })
+            #expect(
+                unknown.headers[values: .setCookie].contains { $0.hasPrefix("rsess=;") && $0.contains("Max-Age=0") })
         }
     }
 
@@ -180,12 +187,16 @@ import Testing
             let health = try await client.execute(uri: "/healthz", method: .get)
             #expect(health.status == .ok)
             #expect(health.headers[.contentType] == "application/json")
-            let healthJSON = try JSONSerialization.jsonObject(with: Data(String(buffer: health.body).utf8)) as? [String: Any]
+            let healthJSON =
+                try JSONSerialization.jsonObject(with: Data(String(buffer: health.body).utf8)) as? [String: Any]
             #expect(healthJSON?["status"] as? String == "ok")
             let stats = try await client.execute(uri: "/stats", method: .get)
             let json = try JSONSerialization.jsonObject(with: Data(String(buffer: stats.body).utf8)) as? [String: Any]
             #expect(json?["instance"] as? String == "web-stats")
-            for key in ["cache.hits", "cache.misses", "events.applied", "events.ignored", "events.malformed", "subscriber.resyncs", "events.last_lag_ms"] {
+            for key in [
+                "cache.hits", "cache.misses", "events.applied", "events.ignored", "events.malformed",
+                "subscriber.resyncs", "events.last_lag_ms",
+            ] {
                 #expect(json?.keys.contains(key) == true, "missing \(key)")
             }
             #expect(stats.headers[.xInstanceTest] == "web-stats")

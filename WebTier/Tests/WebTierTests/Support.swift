@@ -30,10 +30,15 @@ func makeApp(
 
 func uniquePrefix() -> String { "wt\(UUID().uuidString.prefix(8)):" }
 
+// Header name literals: the initialiser fails only on invalid names.
 extension HTTPField.Name {
+    // swift-format-ignore: NeverForceUnwrap
     static let hxRequestTest = Self("HX-Request")!
+    // swift-format-ignore: NeverForceUnwrap
     static let hxRefreshTest = Self("HX-Refresh")!
+    // swift-format-ignore: NeverForceUnwrap
     static let xInstanceTest = Self("X-Instance")!
+    // swift-format-ignore: NeverForceUnwrap
     static let csrfTest = Self("X-CSRF-Token")!
 }
 
@@ -55,7 +60,9 @@ struct Browser {
         }
     }
 
-    mutating func get(_ client: some TestClientProtocol, _ uri: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+    mutating func get(_ client: some TestClientProtocol, _ uri: String, headers: HTTPFields = [:]) async throws
+        -> TestResponse
+    {
         var all = cookieHeader
         all.append(contentsOf: headers)
         let response = try await client.execute(uri: uri, method: .get, headers: all)
@@ -69,8 +76,10 @@ struct Browser {
         var all = cookieHeader
         all[.contentType] = "application/x-www-form-urlencoded"
         all.append(contentsOf: headers)
-        let body = form.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }
-            .joined(separator: "&")
+        let body = form.map {
+            "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
+        }
+        .joined(separator: "&")
         let response = try await client.execute(uri: uri, method: .post, headers: all, body: ByteBuffer(string: body))
         remember(response)
         return response
@@ -86,7 +95,9 @@ struct Browser {
 
     /// Signs in through the login form; returns the final response of the login POST.
     @discardableResult
-    mutating func signIn(_ client: some TestClientProtocol, user: String = "alice", password: String = "wonderland") async throws -> TestResponse {
+    mutating func signIn(_ client: some TestClientProtocol, user: String = "alice", password: String = "wonderland")
+        async throws -> TestResponse
+    {
         let form = try await get(client, "/")
         let token = Self.csrf(in: form) ?? ""
         return try await post(client, "/login", form: ["username": user, "password": password, "csrf": token])
@@ -109,7 +120,10 @@ func waitUntilReady(_ client: some TestClientProtocol, url: String? = nil, prefi
     defer { Task { await redis.close() } }
     for _ in 0..<500 {
         let health = try await client.execute(uri: "/healthz", method: .get)
-        let seeded = try await redis.send("EXISTS", prefix + "account:alice", prefix + "account:bob").int == 2
+        let seeded =
+            try await redis.send(
+                "EXISTS", prefix + "account:alice", prefix + "account:bob", prefix + "user:alice", prefix + "user:bob"
+            ).int == 4
         if health.status == .ok && seeded { return }
         try await Task.sleep(for: .milliseconds(10))
     }

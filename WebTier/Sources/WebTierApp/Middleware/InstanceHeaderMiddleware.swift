@@ -1,10 +1,15 @@
 import HTTPTypes
 public import Hummingbird
 
+// Header name literals: the initialiser fails only on invalid names.
 extension HTTPField.Name {
+    // swift-format-ignore: NeverForceUnwrap
     static let xInstance = Self("X-Instance")!
+    // swift-format-ignore: NeverForceUnwrap
     static let hxRequest = Self("HX-Request")!
+    // swift-format-ignore: NeverForceUnwrap
     static let hxRefresh = Self("HX-Refresh")!
+    // swift-format-ignore: NeverForceUnwrap
     static let xCSRFToken = Self("X-CSRF-Token")!
 }
 

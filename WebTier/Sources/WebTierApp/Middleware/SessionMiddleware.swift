@@ -21,7 +21,7 @@ struct SessionMiddleware: RouterMiddleware {
             do {
                 context.session = try await store.load(id: id)
                 context.staleSessionCookie = context.session == nil
-            } catch where error.code == .storeUnavailable {
+            } catch  where error.code == .storeUnavailable {
                 context.logger.error("session store unavailable", metadata: ["rsess.error": "\(error)"])
                 return Pages.unavailable()
             } catch {
@@ -33,7 +33,9 @@ struct SessionMiddleware: RouterMiddleware {
             context.staleSessionCookie = true
         }
         var response = try await next(request, context)
-        if context.staleSessionCookie && !response.headers[values: .setCookie].contains(where: { $0.hasPrefix(cookie.name + "=") }) {
+        if context.staleSessionCookie
+            && !response.headers[values: .setCookie].contains(where: { $0.hasPrefix(cookie.name + "=") })
+        {
             response.headers.append(HTTPField(name: .setCookie, value: cookie.expiredHeader()))
         }
         return response

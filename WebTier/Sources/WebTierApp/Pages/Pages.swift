@@ -28,7 +28,9 @@ enum Pages {
         var response = html(
             layout(
                 title: "Temporarily unavailable", instanceID: "",
-                body: "<h1>Temporarily unavailable</h1><p>The session store did not answer. Please retry in a moment.</p>"),
+                body:
+                    "<h1>Temporarily unavailable</h1><p>The session store did not answer. Please retry in a moment.</p>"
+            ),
             status: .serviceUnavailable)
         response.headers[.retryAfter] = "1"
         return response
@@ -59,13 +61,17 @@ enum Pages {
         """
     }
 
-    static func landing(instanceID: String, user: String, timezone: String, session: Session, csrf: String, now: Date) -> String {
+    static func landing(instanceID: String, user: String, timezone: String, session: Session, csrf: String, now: Date)
+        -> String
+    {
         let samples: [(String, Date)] = [
             ("Now", now),
             ("Signed in", session.createdAt),
             ("Next New Year (UTC)", nextNewYear(after: now)),
         ]
-        let rows = samples.map { "<tr><th>\(escape($0.0))</th><td>\(escape(TimeRendering.render($0.1, in: timezone)))</td></tr>" }
+        let rows = samples.map {
+            "<tr><th>\(escape($0.0))</th><td>\(escape(TimeRendering.render($0.1, in: timezone)))</td></tr>"
+        }
         return layout(
             title: "Home", instanceID: instanceID,
             body: """
@@ -97,7 +103,9 @@ enum Pages {
                 """)
     }
 
-    static func sessions(instanceID: String, list: [SessionSummary], current: SessionID, timezone: String, csrf: String) -> String {
+    static func sessions(instanceID: String, list: [SessionSummary], current: SessionID, timezone: String, csrf: String)
+        -> String
+    {
         let rows = list.map { summary in
             let marker = summary.id == current ? " <strong>(this session)</strong>" : ""
             return "<tr><td>\(escape(TimeRendering.render(summary.createdAt, in: timezone)))\(marker)</td>"
@@ -120,7 +128,9 @@ enum Pages {
         html(
             layout(
                 title: "Forbidden", instanceID: instanceID,
-                body: "<h1>Forbidden</h1><p>The form was stale or did not come from this site. <a href=\"/\">Start again</a>.</p>"),
+                body:
+                    "<h1>Forbidden</h1><p>The form was stale or did not come from this site. <a href=\"/\">Start again</a>.</p>"
+            ),
             status: .forbidden)
     }
 

@@ -36,11 +36,15 @@ struct AccountRoutes: Sendable {
 
     /// The login form with its double-submit CSRF cookie (set only when the visitor has none).
     func loginForm(_ request: Request, error: String?, username: String = "", status: HTTPResponse.Status) -> Response {
-        let existing = CSRFToken.cookie(CSRFToken.cookieName, in: request.headers[.cookie]).flatMap { SessionID($0)?.text }
+        let existing = CSRFToken.cookie(CSRFToken.cookieName, in: request.headers[.cookie]).flatMap {
+            SessionID($0)?.text
+        }
         let token = existing ?? CSRFToken.make()
         var response = Pages.html(
             Pages.login(instanceID: state.instanceID, csrf: token, error: error, username: username), status: status)
-        if existing == nil { response.headers.append(HTTPField(name: .setCookie, value: state.csrfCookieHeader(token))) }
+        if existing == nil {
+            response.headers.append(HTTPField(name: .setCookie, value: state.csrfCookieHeader(token)))
+        }
         return response
     }
 
@@ -48,8 +52,9 @@ struct AccountRoutes: Sendable {
         let form = try await FormBody.parse(request, context: context)
         let submitted = form["csrf"] ?? request.headers[.xCSRFToken]
         let anonymousToken = CSRFToken.cookie(CSRFToken.cookieName, in: request.headers[.cookie])
-        guard CSRFToken.matches(submitted, anonymousToken)
-            || CSRFToken.matches(submitted, context.session?[CSRFToken.attribute])
+        guard
+            CSRFToken.matches(submitted, anonymousToken)
+                || CSRFToken.matches(submitted, context.session?[CSRFToken.attribute])
         else {
             return Pages.forbidden(instanceID: state.instanceID)
         }
@@ -86,7 +91,9 @@ struct AccountRoutes: Sendable {
 
     func logout(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         guard let session = context.session else { return Pages.redirect(to: "/") }
-        guard try await Self.csrfMatches(request, context, session) else { return Pages.forbidden(instanceID: state.instanceID) }
+        guard try await Self.csrfMatches(request, context, session) else {
+            return Pages.forbidden(instanceID: state.instanceID)
+        }
         do {
             try await state.flows.logout(session: session)
         } catch {
@@ -113,10 +120,13 @@ struct AccountRoutes: Sendable {
 
     func logoutEverywhere(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         guard let session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
-        guard try await Self.csrfMatches(request, context, session) else { return Pages.forbidden(instanceID: state.instanceID) }
+        guard try await Self.csrfMatches(request, context, session) else {
+            return Pages.forbidden(instanceID: state.instanceID)
+        }
         do {
             let count = try await state.flows.logoutEverywhere(userID: user)
-            context.logger.info("logged out everywhere", metadata: ["rsess.user": "\(user)", "rsess.sessions": "\(count)"])
+            context.logger.info(
+                "logged out everywhere", metadata: ["rsess.user": "\(user)", "rsess.sessions": "\(count)"])
         } catch {
             return Pages.unavailable()
         }

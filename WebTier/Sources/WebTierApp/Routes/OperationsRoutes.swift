@@ -14,7 +14,8 @@ struct OperationsRoutes: Sendable {
         router.get("/stats") { _, _ in stats() }
         router.get("/app.css") { _, _ in
             Response(
-                status: .ok, headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=86400"],
+                status: .ok,
+                headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=86400"],
                 body: ResponseBody(byteBuffer: ByteBuffer(string: stylesheet)))
         }
     }

@@ -17,7 +17,9 @@ struct SettingsRoutes: Sendable {
         guard let session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
         do {
             let current = try await state.cache.timezone(for: user) ?? "UTC"
-            return Pages.html(Pages.settings(instanceID: state.instanceID, current: current, csrf: session[CSRFToken.attribute] ?? ""))
+            return Pages.html(
+                Pages.settings(instanceID: state.instanceID, current: current, csrf: session[CSRFToken.attribute] ?? "")
+            )
         } catch {
             return Pages.unavailable()
         }
@@ -35,13 +37,13 @@ struct SettingsRoutes: Sendable {
         let requested = form["timezone"] ?? ""
         do {
             try await state.flows.changeTimezone(session: &session, to: requested)
-        } catch where error.code == .unknownTimezone {
+        } catch  where error.code == .unknownTimezone {
             let current = (try? await state.cache.timezone(for: user)) ?? session["timezone"] ?? "UTC"
             let page = Pages.settings(
                 instanceID: state.instanceID, current: current, csrf: token ?? "",
                 error: "“\(requested.prefix(64))” is not a timezone this site knows. Nothing was changed.")
             return Pages.html(page, status: .unprocessableContent)
-        } catch where error.code == .sessionNotFound {
+        } catch  where error.code == .sessionNotFound {
             return Pages.redirect(to: "/")  // logged out meanwhile: logout wins
         } catch {
             return Pages.unavailable()

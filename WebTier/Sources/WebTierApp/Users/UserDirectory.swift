@@ -33,7 +33,9 @@ struct UserDirectory: Sendable {
     static func normalise(_ username: String) -> String? {
         let lowered = username.trimmingCharacters(in: .whitespaces).lowercased()
         guard (1...64).contains(lowered.count),
-            lowered.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0) })
+            lowered.unicodeScalars.allSatisfy({
+                ("a"..."z").contains($0) || ("0"..."9").contains($0) || "._-".unicodeScalars.contains($0)
+            })
         else { return nil }
         return lowered
     }
@@ -75,7 +77,8 @@ struct UserDirectory: Sendable {
         let hash = try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
         let created = try await client.send("HSETNX", accountKey(username), "password", hash).int == 1
         if try await settings.read(userID: username) == nil {
-            _ = try await settings.write(userID: username, timezone: timezone, publishing: nil, origin: "seed", channel: "")
+            _ = try await settings.write(
+                userID: username, timezone: timezone, publishing: nil, origin: "seed", channel: "")
         }
         return created
     }
