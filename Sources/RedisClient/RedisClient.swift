@@ -24,7 +24,6 @@ public final class RedisClient: Sendable {
     /// The configuration the pool was created with.
     public let configuration: RedisConfiguration
     private let workers: [ConnectionWorker]
-    private let nextWorker = Atomic<Int>(0)
     private let runStarted = Atomic<Bool>(false)
     private let counters = ClientCounters()
     /// Names this pool's threads (`redis<N>.<i>`), so they can be told apart in a debugger or `/proc`.
@@ -189,19 +188,28 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// A connected worker if any, else one that is connecting; never one that is backing off after failures.
+    /// The connected worker with the fewest requests outstanding (the first on a tie), else one that is connecting;
+    /// never one that is backing off after failures.
+    ///
+    /// Preferring the least loaded, and the same one while all are idle, keeps a lone caller on the connection
+    /// whose thread is still watching for its next command, and spreads a crowd evenly for pipelining.
     private func pickWorker() throws(RedisError) -> ConnectionWorker {
-        let count = workers.count
-        let start = nextWorker.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max
+        var best: ConnectionWorker?
+        var bestLoad = Int.max
         var fallback: ConnectionWorker?
-        for offset in 0..<count {
-            let worker = workers[(start &+ offset) % count]
+        for worker in workers {
             switch worker.status {
-            case .connected: return worker
+            case .connected:
+                let load = worker.outstanding
+                if load < bestLoad {
+                    best = worker
+                    bestLoad = load
+                }
             case .connecting, .notStarted: if fallback == nil { fallback = worker }
             case .backingOff, .shutDown: continue
             }
         }
+        if let best { return best }
         if let fallback { return fallback }
         if workers.allSatisfy({ $0.status == .shutDown }) {
             throw RedisError(.closed, "the client was closed")

@@ -41,6 +41,8 @@ final class ConnectionWorker: Sendable {
     private let publishedStatus = Atomic<Int>(Status.notStarted.rawValue)
     /// Bumped on every submit, so the thread can notice new work without taking the lock while it spins.
     private let submissions = Atomic<Int>(0)
+    /// Requests queued or in flight, read by the pool's dispatcher without the lock.
+    private let outstandingCount = Atomic<Int>(0)
     private let configuration: RedisConfiguration
     private let name: String
 
@@ -54,6 +56,9 @@ final class ConnectionWorker: Sendable {
 
     /// The status as last published, read without the lock by the pool's dispatcher.
     var status: Status { Status(rawValue: publishedStatus.load(ordering: .relaxed)) ?? .shutDown }
+
+    /// Requests queued or in flight on this connection.
+    var outstanding: Int { outstandingCount.load(ordering: .relaxed) }
 
     /// The error of the last failed connect, if the worker is backing off.
     var lastError: RedisError? { lock.withLock { shared.lastError } }
@@ -90,6 +95,7 @@ final class ConnectionWorker: Sendable {
         }
         request.continuation = continuation
         shared.queue.append(request)
+        outstandingCount.add(1, ordering: .relaxed)
         submissions.add(1, ordering: .releasing)
         if shared.threadIsWaiting { lock.signal() }
         lock.unlock()
@@ -101,10 +107,14 @@ final class ConnectionWorker: Sendable {
         switch shared.status {
         case .connecting, .connected:
             shared.queue.append(request)
+            outstandingCount.add(1, ordering: .relaxed)
             submissions.add(1, ordering: .releasing)
             if shared.threadIsWaiting { lock.signal() }
         case .notStarted:
-            if startThreadLocked() { shared.queue.append(request) }
+            if startThreadLocked() {
+                shared.queue.append(request)
+                outstandingCount.add(1, ordering: .relaxed)
+            }
         case .backingOff, .shutDown:
             break
         }
@@ -336,7 +346,11 @@ final class ConnectionWorker: Sendable {
         for request in shared.queue {
             taken += 1
             // Cancelled before it was written: skip it, nothing is owed on the wire.
-            if request.continuation != nil || request.detached { batch.append(request) }
+            if request.continuation != nil || request.detached {
+                batch.append(request)
+            } else {
+                outstandingCount.subtract(1, ordering: .relaxed)
+            }
             if batch.count == depth { break }
         }
         if taken == shared.queue.count {
@@ -349,6 +363,7 @@ final class ConnectionWorker: Sendable {
     private var isShutDown: Bool { lock.withLock { shared.status == .shutDown } }
 
     private func complete(_ request: PendingRequest, with result: Result<RedisValue, RedisError>) {
+        outstandingCount.subtract(1, ordering: .relaxed)
         lock.lock()
         let continuation = request.continuation
         request.continuation = nil
