@@ -169,6 +169,19 @@ final class Checker {
         check("every instance is healthy") {
             try expect(waitHealthy(webs + [lb], within: 30), "not all instances answered /healthz with 200 within 30 s")
             instanceNames = try webs.map { try $0.request("GET", "/healthz").header("X-Instance") ?? "?" }
+            if options.listenerLog != nil {
+                // Under compose the listener may start after the instances: wait until it hears the channel too.
+                let channel = options.prefix + "events"
+                let deadline = Date().addingTimeInterval(30)
+                var subscribers = 0
+                while subscribers < webs.count + 1 && Date() < deadline {
+                    subscribers = try withRedis { client in
+                        try await client.send("PUBSUB", "NUMSUB", channel).array?.last?.int ?? 0
+                    }
+                    if subscribers < webs.count + 1 { usleep(50_000) }
+                }
+                try expect(subscribers >= webs.count + 1, "the listener is not subscribed to \(channel)")
+            }
             // A known starting point, whatever earlier runs left behind.
             try writeTimezone(current, origin: "rig-check")
         }
