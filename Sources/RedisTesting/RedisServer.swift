@@ -113,7 +113,7 @@ public final class RedisServer: Sendable {
         }
         let arguments =
             [
-                executable.path, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                executable, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--dir", directory.path, "--logfile", "redis.log",
                 "--enable-debug-command", "local",
             ] + extraArguments
@@ -191,12 +191,13 @@ public final class RedisServer: Sendable {
         }
     }
 
-    static func findExecutable(_ name: String) -> URL? {
+    /// The path of the first executable called `name` on `PATH` (or in the usual system folders).
+    public static func findExecutable(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         let candidates = path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/sbin", "/usr/local/bin"]
         for folder in candidates {
             let file = URL(fileURLWithPath: folder).appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: file.path) { return file }
+            if FileManager.default.isExecutableFile(atPath: file.path) { return file.path }
         }
         return nil
     }

@@ -12,11 +12,11 @@ struct RedisBenchmarkTool {
 
     /// Requests per second of `redis-benchmark -t <test> -c <clients> [-P <pipeline>]`.
     func requestsPerSecond(test: String, clients: Int, requests: Int, pipeline: Int = 1) throws -> Double {
-        guard let executable = Self.find("redis-benchmark") else {
+        guard let executable = RedisServer.findExecutable("redis-benchmark") else {
             throw Failure(description: "redis-benchmark is not installed (apt-get install redis-tools)")
         }
         let process = Process()
-        process.executableURL = executable
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = [
             "-h", host, "-p", String(port), "-t", test, "-c", String(clients), "-n", String(requests),
             "-P", String(pipeline), "--csv",
@@ -34,14 +34,5 @@ struct RedisBenchmarkTool {
             if fields.count > 1, let rate = Double(fields[1]) { return rate }
         }
         throw Failure(description: "cannot read redis-benchmark's output: \(text.prefix(200))")
-    }
-
-    static func find(_ name: String) -> URL? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for folder in path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"] {
-            let file = URL(fileURLWithPath: folder).appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: file.path) { return file }
-        }
-        return nil
     }
 }

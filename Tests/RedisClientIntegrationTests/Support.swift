@@ -41,18 +41,6 @@ func threadNames() -> [String] {
     }
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(
-    timeout: Duration = .seconds(5), _ condition: () async throws -> Bool
-) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
-    }
-    return try await condition()
-}
-
 /// A value shared between test tasks.
 final class Shared<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>

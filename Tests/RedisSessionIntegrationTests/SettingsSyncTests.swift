@@ -42,15 +42,6 @@ struct Instance {
     }
 }
 
-func eventually(timeout: Duration = .seconds(5), _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(2))
-    }
-    return await condition()
-}
-
 @Suite(.timeLimit(.minutes(1))) struct SettingsSyncTests {
     let prefix = "sync\(UUID().uuidString.prefix(6)):"
 

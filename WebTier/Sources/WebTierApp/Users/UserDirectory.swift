@@ -24,6 +24,7 @@ struct UserDirectory: Sendable {
     }
 
     /// A bcrypt hash to verify against for unknown users, so "no such user" and "wrong password" take as long.
+    /// Read only inside the thread-pool closure below: its first use computes it, which is bcrypt work too.
     private static let decoyHash = Bcrypt.hash("decoy password", cost: 10)
 
     private func accountKey(_ username: String) -> String { keyPrefix + "account:" + username }
@@ -55,9 +56,10 @@ struct UserDirectory: Sendable {
             return .throttled(retryAfter: (milliseconds + 999) / 1000)
         }
         let storedHash = state[2].string
-        let hash = storedHash ?? Self.decoyHash
         // bcrypt is deliberately slow CPU work: keep it off the Swift cooperative pool.
-        let matches = try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+        let matches = try await NIOThreadPool.singleton.runIfActive {
+            Bcrypt.verify(password, hash: storedHash ?? Self.decoyHash)
+        }
         if matches && storedHash != nil {
             try await client.send("DEL", failureKey(username))
             return .accepted(userID: username)
