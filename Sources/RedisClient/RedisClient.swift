@@ -77,13 +77,20 @@ public final class RedisClient: Sendable {
         public var commands: Int
         /// Batches the connections wrote: fewer batches than requests is automatic pipelining at work.
         public var batches: Int
+        /// Batches whose reply a connection thread polled for rather than slept on
+        /// (see ``RedisConfiguration/busyPollWindow``).
+        public var polledBatches: Int
+        /// Polled batches whose reply arrived within the window, each saving a thread wake-up.
+        public var pollHits: Int
     }
 
     /// Counters since the client was created.
     public var statistics: Statistics {
         Statistics(
             requests: counters.requests.load(ordering: .relaxed), commands: counters.commands.load(ordering: .relaxed),
-            batches: counters.batches.load(ordering: .relaxed))
+            batches: counters.batches.load(ordering: .relaxed),
+            polledBatches: counters.polledBatches.load(ordering: .relaxed),
+            pollHits: counters.pollHits.load(ordering: .relaxed))
     }
 
     /// How many pooled connections are connected right now (for health checks).
@@ -233,4 +240,6 @@ final class ClientCounters: Sendable {
     let requests = Atomic<Int>(0)
     let commands = Atomic<Int>(0)
     let batches = Atomic<Int>(0)
+    let polledBatches = Atomic<Int>(0)
+    let pollHits = Atomic<Int>(0)
 }

@@ -27,6 +27,37 @@ import Testing
         }
     }
 
+    @Test func aLoneCallersRepliesArePolledForUnlessTheWindowIsZero() async throws {
+        let url = try await RedisServer.sharedURL()
+        for window in [Duration.microseconds(200), .zero] {
+            var configuration = try RedisConfiguration(url: url)
+            configuration.busyPollWindow = window
+            let client = RedisClient(configuration: configuration)
+            let key = uniquePrefix() + "polled"
+            try await client.send("SET", key, "v")
+            for _ in 0..<200 { #expect(try await client.send("GET", key) == .bulkString(Array("v".utf8))) }
+            let statistics = client.statistics
+            await client.close()
+            if window == .zero {
+                #expect(statistics.polledBatches == 0 && statistics.pollHits == 0)
+            } else {
+                // Loopback answers well within 200 µs; a preempted thread may miss a few.
+                #expect(statistics.polledBatches > 100)
+                #expect(statistics.pollHits > 50)
+            }
+        }
+    }
+
+    @Test func slowRepliesStopThePolling() async throws {
+        try await withClient(poolSize: 1) { (client: RedisClient) async throws in
+            // Each reply takes 2 ms, far past the 50 µs window: polling would burn CPU for nothing.
+            for _ in 0..<100 { try await client.send("DEBUG", "SLEEP", "0.002") }
+            let statistics = client.statistics
+            #expect(statistics.pollHits == 0)
+            #expect(statistics.polledBatches <= 4)
+        }
+    }
+
     @Test func binaryDataWithNULBytesRoundTrips() async throws {
         try await withClient { (client: RedisClient) async throws in
             let key = Array(uniquePrefix().utf8) + [0, 1, 0]

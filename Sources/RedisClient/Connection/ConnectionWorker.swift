@@ -189,6 +189,7 @@ final class ConnectionWorker: Sendable {
         var batch: [PendingRequest] = []
         var lastUse: UInt64 = 0
         let depth = configuration.maximumPipelineDepth
+        var replyPolling = ReplyPolling(window: configuration.busyPollWindow)
 
         while true {
             guard let current = connection else {
@@ -208,7 +209,7 @@ final class ConnectionWorker: Sendable {
                 continue
             }
 
-            waitBrieflyForWork()
+            waitBrieflyForWork(nanoseconds: replyPolling.windowNanoseconds)
             lock.lock()
             while shared.queue.isEmpty && shared.status != .shutDown {
                 shared.threadIsWaiting = true
@@ -240,6 +241,13 @@ final class ConnectionWorker: Sendable {
             counters.batches.add(1, ordering: .relaxed)
             var index = 0
             do throws(RedisError) {
+                if replyPolling.shouldPoll(batchOf: batch.count) {
+                    let deadline = monotonicNanoseconds() &+ replyPolling.windowNanoseconds
+                    let hit = try current.flushAndPollReadable(untilMonotonicNanoseconds: deadline)
+                    replyPolling.record(hit: hit)
+                    counters.polledBatches.add(1, ordering: .relaxed)
+                    if hit { counters.pollHits.add(1, ordering: .relaxed) }
+                }
                 while index < batch.count {
                     let request = batch[index]
                     let value: RedisValue
@@ -286,18 +294,17 @@ final class ConnectionWorker: Sendable {
     /// A caller that just got its reply usually sends its next command within microseconds. Watching for it a
     /// little before sleeping on the condition variable saves a futex sleep and wake-up per command for such a
     /// caller (the latency-bound, one-task case); under load the queue is never empty and this never spins.
-    private func waitBrieflyForWork() {
+    private func waitBrieflyForWork(nanoseconds: UInt64) {
+        guard nanoseconds > 0 else { return }
         let seen = submissions.load(ordering: .acquiring)
         let hasWork = lock.withLock { !shared.queue.isEmpty }
         if hasWork { return }
-        let deadline = monotonicNanoseconds() &+ Self.spinNanoseconds
+        let deadline = monotonicNanoseconds() &+ nanoseconds
         while monotonicNanoseconds() < deadline {
             if submissions.load(ordering: .acquiring) != seen { return }
             sched_yield()
         }
     }
-
-    private static let spinNanoseconds: UInt64 = 50_000
 
     private enum ConnectOutcome {
         case connected(HiredisConnection)

@@ -126,6 +126,17 @@ final class HiredisConnection {
         return Self.convert(reply)
     }
 
+    /// Writes what is queued, then polls the socket without sleeping until it is readable or the deadline passes.
+    /// Returns whether it became readable; the caller reads the reply either way.
+    func flushAndPollReadable(untilMonotonicNanoseconds deadline: UInt64) throws(RedisError) -> Bool {
+        try flush()
+        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
+        repeat {
+            if poll(&descriptor, 1, 0) != 0 { return true }
+        } while monotonicNanoseconds() < deadline
+        return false
+    }
+
     /// Whether the idle socket has become readable or hung up: with nothing in flight, that means the server
     /// closed it (a restart, `CLIENT KILL`, an idle timeout), so it must not be used.
     func isClosedByPeer() -> Bool {

@@ -46,6 +46,13 @@ struct WebTierCommand: AsyncParsableCommand {
     @Option(help: "Redis connections in the pool; each pipelines automatically (env REDIS_POOL_SIZE).")
     var redisPoolSize: Int = Self.environment("REDIS_POOL_SIZE").flatMap(Int.init) ?? 1
 
+    @Option(
+        help: """
+            Microseconds a Redis connection thread polls for a reply before sleeping; 0 saves CPU at the cost \
+            of a thread wake-up per round trip (env REDIS_BUSY_POLL_US).
+            """)
+    var redisBusyPollMicroseconds: Int = Self.environment("REDIS_BUSY_POLL_US").flatMap(Int.init) ?? 50
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel: String = Self.environment("LOG_LEVEL") ?? "info"
 
@@ -54,6 +61,9 @@ struct WebTierCommand: AsyncParsableCommand {
         guard !instanceID.isEmpty else { throw ValidationError("--instance-id must not be empty") }
         guard (1...64).contains(redisPoolSize) else {
             throw ValidationError("--redis-pool-size must be between 1 and 64")
+        }
+        guard (0...10_000).contains(redisBusyPollMicroseconds) else {
+            throw ValidationError("--redis-busy-poll-microseconds must be between 0 and 10000")
         }
         guard !prefix.isEmpty else { throw ValidationError("--prefix must not be empty") }
         guard ["refresh", "invalidate"].contains(cachePolicy) else {
@@ -77,6 +87,7 @@ struct WebTierCommand: AsyncParsableCommand {
         redis.connectTimeout = .milliseconds(500)
         redis.commandTimeout = .seconds(1)
         redis.poolSize = redisPoolSize
+        redis.busyPollWindow = .microseconds(redisBusyPollMicroseconds)
         // Reconnect attempts at most every half second: after a Redis restart the instance is healthy again within
         // that, and the attempts of a whole fleet are still nothing to Redis.
         redis.reconnectBackoff = .init(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500))
