@@ -7,7 +7,7 @@ struct ClientBenchmark {
     func run() async throws -> BenchReport {
         try await options.withServer { url, host, port in
             let tool = RedisBenchmarkTool(host: host, port: port)
-            let configuration = try RedisConfiguration(url: url)
+            let configuration = try options.clientConfiguration(url: url)
             var unpolledConfiguration = configuration
             unpolledConfiguration.busyPollWindow = .zero
             let client = RedisClient(configuration: configuration)
@@ -59,7 +59,7 @@ struct ClientBenchmark {
             report.rate("client.get.c1", "RedisClient, 1 task", median(client1.map(\.rate)))
             report.rate(
                 "client.get.c1_unpolled", "RedisClient, 1 task, busyPollWindow .zero", median(unpolled1.map(\.rate)))
-            report.rate("client.get.c64", "RedisClient, 64 tasks, pool of 2", median(client64))
+            report.rate("client.get.c64", "RedisClient, 64 tasks, pool of \(configuration.poolSize)", median(client64))
             report.section("ratios (client / redis-benchmark at the same concurrency)")
             report.ratio(
                 "ratio.get.c1", "1 task vs -c 1", median(client1.map(\.rate)) / median(reference1.map(\.rate)),

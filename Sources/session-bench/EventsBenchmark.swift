@@ -60,7 +60,7 @@ struct EventsBenchmark {
 
     func run() async throws -> BenchReport {
         try await options.withServer { url, _, _ in
-            let configuration = try RedisConfiguration(url: url)
+            let configuration = try options.clientConfiguration(url: url)
             let prefix = "benchevents:"
 
             // Reference: bare pub/sub delivery with the same client library, no decoding, no cache.

@@ -13,7 +13,8 @@ struct Measurement {
     static func ofThisProcess(operations: Int, _ body: () async throws -> Double) async rethrows -> Measurement {
         let before = cpuSeconds(children: false)
         let rate = try await body()
-        return Measurement(rate: rate, cpuMicroseconds: (cpuSeconds(children: false) - before) * 1e6 / Double(operations))
+        return Measurement(
+            rate: rate, cpuMicroseconds: (cpuSeconds(children: false) - before) * 1e6 / Double(operations))
     }
 
     /// Measures `body`, which runs a child process to completion, charging the CPU time of waited-for children.

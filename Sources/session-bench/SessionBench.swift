@@ -6,7 +6,7 @@ import RedisTesting
 @main
 struct SessionBench {
     static let usage = """
-        USAGE: session-bench <benchmark> [--json] [--rounds N] [--redis-url URL]
+        USAGE: session-bench <benchmark> [--json] [--rounds N] [--redis-url URL] [--pool-size N] [--busy-poll-us N]
 
         Benchmarks:
           client     GET from 1 and 64 concurrent tasks vs redis-benchmark -c 1 / -c 64 (and -P 16)
@@ -17,6 +17,8 @@ struct SessionBench {
           --json           print one JSON object of every figure as the last line
           --rounds N       measure each figure N times and keep the median (default 3)
           --redis-url URL  measure against this server instead of a private one (redis-benchmark must reach it)
+          --pool-size N    connections in each client's pool (default 2, the library's default)
+          --busy-poll-us N each client's busyPollWindow in microseconds (default 50, the library's; 0 turns it off)
           -h, --help       show this help
 
         Every figure is a rate (operations per second) or a ratio of two rates measured in the same run;
@@ -60,6 +62,8 @@ struct BenchOptions {
     var json = false
     var rounds = 3
     var redisURL: String?
+    var poolSize: Int?
+    var busyPollMicroseconds: Int?
 
     struct Problem: Error, CustomStringConvertible {
         let description: String
@@ -79,9 +83,27 @@ struct BenchOptions {
                 guard let value = iterator.next() else { throw Problem(description: "--redis-url needs a URL") }
                 _ = try RedisConfiguration(url: value)
                 redisURL = value
+            case "--pool-size":
+                guard let value = iterator.next().flatMap(Int.init), (1...64).contains(value) else {
+                    throw Problem(description: "--pool-size needs an integer from 1 to 64")
+                }
+                poolSize = value
+            case "--busy-poll-us":
+                guard let value = iterator.next().flatMap(Int.init), (0...10_000).contains(value) else {
+                    throw Problem(description: "--busy-poll-us needs an integer from 0 to 10000")
+                }
+                busyPollMicroseconds = value
             default: throw Problem(description: "unknown option '\(argument)'")
             }
         }
+    }
+
+    /// The configuration of the clients under measurement, with the pool size and poll window asked for.
+    func clientConfiguration(url: String) throws -> RedisConfiguration {
+        var configuration = try RedisConfiguration(url: url)
+        if let poolSize { configuration.poolSize = poolSize }
+        if let busyPollMicroseconds { configuration.busyPollWindow = .microseconds(busyPollMicroseconds) }
+        return configuration
     }
 
     /// The server to measure against: the given URL, or a private redis-server started for this run.

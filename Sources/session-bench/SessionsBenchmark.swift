@@ -9,10 +9,7 @@ struct SessionsBenchmark {
     func run() async throws -> BenchReport {
         try await options.withServer { url, host, port in
             let tool = RedisBenchmarkTool(host: host, port: port)
-            var configuration = try RedisConfiguration(url: url)
-            if let size = ProcessInfo.processInfo.environment["BENCH_POOL_SIZE"].flatMap(Int.init) {
-                configuration.poolSize = size
-            }
+            let configuration = try options.clientConfiguration(url: url)
             let client = RedisClient(configuration: configuration)
             let store = RedisSessionStore(
                 client: client, configuration: SessionStoreConfiguration(keyPrefix: "bench:"))
@@ -47,7 +44,8 @@ struct SessionsBenchmark {
             await client.close()
 
             var report = BenchReport()
-            report.section("sessions, 64 concurrent tasks, median of \(options.rounds) rounds, pool of 2")
+            report.section(
+                "sessions, 64 concurrent tasks, median of \(options.rounds) rounds, pool of \(configuration.poolSize)")
             report.rate("redis_benchmark.get.c64", "redis-benchmark -c 64 -t get", median(reference))
             report.rate("session.load.c64", "session load (read + throttled touch)", median(load))
             report.rate("session.save.c64", "session save (one changed attribute)", median(save))
