@@ -49,7 +49,8 @@ struct OperationsRoutes: Sendable {
             "events.malformed":\(stats.eventsMalformed),"subscriber.resyncs":\(stats.resyncs),\
             "subscriber.connected":\(stats.isSubscribed),"events.last_lag_ms":\(lag),\
             "redis.connections":\(state.client.connectedCount),"redis.requests":\(client.requests),\
-            "redis.batches":\(client.batches)}
+            "redis.batches":\(client.batches),"redis.polled_batches":\(client.polledBatches),\
+            "redis.poll_hits":\(client.pollHits)}
             """
         return Pages.json(body)
     }
