@@ -57,6 +57,12 @@ struct WebTierCommand: AsyncParsableCommand {
     var logLevel: String = Self.environment("LOG_LEVEL") ?? "info"
 
     func validate() throws {
+        // An environment variable that is set but not a number must not fall back to the default silently.
+        for name in ["PORT", "REDIS_POOL_SIZE", "REDIS_BUSY_POLL_US"] {
+            if let value = Self.environment(name), Int(value) == nil {
+                throw ValidationError("\(name) must be an integer, not '\(value)'")
+            }
+        }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
         guard !instanceID.isEmpty else { throw ValidationError("--instance-id must not be empty") }
         guard (1...64).contains(redisPoolSize) else {

@@ -195,7 +195,8 @@ import Testing
             #expect(json?["instance"] as? String == "web-stats")
             for key in [
                 "cache.hits", "cache.misses", "events.applied", "events.ignored", "events.malformed",
-                "subscriber.resyncs", "events.last_lag_ms",
+                "subscriber.resyncs", "events.last_lag_ms", "redis.requests", "redis.batches",
+                "redis.polled_batches", "redis.poll_hits",
             ] {
                 #expect(json?.keys.contains(key) == true, "missing \(key)")
             }
