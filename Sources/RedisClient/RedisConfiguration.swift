@@ -72,7 +72,7 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// The most commands a connection writes in one batch; bounds the memory of one pipeline. Default 256.
     public var maximumPipelineDepth: Int
     /// How long a connection thread polls before it sleeps: for the reply to a small batch, and for the next
-    /// command once a batch is done. Default 50 µs; `.zero` never polls.
+    /// command once a batch is done. Default 50 µs; `.zero` never polls; at most 1 ms is used.
     ///
     /// A sleeping thread costs a wake-up per command, which on a virtual machine takes tens of microseconds, often
     /// more than a loopback round trip. Polling for a short window removes that wake-up and roughly doubles what one

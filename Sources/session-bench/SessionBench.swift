@@ -89,8 +89,8 @@ struct BenchOptions {
                 }
                 poolSize = value
             case "--busy-poll-us":
-                guard let value = iterator.next().flatMap(Int.init), (0...10_000).contains(value) else {
-                    throw Problem(description: "--busy-poll-us needs an integer from 0 to 10000")
+                guard let value = iterator.next().flatMap(Int.init), (0...1000).contains(value) else {
+                    throw Problem(description: "--busy-poll-us needs an integer from 0 to 1000")
                 }
                 busyPollMicroseconds = value
             default: throw Problem(description: "unknown option '\(argument)'")

@@ -10,6 +10,9 @@ import Testing
         let larger = polling.shouldPoll(batchOf: ReplyPolling.largestPolledBatch + 1)
         #expect(lone && largestPolled && !larger)
 
+        #expect(ReplyPolling(window: .seconds(3600)).windowNanoseconds == 1_000_000)
+        #expect(ReplyPolling(window: .microseconds(-5)).windowNanoseconds == 0)
+
         var disabled = ReplyPolling(window: .zero)
         let polled = polls(&disabled, times: 100)
         #expect(polled == 0)

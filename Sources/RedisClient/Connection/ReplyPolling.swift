@@ -10,12 +10,15 @@ struct ReplyPolling {
     private static let probeInterval = 64
     private static let scoreLimit = 16
 
+    /// Past a millisecond, a thread wake-up is a small share of the wait: polling longer only burns CPU.
+    static let longestWindow = Duration.milliseconds(1)
+
     let windowNanoseconds: UInt64
     private var score = 0
     private var skipped = 0
 
     init(window: Duration) {
-        windowNanoseconds = window.nanoseconds
+        windowNanoseconds = min(window, Self.longestWindow).nanoseconds
     }
 
     /// Whether to poll for the replies of a batch of `count` requests.

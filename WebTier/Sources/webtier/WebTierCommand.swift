@@ -68,8 +68,8 @@ struct WebTierCommand: AsyncParsableCommand {
         guard (1...64).contains(redisPoolSize) else {
             throw ValidationError("--redis-pool-size must be between 1 and 64")
         }
-        guard (0...10_000).contains(redisBusyPollMicroseconds) else {
-            throw ValidationError("--redis-busy-poll-microseconds must be between 0 and 10000")
+        guard (0...1000).contains(redisBusyPollMicroseconds) else {
+            throw ValidationError("--redis-busy-poll-microseconds must be between 0 and 1000")
         }
         guard !prefix.isEmpty else { throw ValidationError("--prefix must not be empty") }
         guard ["refresh", "invalidate"].contains(cachePolicy) else {
