@@ -130,16 +130,18 @@ final class HiredisConnection {
     /// Returns whether it became readable; the caller reads the reply either way.
     func flushAndPollReadable(untilMonotonicNanoseconds deadline: UInt64) throws(RedisError) -> Bool {
         try flush()
-        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
         repeat {
-            if poll(&descriptor, 1, 0) != 0 { return true }
+            if isReadableNow() { return true }
         } while monotonicNanoseconds() < deadline
         return false
     }
 
     /// Whether the idle socket has become readable or hung up: with nothing in flight, that means the server
     /// closed it (a restart, `CLIENT KILL`, an idle timeout), so it must not be used.
-    func isClosedByPeer() -> Bool {
+    func isClosedByPeer() -> Bool { isReadableNow() }
+
+    /// Whether the socket has data, an end of stream or an error to report: a `poll(2)` that does not wait.
+    private func isReadableNow() -> Bool {
         var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
         return poll(&descriptor, 1, 0) > 0
     }

@@ -51,7 +51,9 @@ struct WebTierCommand: AsyncParsableCommand {
             Microseconds a Redis connection thread polls for a reply before sleeping; 0 saves CPU at the cost \
             of a thread wake-up per round trip (env REDIS_BUSY_POLL_US).
             """)
-    var redisBusyPollMicroseconds: Int = Self.environment("REDIS_BUSY_POLL_US").flatMap(Int.init) ?? 50
+    var redisBusyPollMicroseconds: Int =
+        Self.environment("REDIS_BUSY_POLL_US").flatMap(Int.init)
+        ?? Int(RedisConfiguration().busyPollWindow / .microseconds(1))
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel: String = Self.environment("LOG_LEVEL") ?? "info"
