@@ -20,16 +20,24 @@ import Testing
 
     @Test func stopsPollingWhenMissesLeadAndProbesNowAndThen() {
         var polling = ReplyPolling(window: .microseconds(50))
-        let first = polling.shouldPoll(batchOf: 1)
-        #expect(first)
-        polling.record(hit: false)
+        // A new connection rides out a few slow first replies.
+        for _ in 0..<ReplyPolling.initialCredit {
+            let polls = polling.shouldPoll(batchOf: 1)
+            #expect(polls)
+            polling.record(hit: false)
+        }
         // A slow server: one small batch in 64 still polls, to notice when it becomes fast again.
         let whileSlow = polls(&polling, times: 640)
         #expect(whileSlow == 10)
 
-        for _ in 0..<2 { polling.record(hit: true) }
+        // One probe that hits turns polling back on; two misses in a row turn it off again.
+        polling.record(hit: true)
         let onceFast = polls(&polling, times: 10)
         #expect(onceFast == 10)
+        polling.record(hit: false)
+        polling.record(hit: false)
+        let afterTwoMisses = polls(&polling, times: 63)
+        #expect(afterTwoMisses == 0)
     }
 
     @Test func aLongRunOfHitsAbsorbsAFewMisses() {
