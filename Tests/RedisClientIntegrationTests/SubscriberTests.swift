@@ -103,4 +103,48 @@ import Testing
         #expect(try await consumer.value == 1)
         #expect(ContinuousClock.now - cancelledAt < .milliseconds(500))
     }
+
+    @Test func trackingReportsWritesDeletesAndExpiriesUnderThePrefixesOnly() async throws {
+        let url = try await RedisServer.sharedURL()
+        let prefix = uniquePrefix()
+        let subscriber = RedisSubscriber(configuration: try RedisConfiguration(url: url))
+        var events = subscriber.trackInvalidations(prefixes: [prefix + "s:"]).makeAsyncIterator()
+        #expect(await events.next() == .tracking)
+        let tracked = Array((prefix + "s:a").utf8)
+        try await withClient { (client: RedisClient) async throws in
+            try await client.send("SET", prefix + "untracked", "1")
+            try await client.send("HSET", prefix + "s:a", "field", "1")
+            #expect(await events.next() == .keys([tracked]))
+            try await client.send("DEL", prefix + "s:a")
+            #expect(await events.next() == .keys([tracked]))
+            try await client.send("SET", prefix + "s:a", "1", "PX", 30)
+            #expect(await events.next() == .keys([tracked]))
+        }
+        // Nobody touches the key again: the server's expiry is reported like any write.
+        #expect(await events.next() == .keys([tracked]))
+    }
+
+    @Test func trackingReportsAFlushAndAGap() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        var configuration = try RedisConfiguration(url: server.url)
+        configuration.reconnectBackoff = .init(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(200))
+        var events = RedisSubscriber(configuration: configuration).trackInvalidations(prefixes: ["k:"])
+            .makeAsyncIterator()
+        #expect(await events.next() == .tracking)
+        try await withClient(url: server.url) { (client: RedisClient) async throws in
+            try await client.send("FLUSHALL")
+        }
+        #expect(await events.next() == .all)
+        try await server.restart(downtime: .milliseconds(300))
+        guard case .disconnected = await events.next() else {
+            Issue.record("expected a disconnected event")
+            return
+        }
+        #expect(await events.next() == .tracking)
+        try await withClient(url: server.url) { (client: RedisClient) async throws in
+            try await client.send("SET", "k:after", "1")
+        }
+        #expect(await events.next() == .keys([Array("k:after".utf8)]))
+    }
 }

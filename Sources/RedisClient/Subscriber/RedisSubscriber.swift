@@ -48,12 +48,35 @@ public struct RedisSubscriber: Sendable {
     ///   - patterns: Glob patterns for `PSUBSCRIBE`.
     /// - Returns: The events; the connection lives as long as the iteration.
     public func subscribe(to channels: [String], patterns: [String] = []) -> RedisSubscription {
-        let (stream, continuation) = AsyncStream.makeStream(of: RedisSubscriptionEvent.self)
+        let (stream, threadName) = startLoop(channels: channels, patterns: patterns, trackedPrefixes: nil)
+        return RedisSubscription(stream: stream, threadName: threadName)
+    }
+
+    /// Follows changes to keys under the given prefixes, made by any client: Redis' server-assisted client-side
+    /// caching in broadcast mode (`CLIENT TRACKING ON BCAST PREFIX ...`, Redis 6 or later), on a new dedicated
+    /// connection that receives its own invalidations.
+    ///
+    /// A cache built on it may serve an entry only while the sequence says ``RedisInvalidation/tracking``: from
+    /// ``RedisInvalidation/disconnected(_:)`` on, changes go unreported until tracking is on again.
+    ///
+    /// - Parameter prefixes: Key prefixes to follow; every key that starts with one of them is reported when it is
+    ///   written, deleted or expires. An empty list follows every key.
+    /// - Returns: The invalidations; the connection lives as long as the iteration.
+    public func trackInvalidations(prefixes: [String]) -> RedisInvalidations {
+        let (stream, threadName) = startLoop(channels: [], patterns: [], trackedPrefixes: prefixes)
+        return RedisInvalidations(stream: stream, threadName: threadName)
+    }
+
+    private func startLoop(
+        channels: [String], patterns: [String], trackedPrefixes: [String]?
+    ) -> (AsyncStream<SubscriberLoop.Output>, String) {
+        let (stream, continuation) = AsyncStream.makeStream(of: SubscriberLoop.Output.self)
         let loop = SubscriberLoop(
-            subscriber: self, channels: channels, patterns: patterns, continuation: continuation)
+            subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
+            continuation: continuation)
         continuation.onTermination = { _ in loop.stop() }
         loop.start()
-        return RedisSubscription(stream: stream, threadName: loop.threadName)
+        return (stream, loop.threadName)
     }
 }
 
@@ -62,17 +85,34 @@ public struct RedisSubscriber: Sendable {
 public struct RedisSubscription: AsyncSequence, Sendable {
     public typealias Element = RedisSubscriptionEvent
 
-    let stream: AsyncStream<RedisSubscriptionEvent>
+    let stream: AsyncStream<SubscriberLoop.Output>
     /// The name of the thread serving this subscription.
     let threadName: String
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<RedisSubscriptionEvent>.AsyncIterator
+        var base: AsyncStream<SubscriberLoop.Output>.AsyncIterator
 
-        public mutating func next() async -> RedisSubscriptionEvent? { await base.next() }
+        public mutating func next() async -> RedisSubscriptionEvent? {
+            while let output = await base.next() {
+                if let event = Self.translate(output) { return event }
+            }
+            return nil
+        }
 
         public mutating func next(isolation actor: isolated (any Actor)?) async -> RedisSubscriptionEvent? {
-            await base.next(isolation: actor)
+            while let output = await base.next(isolation: actor) {
+                if let event = Self.translate(output) { return event }
+            }
+            return nil
+        }
+
+        private static func translate(_ output: SubscriberLoop.Output) -> RedisSubscriptionEvent? {
+            switch output {
+            case .subscribed(let again): again ? .resubscribed : .subscribed
+            case .message(let message): .message(message)
+            case .disconnected(let error): .disconnected(error)
+            case .invalidated: nil  // only a tracking loop reports these
+            }
         }
     }
 

@@ -9,12 +9,26 @@ import Synchronization
     import Darwin
 #endif
 
-/// The thread behind one ``RedisSubscription``: connect, subscribe, read messages, ping, reconnect.
+/// The thread behind one ``RedisSubscription`` or ``RedisInvalidations``: connect, subscribe (after turning key
+/// tracking on, for the latter), read messages, ping, reconnect.
 ///
 /// It waits in `poll(2)` on the socket and on a wake-up pipe, and calls into hiredis only when the socket is
 /// readable, so a stop request never has to interrupt a blocked hiredis call and the context never leaves this
 /// thread.
 final class SubscriberLoop: Sendable {
+    /// What the loop reports; the public sequences translate it.
+    enum Output: Sendable {
+        /// Every subscription is confirmed; `again` after a gap.
+        case subscribed(again: Bool)
+        case message(RedisPubSubMessage)
+        /// Keys that changed, or `nil` when the whole database was flushed (tracking only).
+        case invalidated([[UInt8]]?)
+        case disconnected(RedisError)
+    }
+
+    /// The channel on which Redis redirects key-tracking invalidations (RESP2).
+    static let invalidationChannel = "__redis__:invalidate"
+
     private struct WakePipe {
         var readEnd: Int32
         var writeEnd: Int32
@@ -25,19 +39,22 @@ final class SubscriberLoop: Sendable {
     private let subscriber: RedisSubscriber
     private let channels: [String]
     private let patterns: [String]
-    private let continuation: AsyncStream<RedisSubscriptionEvent>.Continuation
+    /// Key prefixes to track (`CLIENT TRACKING ... BCAST`), or `nil` for a plain subscription.
+    private let trackedPrefixes: [String]?
+    private let continuation: AsyncStream<Output>.Continuation
     private let wake: Mutex<WakePipe>
     /// The thread's name, `rsub<N>`, unique per subscription so tests can see it go.
     let threadName: String
     private static let instances = Atomic<Int>(0)
 
     init(
-        subscriber: RedisSubscriber, channels: [String], patterns: [String],
-        continuation: AsyncStream<RedisSubscriptionEvent>.Continuation
+        subscriber: RedisSubscriber, channels: [String], patterns: [String], trackedPrefixes: [String]? = nil,
+        continuation: AsyncStream<Output>.Continuation
     ) {
         self.subscriber = subscriber
-        self.channels = channels
+        self.channels = trackedPrefixes == nil ? channels : channels + [Self.invalidationChannel]
         self.patterns = patterns
+        self.trackedPrefixes = trackedPrefixes
         self.continuation = continuation
         self.threadName = "rsub\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 1_000_000)"
         var fds: [Int32] = [-1, -1]
@@ -95,7 +112,7 @@ final class SubscriberLoop: Sendable {
             do {
                 let connection = try HiredisConnection(configuration: subscriber.configuration)
                 error = session(on: connection, wakeFD: wakeFD) {
-                    self.continuation.yield(hasSubscribedOnce ? .resubscribed : .subscribed)
+                    self.continuation.yield(.subscribed(again: hasSubscribedOnce))
                     hasSubscribedOnce = true
                     inOutage = false
                     failedAttempts = 0
@@ -125,11 +142,16 @@ final class SubscriberLoop: Sendable {
         on connection: HiredisConnection, wakeFD: Int32, onSubscribed: () -> Void
     ) -> RedisError {
         var pending = channels.count + patterns.count
-        for channel in channels { connection.append(RedisCommand("SUBSCRIBE", channel).encoded) }
-        for pattern in patterns { connection.append(RedisCommand("PSUBSCRIBE", pattern).encoded) }
         let ping = RedisCommand("PING").encoded
         let interval = subscriber.pingInterval.nanoseconds
         let timeout = subscriber.pingTimeout.nanoseconds
+        do throws(RedisError) {
+            if let trackedPrefixes { try enableTracking(of: trackedPrefixes, on: connection, wakeFD: wakeFD) }
+        } catch {
+            return error
+        }
+        for channel in channels { connection.append(RedisCommand("SUBSCRIBE", channel).encoded) }
+        for pattern in patterns { connection.append(RedisCommand("PSUBSCRIBE", pattern).encoded) }
         var nextPing = monotonicNanoseconds() + interval
         var pingSentAt: UInt64?
         do throws(RedisError) {
@@ -143,6 +165,8 @@ final class SubscriberLoop: Sendable {
                         if pending == 0 { onSubscribed() }
                     case .message(let message):
                         continuation.yield(.message(message))
+                    case .invalidated(let keys):
+                        continuation.yield(.invalidated(keys))
                     case .pong:
                         pingSentAt = nil
                     case .error(let message):
@@ -173,9 +197,45 @@ final class SubscriberLoop: Sendable {
         }
     }
 
+    /// Turns on broadcast key tracking with this connection as its own redirect target, so invalidations arrive
+    /// here as messages on ``invalidationChannel`` (RESP2 has no push replies). `CLIENT TRACKING` answers before the
+    /// `SUBSCRIBE` that follows, so the subscription's confirmation also confirms tracking.
+    private func enableTracking(
+        of prefixes: [String], on connection: HiredisConnection, wakeFD: Int32
+    ) throws(RedisError) {
+        connection.append(RedisCommand("CLIENT", "ID").encoded)
+        try connection.flush()
+        let deadline = monotonicNanoseconds() + subscriber.pingTimeout.nanoseconds
+        var reply: RedisValue?
+        while true {
+            reply = try connection.bufferedReply()
+            if reply != nil { break }
+            let now = monotonicNanoseconds()
+            if now >= deadline {
+                throw RedisError(.timeout, "the server did not answer CLIENT ID within \(subscriber.pingTimeout)")
+            }
+            let ready = chiredis_wait_readable(
+                connection.fileDescriptor, wakeFD, Int32(max(1, (deadline - now) / 1_000_000)))
+            if ready < 0 { throw RedisError(.connectionClosed, "poll failed: errno \(errno)") }
+            if ready & 2 != 0 { throw RedisError(.closed, "the subscription ended") }
+            if ready & 1 != 0 { try connection.fillReader() }
+        }
+        guard case .integer(let id) = reply else {
+            let detail = if case .error(let message) = reply { message } else { "an unexpected reply" }
+            throw RedisError(.serverError, detail, context: "CLIENT ID")
+        }
+        var tracking: [any RedisArgumentConvertible] = ["CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST"]
+        for prefix in prefixes {
+            tracking.append("PREFIX")
+            tracking.append(prefix)
+        }
+        connection.append(RedisCommand(arguments: tracking).encoded)
+    }
+
     private enum Reply {
         case confirmation
         case message(RedisPubSubMessage)
+        case invalidated([[UInt8]]?)
         case pong
         case error(String)
         case other
@@ -192,6 +252,12 @@ final class SubscriberLoop: Sendable {
             switch (kind, parts.count) {
             case ("subscribe", 3), ("psubscribe", 3):
                 return .confirmation
+            case ("message", 3) where trackedPrefixes != nil && parts[1].string == Self.invalidationChannel:
+                switch parts[2] {
+                case .array(let keys): return .invalidated(keys.compactMap(\.bytes))
+                case .null: return .invalidated(nil)
+                default: return .other
+                }
             case ("message", 3):
                 return .message(
                     RedisPubSubMessage(channel: parts[1].string ?? "", payload: parts[2].bytes ?? []))
