@@ -64,21 +64,14 @@ public final class UserSettingsCache: Sendable {
         public var count: Int
     }
 
-    private struct Slot {
-        var key: String
+    private struct Entry {
         var timezone: String?  // nil: a tombstone recording a version the cache must not go below
         var version: Int
         var storedAt: UInt64
-        var previous: Int
-        var next: Int
     }
 
     private struct State {
-        var index: [String: Int] = [:]
-        var slots: [Slot] = []
-        var free: [Int] = []
-        var head = -1
-        var tail = -1
+        var table: LRUTable<Entry>
         /// Bumped by every clear, so a Redis read that started before a gap never fills the cache after it.
         var generation: UInt64 = 0
         var serving = false
@@ -91,7 +84,7 @@ public final class UserSettingsCache: Sendable {
     /// Where events come from.
     public let bus: SessionEventBus
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let maximumAgeNanoseconds: UInt64
     private let hits = Atomic<Int>(0)
     private let misses = Atomic<Int>(0)
@@ -118,6 +111,7 @@ public final class UserSettingsCache: Sendable {
         self.bus = bus
         self.configuration = configuration
         self.observer = observer
+        self.state = Mutex(State(table: LRUTable(capacity: configuration.capacity)))
         let (seconds, attoseconds) = configuration.maximumAge.components
         self.maximumAgeNanoseconds = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
     }
@@ -158,7 +152,7 @@ public final class UserSettingsCache: Sendable {
 
     /// Counters and state.
     public var statistics: Statistics {
-        let (subscribed, count) = state.withLock { ($0.serving, $0.index.count) }
+        let (subscribed, count) = state.withLock { ($0.serving, $0.table.count) }
         let lag = lastLagMicroseconds.load(ordering: .relaxed)
         return Statistics(
             hits: hits.load(ordering: .relaxed), misses: misses.load(ordering: .relaxed),
@@ -211,17 +205,10 @@ public final class UserSettingsCache: Sendable {
             return state.withLock { state in
                 // Not subscribed (or in a gap): nothing is cached, so there is nothing to apply it to.
                 guard state.serving else { return false }
-                if let slot = state.index[event.user] {
-                    if event.version < state.slots[slot].version { return false }
-                    state.slots[slot].timezone = policy == .refresh ? timezone : nil
-                    state.slots[slot].version = event.version
-                    state.slots[slot].storedAt = now
-                    moveToFront(&state, slot)
-                } else {
-                    insert(
-                        &state, key: event.user, timezone: policy == .refresh ? timezone : nil, version: event.version,
-                        now: now)
-                }
+                if let entry = state.table.peek(event.user), event.version < entry.version { return false }
+                state.table.set(
+                    event.user,
+                    Entry(timezone: policy == .refresh ? timezone : nil, version: event.version, storedAt: now))
                 return true
             }
         case .loggedOut, .sessionsRevoked:
@@ -235,12 +222,9 @@ public final class UserSettingsCache: Sendable {
         let now = monotonicNow()
         let maximumAge = maximumAgeNanoseconds
         let (timezone, generation) = state.withLock { state -> (String?, UInt64) in
-            guard state.serving, let slot = state.index[userID] else { return (nil, state.generation) }
-            let entry = state.slots[slot]
-            guard let timezone = entry.timezone, now &- entry.storedAt < maximumAge else {
-                return (nil, state.generation)
-            }
-            moveToFront(&state, slot)
+            guard state.serving, let entry = state.table.use(userID), let timezone = entry.timezone,
+                now &- entry.storedAt < maximumAge
+            else { return (nil, state.generation) }
             return (timezone, state.generation)
         }
         if timezone == nil {
@@ -255,70 +239,13 @@ public final class UserSettingsCache: Sendable {
         let now = monotonicNow()
         state.withLock { state in
             guard state.serving, state.generation == generation else { return }
-            if let slot = state.index[userID] {
-                guard record.version >= state.slots[slot].version else { return }
-                state.slots[slot].timezone = record.timezone
-                state.slots[slot].version = record.version
-                state.slots[slot].storedAt = now
-                moveToFront(&state, slot)
-            } else {
-                insert(&state, key: userID, timezone: record.timezone, version: record.version, now: now)
-            }
+            if let entry = state.table.peek(userID), record.version < entry.version { return }
+            state.table.set(userID, Entry(timezone: record.timezone, version: record.version, storedAt: now))
         }
-    }
-
-    private func insert(_ state: inout State, key: String, timezone: String?, version: Int, now: UInt64) {
-        if state.index.count >= configuration.capacity, state.tail >= 0 {
-            let victim = state.tail
-            unlink(&state, victim)
-            state.index[state.slots[victim].key] = nil
-            state.free.append(victim)
-        }
-        let slot = Slot(key: key, timezone: timezone, version: version, storedAt: now, previous: -1, next: state.head)
-        let position: Int
-        if let reused = state.free.popLast() {
-            state.slots[reused] = slot
-            position = reused
-        } else {
-            state.slots.append(slot)
-            position = state.slots.count - 1
-        }
-        if state.head >= 0 { state.slots[state.head].previous = position }
-        state.head = position
-        if state.tail < 0 { state.tail = position }
-        state.index[key] = position
-    }
-
-    private func moveToFront(_ state: inout State, _ slot: Int) {
-        guard state.head != slot else { return }
-        unlink(&state, slot)
-        state.slots[slot].previous = -1
-        state.slots[slot].next = state.head
-        if state.head >= 0 { state.slots[state.head].previous = slot }
-        state.head = slot
-        if state.tail < 0 { state.tail = slot }
-    }
-
-    private func unlink(_ state: inout State, _ slot: Int) {
-        let previous = state.slots[slot].previous
-        let next = state.slots[slot].next
-        if previous >= 0 { state.slots[previous].next = next } else { state.head = next }
-        if next >= 0 { state.slots[next].previous = previous } else { state.tail = previous }
     }
 
     private static func clear(_ state: inout State) {
-        state.index.removeAll(keepingCapacity: true)
-        state.slots.removeAll(keepingCapacity: true)
-        state.free.removeAll(keepingCapacity: true)
-        state.head = -1
-        state.tail = -1
+        state.table.removeAll()
         state.generation &+= 1
     }
-}
-
-@inline(__always)
-private func monotonicNow() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }
