@@ -4,9 +4,9 @@ import RedisSession
 import RedisTesting
 import Testing
 
-/// The store under test: the same suite runs against Redis and memory.
+/// The store under test: the same suite runs against Redis, Redis behind an instance's session cache, and memory.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case redis, memory
+    case redis, cachedRedis, memory
     var testDescription: String { rawValue }
 }
 
@@ -15,6 +15,7 @@ struct StoreFixture {
     let store: any SessionStore
     let client: RedisClient?
     let prefix: String
+    var cacheTask: Task<Void, Never>? = nil
 
     static func make(
         _ kind: StoreKind, idle: Duration = .seconds(60), absolute: Duration = .seconds(3600),
@@ -31,10 +32,23 @@ struct StoreFixture {
             let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
             return StoreFixture(
                 store: RedisSessionStore(client: client, configuration: configuration), client: client, prefix: prefix)
+        case .cachedRedis:
+            let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
+            let cache = SessionCache(client: client, keyPrefix: prefix)
+            let task = Task { await cache.run() }
+            let tracking = await eventually { cache.statistics.isTracking }
+            #expect(tracking, "the session cache never started tracking")
+            return StoreFixture(
+                store: RedisSessionStore(client: client, configuration: configuration, cache: cache), client: client,
+                prefix: prefix, cacheTask: task)
         }
     }
 
-    func close() async { await client?.close() }
+    func close() async {
+        cacheTask?.cancel()
+        await cacheTask?.value
+        await client?.close()
+    }
 }
 
 @Suite(.timeLimit(.minutes(1))) struct StoreConformanceTests {

@@ -12,20 +12,34 @@ public import RedisClient
 /// | ``destroy(id:)``, ``sessions(userID:)``, ``destroyAll(userID:)`` | `EVALSHA` | 1 |
 ///
 /// A script unknown to the server (after a restart) is sent once with `EVAL`, transparently.
+///
+/// With a ``SessionCache``, a load of a session this instance loaded recently costs no round trip at all, and
+/// every write through the store drops the entries it changes; see ``SessionCache`` for what keeps it exact.
 public struct RedisSessionStore: SessionStore {
     /// The Redis pool the store uses.
     public let client: RedisClient
     /// Key prefix, timeouts and limits.
     public let configuration: SessionStoreConfiguration
+    /// The instance's session cache, if it has one.
+    public let cache: SessionCache?
 
     /// Creates a store on a client.
     ///
     /// - Parameters:
     ///   - client: The pool to send commands on.
     ///   - configuration: Key prefix, timeouts and limits.
-    public init(client: RedisClient, configuration: SessionStoreConfiguration = SessionStoreConfiguration()) {
+    ///   - cache: A cache for repeated loads, run as a service beside the store; `nil` (the default) reads Redis
+    ///     on every load. Its key prefix must be the configuration's.
+    public init(
+        client: RedisClient, configuration: SessionStoreConfiguration = SessionStoreConfiguration(),
+        cache: SessionCache? = nil
+    ) {
+        precondition(
+            cache.map { $0.keyPrefix == configuration.keyPrefix } ?? true,
+            "the session cache must follow the store's key prefix")
         self.client = client
         self.configuration = configuration
+        self.cache = cache
     }
 
     private func sessionKey(_ id: SessionID) -> String { configuration.keyPrefix + "s:" + id.text }
@@ -55,6 +69,20 @@ public struct RedisSessionStore: SessionStore {
     }
 
     public func load(id: SessionID) async throws(SessionError) -> Session? {
+        if let cache, let (cached, ttl) = cache.session(id) {
+            var session = cached
+            if needsTouch(session, ttl: ttl) {
+                // The touch changes the stored session; the next load reads what it wrote.
+                cache.invalidate(id)
+                touch(sessionKey(id))
+                session.lastSeenAt = Date()
+            }
+            return session
+        }
+        let ticket = cache?.beginLoad(id)
+        var loaded: Session?
+        var ttl: Int64 = 0
+        defer { if let ticket { cache?.finishLoad(ticket, with: loaded, ttlMilliseconds: ttl) } }
         let key = sessionKey(id)
         let replies: [RedisValue]
         do {
@@ -68,22 +96,27 @@ public struct RedisSessionStore: SessionStore {
         }
         guard replies.count == 2 else { throw SessionError(.corruptSession, "unexpected reply to a session load") }
         if case .error(let message) = replies[0] { throw mapError(RedisError(.serverError, message)) }
-        guard let fields = replies[0].array, let ttl = replies[1].int else {
+        guard let fields = replies[0].array, let remaining = replies[1].int else {
             throw SessionError(.corruptSession, "the session hash has an unexpected shape")
         }
-        if fields.isEmpty || ttl == -2 { return nil }
+        if fields.isEmpty || remaining == -2 { return nil }
         // A hash without `_c` is the fragment a save leaves when it races a destroy: not a session.
-        guard let decoded = try Self.decode(id: id, fields: fields) else { return nil }
-        guard ttl > 0 else { throw SessionError(.corruptSession, "a session hash without an expiry") }
-        var session = decoded
-        if needsTouch(session, ttl: Int64(ttl)) {
-            client.sendDetached(
-                RedisCommand(arguments: [
-                    "EVAL", SessionScripts.touch.source, 1, key, idleMilliseconds, absoluteMilliseconds,
-                ]))
+        guard var session = try Self.decode(id: id, fields: fields) else { return nil }
+        guard remaining > 0 else { throw SessionError(.corruptSession, "a session hash without an expiry") }
+        if needsTouch(session, ttl: Int64(remaining)) {
+            touch(key)
             session.lastSeenAt = Date()
+        } else {
+            (loaded, ttl) = (session, Int64(remaining))
         }
         return session
+    }
+
+    /// Slides the idle timeout with a detached script nobody waits for: losing it only means an earlier expiry.
+    private func touch(_ key: String) {
+        client.sendDetached(
+            RedisCommand(arguments: ["EVAL", SessionScripts.touch.source, 1, key, idleMilliseconds, absoluteMilliseconds])
+        )
     }
 
     /// Whether a load should slide the idle timeout, judged from server-side values only (the TTL and the stored
@@ -107,6 +140,7 @@ public struct RedisSessionStore: SessionStore {
     }
 
     public func destroy(id: SessionID) async throws(SessionError) {
+        defer { cache?.invalidate(id) }
         _ = try await run(
             SessionScripts.destroy, keys: [sessionKey(id)], arguments: [configuration.keyPrefix, id.text])
     }
@@ -134,6 +168,7 @@ public struct RedisSessionStore: SessionStore {
 
     @discardableResult
     public func destroyAll(userID: String) async throws(SessionError) -> Int {
+        defer { cache?.invalidate(userID: userID) }
         let reply = try await run(
             SessionScripts.destroyAll, keys: [userKey(userID)], arguments: [configuration.keyPrefix])
         return reply.int ?? 0
@@ -142,6 +177,9 @@ public struct RedisSessionStore: SessionStore {
     // MARK: Internals
 
     private func commit(_ session: inout Session, newID: SessionID?) async throws(SessionError) {
+        // Dropped whether or not the write succeeded: a failed reply does not prove that nothing changed.
+        let original = session.id
+        defer { cache?.invalidate(original) }
         // Limits are checked against the session as this request sees it (its loaded copy plus its changes).
         try configuration.checkLimits(count: session.attributes.count, bytes: session.encodedSize)
         if newID == nil && !session.userChanged {

@@ -1,0 +1,254 @@
+public import RedisClient
+import Synchronization
+
+/// Each instance's copy of the sessions it loaded recently, kept exact by Redis itself: a ``RedisSessionStore``
+/// given one answers a repeated ``RedisSessionStore/load(id:)`` from memory, with no round trip.
+///
+/// Exactness comes from Redis' server-assisted client-side caching. A dedicated connection turns on key tracking in
+/// broadcast mode for the session keys (`CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX <prefix>s:`), so Redis
+/// reports every write, delete and expiry of a session, by any instance or any tool, in the same event-loop turn
+/// that runs it. The entry is dropped when the report arrives, and the next load reads Redis again.
+///
+/// The rules that keep a stale session from being served:
+/// - Nothing is served or stored unless tracking is confirmed on a live connection. From a lost connection until
+///   tracking is back the cache is empty and every load reads Redis (and fails with
+///   ``SessionError/Code/storeUnavailable`` while Redis is down, as without a cache).
+/// - A load marks its key before it sends the read; a report for that key in between cancels the mark, and the
+///   result is then returned but not stored. So a reply that raced a change never fills the cache.
+/// - This instance's own writes (save, regenerate, destroy, destroy-all) drop their entries before they return,
+///   so the instance reads its own writes without waiting for the report.
+/// - An entry is never served past the session's expiry as read from Redis, nor older than
+///   ``Configuration-swift.struct/maximumAge``.
+///
+/// The one window left is the report's travel time: a request that another instance serves while the report of a
+/// destroy is on its way still sees the session, as a request already past its session read would without a
+/// cache. `session-bench events` measures that travel for the settings events that share the path.
+///
+/// Run it as a service: ``run()`` follows the invalidations until its task is cancelled.
+public final class SessionCache: Sendable {
+    /// Size and staleness bounds.
+    public struct Configuration: Sendable, Hashable {
+        /// Most sessions held; the least recently used is evicted. Default 10,000.
+        public var capacity: Int
+        /// An entry older than this is read again even if Redis reported no change. Default 60 s.
+        public var maximumAge: Duration
+        /// Sessions whose attributes take more bytes than this are not cached, which bounds the memory the cache
+        /// may take to about `capacity` times this. Default 4 KiB.
+        public var largestCachedSession: Int
+
+        /// Creates a configuration; every argument has a default.
+        public init(capacity: Int = 10_000, maximumAge: Duration = .seconds(60), largestCachedSession: Int = 4096) {
+            precondition(capacity > 0 && maximumAge > .zero, "capacity and maximum age must be positive")
+            precondition(largestCachedSession >= 0, "largestCachedSession cannot be negative")
+            self.capacity = capacity
+            self.maximumAge = maximumAge
+            self.largestCachedSession = largestCachedSession
+        }
+    }
+
+    /// Counters, readable at any time (for `/stats`).
+    public struct Statistics: Sendable, Hashable {
+        /// Loads answered from memory.
+        public var hits: Int
+        /// Loads that read Redis.
+        public var misses: Int
+        /// Changes to sessions Redis reported, cached here or not (this instance's own writes included: each
+        /// comes back as a report, which costs the next load of that session one read).
+        public var invalidations: Int
+        /// Times tracking came back after a gap (the cache restarted empty).
+        public var resyncs: Int
+        /// Whether tracking is on and the cache is serving from memory.
+        public var isTracking: Bool
+        /// Entries held (including loads in flight).
+        public var count: Int
+    }
+
+    /// What a cache slot holds: a load in flight, or a loaded session.
+    private enum Entry {
+        case loading(token: UInt64)
+        case loaded(Session, ttlMilliseconds: Int64, loadedAt: UInt64)
+    }
+
+    private struct State {
+        var table: LRUTable<Entry>
+        /// Bumped by every clear, so a load that started before a gap never fills the cache after it.
+        var generation: UInt64 = 0
+        var nextToken: UInt64 = 0
+        var serving = false
+    }
+
+    /// A load in flight: returned by ``beginLoad(_:)``, handed back to ``finishLoad(_:with:ttlMilliseconds:)``.
+    struct LoadTicket {
+        let id: SessionID
+        let token: UInt64
+        let generation: UInt64
+    }
+
+    /// The key prefix of the sessions' store; the cache follows `<keyPrefix>s:`.
+    public let keyPrefix: String
+    /// Size and staleness bounds.
+    public let configuration: Configuration
+    /// The connection that receives the invalidations.
+    public let subscriber: RedisSubscriber
+
+    private let sessionKeyPrefix: [UInt8]
+    private let state: Mutex<State>
+    private let maximumAgeNanoseconds: UInt64
+    private let hits = Atomic<Int>(0)
+    private let misses = Atomic<Int>(0)
+    private let invalidations = Atomic<Int>(0)
+    private let resyncCount = Atomic<Int>(0)
+    private let running = Atomic<Bool>(false)
+
+    /// Creates a cache; it serves nothing until ``run()`` has tracking on.
+    ///
+    /// - Parameters:
+    ///   - client: The pool whose configuration opens the tracking connection (the store's own pool).
+    ///   - keyPrefix: The store's key prefix (``SessionStoreConfiguration/keyPrefix``).
+    ///   - configuration: Size and staleness bounds.
+    ///   - subscriberName: The `CLIENT SETNAME` of the tracking connection, so operators can find it.
+    public init(
+        client: RedisClient, keyPrefix: String = "rsess:", configuration: Configuration = Configuration(),
+        subscriberName: String? = nil
+    ) {
+        self.keyPrefix = keyPrefix
+        self.configuration = configuration
+        var redis = client.configuration
+        redis.clientName = subscriberName ?? redis.clientName.map { $0 + "-cache" }
+        self.subscriber = RedisSubscriber(configuration: redis)
+        self.sessionKeyPrefix = Array((keyPrefix + "s:").utf8)
+        self.state = Mutex(State(table: LRUTable(capacity: configuration.capacity)))
+        let (seconds, attoseconds) = configuration.maximumAge.components
+        self.maximumAgeNanoseconds = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+    }
+
+    /// Turns tracking on and applies Redis' reports until the calling task is cancelled; then the cache empties
+    /// and serves nothing.
+    ///
+    /// - Important: Call it once per cache.
+    public func run() async {
+        precondition(!running.exchange(true, ordering: .relaxed), "SessionCache.run() was called twice")
+        var trackedBefore = false
+        for await event in subscriber.trackInvalidations(prefixes: [keyPrefix + "s:"]) {
+            if case .tracking = event {
+                if trackedBefore { resyncCount.add(1, ordering: .relaxed) }
+                trackedBefore = true
+            }
+            apply(event)
+        }
+        state.withLock { state in
+            state.serving = false
+            Self.clear(&state)
+        }
+    }
+
+    /// Counters and state.
+    public var statistics: Statistics {
+        let (tracking, count) = state.withLock { ($0.serving, $0.table.count) }
+        return Statistics(
+            hits: hits.load(ordering: .relaxed), misses: misses.load(ordering: .relaxed),
+            invalidations: invalidations.load(ordering: .relaxed), resyncs: resyncCount.load(ordering: .relaxed),
+            isTracking: tracking, count: count)
+    }
+
+    /// Applies one report of the tracking connection (``run()`` calls this; tests may too).
+    public func apply(_ event: RedisInvalidation) {
+        switch event {
+        case .tracking:
+            state.withLock { state in
+                Self.clear(&state)
+                state.serving = true
+            }
+        case .disconnected:
+            state.withLock { state in
+                state.serving = false
+                Self.clear(&state)
+            }
+        case .all:
+            state.withLock { Self.clear(&$0) }
+        case .keys(let keys):
+            let prefix = sessionKeyPrefix
+            let ids = keys.compactMap { key -> String? in
+                guard key.count > prefix.count, key.starts(with: prefix) else { return nil }
+                return String(decoding: key[prefix.count...], as: UTF8.self)
+            }
+            state.withLock { state in
+                for id in ids { state.table.remove(id) }
+            }
+            invalidations.add(ids.count, ordering: .relaxed)
+        }
+    }
+
+    // MARK: The store's side
+
+    /// The cached session and its remaining time to live, counting a hit or a miss.
+    func session(_ id: SessionID) -> (session: Session, ttlMilliseconds: Int64)? {
+        let now = monotonicNow()
+        let maximumAge = maximumAgeNanoseconds
+        let found = state.withLock { state -> (Session, Int64)? in
+            guard state.serving, case .loaded(let session, let ttl, let loadedAt)? = state.table.use(id.text) else {
+                return nil
+            }
+            let age = now &- loadedAt
+            let remaining = ttl - Int64(age / 1_000_000)
+            guard age < maximumAge, remaining > 0 else {
+                state.table.remove(id.text)
+                return nil
+            }
+            return (session, remaining)
+        }
+        if found == nil {
+            misses.add(1, ordering: .relaxed)
+        } else {
+            hits.add(1, ordering: .relaxed)
+        }
+        return found
+    }
+
+    /// Marks a load about to read Redis; `nil` while the cache is not serving (the result will not be stored).
+    func beginLoad(_ id: SessionID) -> LoadTicket? {
+        state.withLock { state in
+            guard state.serving else { return nil }
+            state.nextToken &+= 1
+            state.table.set(id.text, .loading(token: state.nextToken))
+            return LoadTicket(id: id, token: state.nextToken, generation: state.generation)
+        }
+    }
+
+    /// Stores what a load read, unless anything about that session changed since ``beginLoad(_:)``; a `nil`
+    /// session (unknown or expired) only clears the mark.
+    func finishLoad(_ ticket: LoadTicket, with session: Session?, ttlMilliseconds: Int64) {
+        let now = monotonicNow()
+        let cacheable = session.map { $0.encodedSize <= configuration.largestCachedSession } ?? false
+        state.withLock { state in
+            guard case .loading(let token)? = state.table.peek(ticket.id.text), token == ticket.token else { return }
+            guard let session, cacheable, state.serving, state.generation == ticket.generation else {
+                state.table.remove(ticket.id.text)
+                return
+            }
+            state.table.set(ticket.id.text, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: now))
+        }
+    }
+
+    /// Drops a session this instance just changed (or is about to), and cancels any load of it in flight.
+    func invalidate(_ id: SessionID) {
+        _ = state.withLock { $0.table.remove(id.text) }
+    }
+
+    /// Drops every cached session of a user, and cancels every load in flight (their user is not known yet).
+    func invalidate(userID: String) {
+        _ = state.withLock { state in
+            state.table.removeAll { entry in
+                switch entry {
+                case .loading: true
+                case .loaded(let session, _, _): session.userID == userID
+                }
+            }
+        }
+    }
+
+    private static func clear(_ state: inout State) {
+        state.table.removeAll()
+        state.generation &+= 1
+    }
+}

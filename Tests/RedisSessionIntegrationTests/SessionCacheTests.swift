@@ -1,0 +1,121 @@
+import Foundation
+import RedisClient
+import RedisSession
+import RedisTesting
+import Testing
+
+/// The session cache against a real server: what it saves, and that no report it gets leaves a stale session.
+@Suite(.timeLimit(.minutes(1))) struct SessionCacheTests {
+    /// One web instance's worth: a pool, a cache following the store's keys, the store.
+    struct Instance {
+        let client: RedisClient
+        let cache: SessionCache
+        let store: RedisSessionStore
+        let task: Task<Void, Never>
+
+        static func start(url: String, prefix: String, name: String? = nil) async throws -> Instance {
+            var configuration = try RedisConfiguration(url: url)
+            configuration.clientName = name
+            configuration.reconnectBackoff = .init(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(200))
+            let client = RedisClient(configuration: configuration)
+            let cache = SessionCache(client: client, keyPrefix: prefix)
+            let task = Task { await cache.run() }
+            let store = RedisSessionStore(
+                client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix), cache: cache)
+            #expect(await eventually { cache.statistics.isTracking }, "the cache never started tracking")
+            return Instance(client: client, cache: cache, store: store, task: task)
+        }
+
+        func stop() async {
+            task.cancel()
+            await task.value
+            await client.close()
+        }
+    }
+
+    private let prefix = "c\(UUID().uuidString.prefix(8)):"
+
+    @Test func aRepeatedLoadCostsNoRoundTripAndAnotherClientsWriteIsSeen() async throws {
+        let url = try await RedisServer.sharedURL()
+        let instance = try await Instance.start(url: url, prefix: prefix)
+        let created = try await instance.store.create(userID: "alice", attributes: ["timezone": "Europe/Paris"])
+        // The create comes back as a report too; after it, the session stays cached.
+        #expect(await eventually { instance.cache.statistics.invalidations == 1 })
+        _ = try await instance.store.load(id: created.id)
+        let requestsBefore = instance.client.statistics.requests
+        for _ in 0..<100 {
+            #expect(try await instance.store.load(id: created.id)?["timezone"] == "Europe/Paris")
+        }
+        #expect(instance.client.statistics.requests == requestsBefore, "a cached load sent a command")
+        #expect(instance.cache.statistics.hits == 100)
+
+        // A write by anyone else (here a bare client, as redis-cli would be) reaches the cache through Redis.
+        let other = RedisClient(configuration: try RedisConfiguration(url: url))
+        try await other.send("HSET", prefix + "s:" + created.id.text, "a:timezone", "\"Asia/Tokyo\"")
+        await other.close()
+        #expect(await eventually { instance.cache.statistics.invalidations == 2 })
+        #expect(try await instance.store.load(id: created.id)?["timezone"] == "Asia/Tokyo")
+        await instance.stop()
+    }
+
+    @Test func aDestroyOnOneInstanceEndsTheSessionOnTheOther() async throws {
+        let url = try await RedisServer.sharedURL()
+        let a = try await Instance.start(url: url, prefix: prefix)
+        let b = try await Instance.start(url: url, prefix: prefix)
+        let first = try await a.store.create(userID: "bob")
+        let second = try await a.store.create(userID: "bob")
+        #expect(try await b.store.load(id: first.id) != nil)
+        #expect(try await b.store.load(id: second.id) != nil)
+        #expect(b.cache.statistics.count == 2)
+
+        try await a.store.destroy(id: first.id)
+        #expect(try await a.store.load(id: first.id) == nil, "the writing instance reads its own write at once")
+        #expect(try await eventually(timeout: .milliseconds(500)) { try await b.store.load(id: first.id) == nil })
+        try await a.store.destroyAll(userID: "bob")
+        #expect(try await eventually(timeout: .milliseconds(500)) { try await b.store.load(id: second.id) == nil })
+        await a.stop()
+        await b.stop()
+    }
+
+    @Test func aLostTrackingConnectionEmptiesTheCacheUntilItIsBack() async throws {
+        let url = try await RedisServer.sharedURL()
+        let name = "cache\(UUID().uuidString.prefix(6))"
+        let instance = try await Instance.start(url: url, prefix: prefix, name: name)
+        let created = try await instance.store.create(userID: "carol", attributes: ["n": "1"])
+        #expect(await eventually { instance.cache.statistics.invalidations == 1 })
+        _ = try await instance.store.load(id: created.id)
+        #expect(instance.cache.statistics.count == 1)
+
+        // Cut the tracking connection, and change the session while it is cut. (Between the cut and the cache
+        // noticing it no cache can know; a closed socket is noticed at once.)
+        let other = RedisClient(configuration: try RedisConfiguration(url: url))
+        let list = try await other.send("CLIENT", "LIST", "TYPE", "pubsub").string ?? ""
+        let line = try #require(list.split(separator: "\n").first { $0.contains("name=\(name)-cache ") })
+        let id = try #require(line.split(separator: " ").first { $0.hasPrefix("id=") }?.dropFirst(3))
+        try await other.send("CLIENT", "KILL", "ID", String(id))
+        try await other.send("HSET", prefix + "s:" + created.id.text, "a:n", "\"2\"")
+        await other.close()
+        #expect(await eventually { instance.cache.statistics.resyncs == 1 && instance.cache.statistics.isTracking })
+        #expect(try await instance.store.load(id: created.id)?["n"] == "2")
+        await instance.stop()
+    }
+
+    @Test func aDownRedisIsUnavailableNotServedFromMemory() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let instance = try await Instance.start(url: server.url, prefix: prefix)
+        let created = try await instance.store.create(userID: "dave")
+        #expect(await eventually { instance.cache.statistics.invalidations == 1 })
+        _ = try await instance.store.load(id: created.id)
+        #expect(try await instance.store.load(id: created.id) != nil)
+        #expect(instance.cache.statistics.hits == 1)
+        server.stop()
+        #expect(await eventually { !instance.cache.statistics.isTracking })
+        await #expect {
+            try await instance.store.load(id: created.id)
+        } throws: { error in
+            (error as? SessionError)?.code == .storeUnavailable
+        }
+        await instance.stop()
+    }
+}
