@@ -114,9 +114,10 @@ public struct RedisSessionStore: SessionStore {
 
     /// Slides the idle timeout with a detached script nobody waits for: losing it only means an earlier expiry.
     private func touch(_ key: String) {
-        client.sendDetached(
-            RedisCommand(arguments: ["EVAL", SessionScripts.touch.source, 1, key, idleMilliseconds, absoluteMilliseconds])
-        )
+        let arguments: [any RedisArgumentConvertible] = [
+            "EVAL", SessionScripts.touch.source, 1, key, idleMilliseconds, absoluteMilliseconds,
+        ]
+        client.sendDetached(RedisCommand(arguments: arguments))
     }
 
     /// Whether a load should slide the idle timeout, judged from server-side values only (the TTL and the stored

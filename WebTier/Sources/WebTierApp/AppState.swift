@@ -7,6 +7,7 @@ struct AppState: Sendable {
     let configuration: WebTierConfiguration
     let client: RedisClient
     let store: RedisSessionStore
+    let sessionCache: SessionCache?
     let cache: UserSettingsCache
     let flows: SessionFlows
     let users: UserDirectory
@@ -19,13 +20,19 @@ struct AppState: Sendable {
         var redis = configuration.redis
         redis.clientName = configuration.instanceID
         let client = RedisClient(configuration: redis)
-        let store = RedisSessionStore(client: client, configuration: configuration.sessions)
+        let sessionCache = configuration.sessionCache.map {
+            SessionCache(
+                client: client, keyPrefix: configuration.sessions.keyPrefix, configuration: $0,
+                subscriberName: "\(configuration.instanceID)-cache")
+        }
+        let store = RedisSessionStore(client: client, configuration: configuration.sessions, cache: sessionCache)
         let settings = UserSettingsStore(client: client, keyPrefix: configuration.keyPrefix)
         let bus = SessionEventBus(
             client: client, keyPrefix: configuration.keyPrefix, subscriberName: "\(configuration.instanceID)-sub")
         let cache = UserSettingsCache(settings: settings, bus: bus, configuration: configuration.cache)
         self.client = client
         self.store = store
+        self.sessionCache = sessionCache
         self.cache = cache
         self.flows = SessionFlows(
             sessions: store, settings: settings, bus: bus, cache: cache, instanceID: configuration.instanceID)

@@ -19,6 +19,12 @@ struct SettingsCacheService: Service {
     func run() async throws { await cancelWhenGracefulShutdown { await cache.run() } }
 }
 
+/// The session cache following Redis' reports of changed sessions.
+struct SessionCacheService: Service {
+    let cache: SessionCache
+    func run() async throws { await cancelWhenGracefulShutdown { await cache.run() } }
+}
+
 /// Creates the demo users, retrying while Redis is not reachable yet, then idles until shutdown.
 struct DemoUserSeeder: Service {
     let users: UserDirectory

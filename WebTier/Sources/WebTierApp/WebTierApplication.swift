@@ -9,8 +9,8 @@ public import Logging
 /// try await app.runService()   // SIGTERM / SIGINT: graceful shutdown
 /// ```
 ///
-/// Graceful shutdown stops the HTTP server first (in-flight requests finish), then the settings cache's
-/// subscription, then the Redis pool.
+/// Graceful shutdown stops the HTTP server first (in-flight requests finish), then the caches' connections, then
+/// the Redis pool.
 public func buildApplication(configuration: WebTierConfiguration, logger: Logger) -> some ApplicationProtocol {
     let state = AppState(configuration: configuration)
     let router = Router(context: AppRequestContext.self)
@@ -21,6 +21,7 @@ public func buildApplication(configuration: WebTierConfiguration, logger: Logger
     SettingsRoutes(state: state).register(on: router)
 
     var services: [any Service] = [RedisClientService(client: state.client), SettingsCacheService(cache: state.cache)]
+    if let sessionCache = state.sessionCache { services.append(SessionCacheService(cache: sessionCache)) }
     if configuration.seedDemoUsers { services.append(DemoUserSeeder(users: state.users, logger: logger)) }
     return Application(
         router: router,

@@ -19,6 +19,8 @@ public struct WebTierConfiguration: Sendable {
     public var sessions: SessionStoreConfiguration
     /// Settings cache size, staleness bound and policy.
     public var cache: UserSettingsCache.Configuration
+    /// The session cache's bounds, or `nil` to read every session from Redis on every request.
+    public var sessionCache: SessionCache.Configuration?
     /// bcrypt cost for new password hashes (tests use 4).
     public var bcryptCost: UInt8
     /// Failed logins allowed per account within ``loginFailureWindow`` before `429`.
@@ -38,6 +40,7 @@ public struct WebTierConfiguration: Sendable {
         secureCookies: Bool = false,
         sessions: SessionStoreConfiguration? = nil,
         cache: UserSettingsCache.Configuration = .init(),
+        sessionCache: SessionCache.Configuration? = .init(),
         bcryptCost: UInt8 = 10,
         loginFailureLimit: Int = 5,
         loginFailureWindow: Duration = .seconds(300),
@@ -52,6 +55,7 @@ public struct WebTierConfiguration: Sendable {
         self.secureCookies = secureCookies
         self.sessions = sessions ?? SessionStoreConfiguration(keyPrefix: keyPrefix)
         self.cache = cache
+        self.sessionCache = sessionCache
         self.bcryptCost = bcryptCost
         self.loginFailureLimit = loginFailureLimit
         self.loginFailureWindow = loginFailureWindow

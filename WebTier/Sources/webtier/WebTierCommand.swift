@@ -41,6 +41,13 @@ struct WebTierCommand: AsyncParsableCommand {
     @Option(help: "Settings cache policy on change events: refresh or invalidate (env CACHE_POLICY).")
     var cachePolicy: String = Self.environment("CACHE_POLICY") ?? "refresh"
 
+    @Option(
+        help: """
+            Serve repeated session reads from this instance's memory, kept exact by Redis key tracking: on or off \
+            (env SESSION_CACHE).
+            """)
+    var sessionCache: String = Self.environment("SESSION_CACHE") ?? "on"
+
     /// One connection, pipelining every request of the instance, measured best on the 2-core machine this was tuned
     /// on: a second connection thread competes with the HTTP server's threads for the cores (21k vs 17k req/s).
     @Option(help: "Redis connections in the pool; each pipelines automatically (env REDIS_POOL_SIZE).")
@@ -74,6 +81,9 @@ struct WebTierCommand: AsyncParsableCommand {
             throw ValidationError("--redis-busy-poll-microseconds must be between 0 and 1000")
         }
         guard !prefix.isEmpty else { throw ValidationError("--prefix must not be empty") }
+        guard Self.switchValue(sessionCache) != nil else {
+            throw ValidationError("--session-cache must be on or off, not '\(sessionCache)'")
+        }
         guard ["refresh", "invalidate"].contains(cachePolicy) else {
             throw ValidationError("--cache-policy must be refresh or invalidate")
         }
@@ -103,11 +113,13 @@ struct WebTierCommand: AsyncParsableCommand {
             instanceID: instanceID, host: host, port: port, redis: redis, keyPrefix: prefix,
             secureCookies: secureCookies,
             cache: .init(policy: cachePolicy == "invalidate" ? .invalidate : .refresh),
+            sessionCache: Self.switchValue(sessionCache) == true ? .init() : nil,
             seedDemoUsers: seedDemoUsers)
         logger.info(
             "starting",
             metadata: [
                 "rsess.listen": "\(host):\(port)", "rsess.redis": "\(redis.endpoint)", "rsess.prefix": "\(prefix)",
+                "rsess.session_cache": "\(configuration.sessionCache == nil ? "off" : "on")",
             ])
         let app = buildApplication(configuration: configuration, logger: logger)
         try await app.runService()
@@ -117,6 +129,15 @@ struct WebTierCommand: AsyncParsableCommand {
     static func environment(_ name: String) -> String? {
         guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else { return nil }
         return value
+    }
+
+    /// `on` / `off` (and the usual spellings of each), or `nil` for anything else.
+    static func switchValue(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "on", "1", "true", "yes": true
+        case "off", "0", "false", "no": false
+        default: nil
+        }
     }
 
     static func flag(_ name: String) -> Bool {

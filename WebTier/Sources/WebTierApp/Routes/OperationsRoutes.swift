@@ -38,11 +38,19 @@ struct OperationsRoutes: Sendable {
         return Pages.json(body, status: problems.isEmpty ? .ok : .serviceUnavailable)
     }
 
-    /// The cache and event counters, flat keys.
+    /// The cache and event counters, flat keys. The `sessions.cache_*` keys are absent when the session cache is off.
     func stats() -> Response {
         let stats = state.cache.statistics
         let client = state.client.statistics
         let lag = stats.lastEventLagMilliseconds.map { String(format: "%.3f", $0) } ?? "null"
+        let sessions = state.sessionCache.map { cache in
+            let stats = cache.statistics
+            return """
+                ,"sessions.cache_hits":\(stats.hits),"sessions.cache_misses":\(stats.misses),\
+                "sessions.cache_entries":\(stats.count),"sessions.invalidations":\(stats.invalidations),\
+                "sessions.cache_resyncs":\(stats.resyncs),"sessions.cache_tracking":\(stats.isTracking)
+                """
+        }
         let body = """
             {"instance":\(jsonString(state.instanceID)),"cache.hits":\(stats.hits),"cache.misses":\(stats.misses),\
             "cache.entries":\(stats.count),"events.applied":\(stats.eventsApplied),"events.ignored":\(stats.eventsIgnored),\
@@ -50,7 +58,7 @@ struct OperationsRoutes: Sendable {
             "subscriber.connected":\(stats.isSubscribed),"events.last_lag_ms":\(lag),\
             "redis.connections":\(state.client.connectedCount),"redis.requests":\(client.requests),\
             "redis.batches":\(client.batches),"redis.polled_batches":\(client.polledBatches),\
-            "redis.poll_hits":\(client.pollHits)}
+            "redis.poll_hits":\(client.pollHits)\(sessions ?? "")}
             """
         return Pages.json(body)
     }
