@@ -2,7 +2,8 @@ import Foundation
 import RedisClient
 import RedisSession
 
-/// `session-bench sessions`: session load and save from 64 concurrent tasks vs `redis-benchmark -c 64 -t get`.
+/// `session-bench sessions`: session load and save from 64 concurrent tasks vs `redis-benchmark -c 64 -t get`, and
+/// the same loads answered by a ``SessionCache`` with the time a destroy takes to reach it.
 struct SessionsBenchmark {
     let options: BenchOptions
 
@@ -41,6 +42,8 @@ struct SessionsBenchmark {
                 load.append(try await loads(store, sessions, tasks: 64, operations: 200_000))
                 save.append(try await saves(store, sessions, tasks: 64, operations: 100_000))
             }
+            let cached = try await SessionCacheFigures.measure(
+                configuration: configuration, writer: store, sessions: sessions, rounds: options.rounds)
             await client.close()
 
             var report = BenchReport()
@@ -52,6 +55,17 @@ struct SessionsBenchmark {
             report.section("ratios (vs redis-benchmark -c 64 -t get)")
             report.ratio("ratio.load.c64", "load", median(load) / median(reference), target: ">= 1.5x")
             report.ratio("ratio.save.c64", "save", median(save) / median(reference), target: ">= 1.0x")
+            report.section("with a SessionCache (another pool, following the same keys)")
+            report.rate("session.cached_load.c64", "session load answered from memory", median(cached.loadRates))
+            report.ratio(
+                "ratio.cached_load.c64", "cached load vs redis-benchmark -c 64 -t get",
+                median(cached.loadRates) / median(reference))
+            report.figure(
+                "revocation.p50_ms", "destroy on A until B's cache dropped the session, p50",
+                percentile(cached.revocationMilliseconds, 0.50), unit: "ms", digits: 3)
+            report.figure(
+                "revocation.p99_ms", "the same, p99 (200 destroys)", percentile(cached.revocationMilliseconds, 0.99),
+                unit: "ms", digits: 3)
             report.section("cost per operation (server: INFO commandstats; round trips: client statistics)")
             report.figure("load.commands", "server commands per load (touch amortised)", loadCommands, unit: "")
             report.figure("load.round_trips", "awaited round trips per load", loadTrips, unit: "")

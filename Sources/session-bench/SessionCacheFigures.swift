@@ -1,0 +1,74 @@
+import Foundation
+import RedisClient
+import RedisSession
+
+/// What the session cache buys and what it costs, measured beside `session-bench sessions`' own figures: loads
+/// answered from memory at 64 tasks, and how long a destroy on one instance takes to stop another instance's cache
+/// from serving the session (the window the cache adds to "log out everywhere").
+struct SessionCacheFigures {
+    /// Cached loads per second at 64 tasks, one per round.
+    var loadRates: [Double] = []
+    /// From the start of a destroy on instance A until instance B's cache has dropped the session, in ms.
+    var revocationMilliseconds: [Double] = []
+
+    /// Measures on a second pool with its own cache (instance B); `writer` is instance A, without a cache.
+    static func measure(
+        configuration: RedisConfiguration, writer: RedisSessionStore, sessions: [SessionID], rounds: Int
+    ) async throws -> SessionCacheFigures {
+        let client = RedisClient(configuration: configuration)
+        let cache = SessionCache(client: client, keyPrefix: writer.configuration.keyPrefix)
+        let following = Task { await cache.run() }
+        defer { following.cancel() }
+        let reader = RedisSessionStore(client: client, configuration: writer.configuration, cache: cache)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !cache.statistics.isTracking {
+            guard ContinuousClock.now < deadline else {
+                throw BenchOptions.Problem(description: "the session cache did not start tracking")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+
+        var figures = SessionCacheFigures()
+        for id in sessions { _ = try await reader.load(id: id) }
+        for _ in 0..<rounds {
+            figures.loadRates.append(
+                try await throughput(tasks: 64, operations: 200_000) { index in
+                    guard try await reader.load(id: sessions[index % sessions.count]) != nil else {
+                        throw BenchOptions.Problem(description: "a benchmark session vanished")
+                    }
+                })
+        }
+
+        for _ in 0..<200 {
+            let before = cache.statistics.invalidations
+            let session = try await writer.create(userID: "revoked")
+            try await waitForReport(cache, after: before)  // the create's own report, before B caches the session
+            _ = try await reader.load(id: session.id)
+            guard try await reader.load(id: session.id) != nil, cache.statistics.count > 0 else {
+                throw BenchOptions.Problem(description: "instance B did not cache the session")
+            }
+            let reported = cache.statistics.invalidations
+            let started = ContinuousClock.now
+            try await writer.destroy(id: session.id)
+            try await waitForReport(cache, after: reported)
+            figures.revocationMilliseconds.append((ContinuousClock.now - started).seconds * 1000)
+            guard try await reader.load(id: session.id) == nil else {
+                throw BenchOptions.Problem(description: "instance B served a destroyed session")
+            }
+        }
+        following.cancel()
+        await following.value
+        await client.close()
+        return figures
+    }
+
+    private static func waitForReport(_ cache: SessionCache, after count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(1)
+        while cache.statistics.invalidations <= count {
+            guard ContinuousClock.now < deadline else {
+                throw BenchOptions.Problem(description: "no report from Redis within 1 s")
+            }
+            await Task.yield()
+        }
+    }
+}
