@@ -34,4 +34,29 @@ import Testing
         #expect(setCookie.contains("HttpOnly"))
         #expect(session["theme"] == "dark")
     }
+
+    @Test func sessionCacheExample() async throws {
+        let url = try await RedisServer.sharedURL()
+        let prefix = "readme\(UUID().uuidString.prefix(6)):"
+        let client = RedisClient(configuration: try RedisConfiguration(url: url))
+        let configuration = SessionStoreConfiguration(keyPrefix: prefix)
+        let created = try await RedisSessionStore(client: client, configuration: configuration).create(userID: "bob")
+        let id = created.id
+        // README: begin session cache
+        // One cache per instance, following the store's keys; run it beside the pool (a service, or a task).
+        let cache = SessionCache(client: client, keyPrefix: configuration.keyPrefix)
+        let tracking = Task { await cache.run() }
+        let store = RedisSessionStore(client: client, configuration: configuration, cache: cache)
+
+        // A session this instance loaded recently comes from memory; a change to it by anyone drops it at once.
+        let session = try await store.load(id: id)
+        // README: end session cache
+        #expect(session?.userID == "bob")
+        #expect(await eventually { cache.statistics.isTracking })
+        _ = try await store.load(id: id)
+        #expect(await eventually { (try? await store.load(id: id)) != nil && cache.statistics.hits > 0 })
+        tracking.cancel()
+        await tracking.value
+        await client.close()
+    }
 }
