@@ -118,4 +118,32 @@ import Testing
         }
         await instance.stop()
     }
+
+    @Test func aServerThatRefusesTrackingLeavesTheCacheOffAndSaysWhy() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let admin = RedisClient(configuration: try RedisConfiguration(url: server.url))
+        // As a Redis older than 6 would: CLIENT TRACKING is refused, everything else works.
+        try await admin.send("ACL", "SETUSER", "limited", "on", ">pw", "~*", "&*", "+@all", "-client|tracking")
+        await admin.close()
+        let url = "redis://limited:pw@127.0.0.1:\(server.port)"
+        let reasons = Shared<[String]>([])
+        let client = RedisClient(configuration: try RedisConfiguration(url: url))
+        let cache = SessionCache(
+            client: client, keyPrefix: prefix,
+            observer: { event in
+                if case .disconnected(let error) = event { reasons.update { $0.append(error.message) } }
+            })
+        let task = Task { await cache.run() }
+        let store = RedisSessionStore(
+            client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix), cache: cache)
+        #expect(await eventually { !reasons.value.isEmpty })
+        #expect(reasons.value.first?.contains("NOPERM") == true)
+        let created = try await store.create(userID: "erin")
+        for _ in 0..<3 { #expect(try await store.load(id: created.id)?.userID == "erin") }
+        #expect(cache.statistics.hits == 0 && !cache.statistics.isTracking)
+        task.cancel()
+        await task.value
+        await client.close()
+    }
 }

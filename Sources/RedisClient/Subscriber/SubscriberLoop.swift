@@ -170,7 +170,8 @@ final class SubscriberLoop: Sendable {
                     case .pong:
                         pingSentAt = nil
                     case .error(let message):
-                        return RedisError(.serverError, message, context: "SUBSCRIBE")
+                        let command = trackedPrefixes == nil ? "SUBSCRIBE" : "CLIENT TRACKING / SUBSCRIBE"
+                        return RedisError(.serverError, message, context: command)
                     case .other:
                         break
                     }

@@ -99,6 +99,7 @@ public final class SessionCache: Sendable {
     private let invalidations = Atomic<Int>(0)
     private let resyncCount = Atomic<Int>(0)
     private let running = Atomic<Bool>(false)
+    private let observer: (@Sendable (RedisInvalidation) -> Void)?
 
     /// Creates a cache; it serves nothing until ``run()`` has tracking on.
     ///
@@ -107,10 +108,13 @@ public final class SessionCache: Sendable {
     ///   - keyPrefix: The store's key prefix (``SessionStoreConfiguration/keyPrefix``).
     ///   - configuration: Size and staleness bounds.
     ///   - subscriberName: The `CLIENT SETNAME` of the tracking connection, so operators can find it.
+    ///   - observer: Called after each report is applied; for logs (a lost tracking connection says why, for
+    ///     example a Redis older than 6 that refuses `CLIENT TRACKING`) and tests.
     public init(
         client: RedisClient, keyPrefix: String = "rsess:", configuration: Configuration = Configuration(),
-        subscriberName: String? = nil
+        subscriberName: String? = nil, observer: (@Sendable (RedisInvalidation) -> Void)? = nil
     ) {
+        self.observer = observer
         self.keyPrefix = keyPrefix
         self.configuration = configuration
         var redis = client.configuration
@@ -177,6 +181,7 @@ public final class SessionCache: Sendable {
             }
             invalidations.add(ids.count, ordering: .relaxed)
         }
+        observer?(event)
     }
 
     // MARK: The store's side

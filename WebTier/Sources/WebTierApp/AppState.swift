@@ -15,7 +15,7 @@ struct AppState: Sendable {
 
     var instanceID: String { configuration.instanceID }
 
-    init(configuration: WebTierConfiguration) {
+    init(configuration: WebTierConfiguration, logger: Logger) {
         self.configuration = configuration
         var redis = configuration.redis
         redis.clientName = configuration.instanceID
@@ -23,7 +23,19 @@ struct AppState: Sendable {
         let sessionCache = configuration.sessionCache.map {
             SessionCache(
                 client: client, keyPrefix: configuration.sessions.keyPrefix, configuration: $0,
-                subscriberName: "\(configuration.instanceID)-cache")
+                subscriberName: "\(configuration.instanceID)-cache",
+                observer: { event in
+                    switch event {
+                    case .tracking:
+                        logger.info("session cache tracking: sessions served again are kept in memory")
+                    case .disconnected(let error):
+                        logger.warning(
+                            "session cache not tracking: every session is read from Redis until it is back",
+                            metadata: ["rsess.error": "\(error)"])
+                    case .keys, .all:
+                        break
+                    }
+                })
         }
         let store = RedisSessionStore(client: client, configuration: configuration.sessions, cache: sessionCache)
         let settings = UserSettingsStore(client: client, keyPrefix: configuration.keyPrefix)

@@ -12,7 +12,7 @@ public import Logging
 /// Graceful shutdown stops the HTTP server first (in-flight requests finish), then the caches' connections, then
 /// the Redis pool.
 public func buildApplication(configuration: WebTierConfiguration, logger: Logger) -> some ApplicationProtocol {
-    let state = AppState(configuration: configuration)
+    let state = AppState(configuration: configuration, logger: logger)
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: InstanceHeaderMiddleware(instanceID: configuration.instanceID))
     OperationsRoutes(state: state).register(on: router)

@@ -82,7 +82,7 @@ struct WebTierCommand: AsyncParsableCommand {
         }
         guard !prefix.isEmpty else { throw ValidationError("--prefix must not be empty") }
         guard Self.switchValue(sessionCache) != nil else {
-            throw ValidationError("--session-cache must be on or off, not '\(sessionCache)'")
+            throw ValidationError("--session-cache (env SESSION_CACHE) must be on or off, not '\(sessionCache)'")
         }
         guard ["refresh", "invalidate"].contains(cachePolicy) else {
             throw ValidationError("--cache-policy must be refresh or invalidate")
