@@ -20,7 +20,8 @@ struct OperationsRoutes: Sendable {
         }
     }
 
-    /// `200` when Redis answers and the subscriber is connected, else `503` with the reason.
+    /// `200` when Redis answers and the subscriber is connected, else `503` with the reason. The session cache's
+    /// state is shown but does not make the instance unhealthy: without tracking it reads every session from Redis.
     func health() async -> Response {
         var problems: [String] = []
         do {
@@ -33,9 +34,15 @@ struct OperationsRoutes: Sendable {
         let body =
             "{\"instance\":\(jsonString(state.instanceID)),\"status\":\"\(problems.isEmpty ? "ok" : "unavailable")\","
             + "\"redis\":\(problems.contains { $0.hasPrefix("redis") } ? "\"down\"" : "\"ok\""),"
-            + "\"subscriber\":\"\(subscribed ? "subscribed" : "disconnected")\""
+            + "\"subscriber\":\"\(subscribed ? "subscribed" : "disconnected")\","
+            + "\"session_cache\":\"\(sessionCacheState)\""
             + (problems.isEmpty ? "" : ",\"reason\":\(jsonString(problems.joined(separator: "; ")))") + "}"
         return Pages.json(body, status: problems.isEmpty ? .ok : .serviceUnavailable)
+    }
+
+    private var sessionCacheState: String {
+        guard let cache = state.sessionCache else { return "off" }
+        return cache.statistics.isTracking ? "tracking" : "not tracking"
     }
 
     /// The cache and event counters, flat keys. The `sessions.cache_*` keys are absent when the session cache is off.
