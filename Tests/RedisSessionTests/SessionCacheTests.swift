@@ -55,6 +55,20 @@ import Testing
         #expect(cache.session(loaded.id) == nil)
     }
 
+    @Test func theFirstOfConcurrentLoadsStoresItsResult() throws {
+        let cache = try makeCache()
+        cache.apply(.tracking)
+        let loaded = session()
+        let first = try #require(cache.beginLoad(loaded.id))
+        #expect(cache.beginLoad(loaded.id) == nil, "a second load while the first is in flight stores nothing")
+        cache.finishLoad(first, with: loaded, ttlMilliseconds: 60_000)
+        #expect(cache.session(loaded.id) != nil)
+
+        let failing = try #require(cache.beginLoad(session().id))
+        cache.finishLoad(failing, with: nil, ttlMilliseconds: 0)  // a failed or empty read clears its mark
+        #expect(cache.beginLoad(failing.id) != nil)
+    }
+
     @Test func reportsDropOnlyTheirSessionsAndWritesOfTheInstanceDropAtOnce() throws {
         let cache = try makeCache()
         cache.apply(.tracking)

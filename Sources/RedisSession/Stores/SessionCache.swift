@@ -210,10 +210,13 @@ public final class SessionCache: Sendable {
         return found
     }
 
-    /// Marks a load about to read Redis; `nil` while the cache is not serving (the result will not be stored).
+    /// Marks a load about to read Redis; `nil` (the result will not be stored) while the cache is not serving, or
+    /// while another load of the same session is in flight: the first one stores, so a hot session under steady
+    /// load cannot keep replacing the mark and never be stored.
     func beginLoad(_ id: SessionID) -> LoadTicket? {
         state.withLock { state in
             guard state.serving else { return nil }
+            if case .loading? = state.table.peek(id.text) { return nil }
             state.nextToken &+= 1
             state.table.set(id.text, .loading(token: state.nextToken))
             return LoadTicket(id: id, token: state.nextToken, generation: state.generation)
