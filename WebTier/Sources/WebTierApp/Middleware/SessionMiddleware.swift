@@ -4,7 +4,8 @@ import HTTPTypes
 import Hummingbird
 import RedisSession
 
-/// Loads the visitor's session into the context: one Redis round trip, and none at all without a well-formed cookie.
+/// Loads the visitor's session into the context: from the instance's session cache when it holds it, else one Redis
+/// round trip, and none at all without a well-formed cookie.
 ///
 /// A malformed, unknown or expired cookie gives an anonymous request (and the response clears the cookie); a Redis
 /// that is down or slow gives `503`, never an anonymous page: a timeout must not look like a logout.
