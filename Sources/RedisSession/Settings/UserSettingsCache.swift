@@ -112,8 +112,7 @@ public final class UserSettingsCache: Sendable {
         self.configuration = configuration
         self.observer = observer
         self.state = Mutex(State(table: LRUTable(capacity: configuration.capacity)))
-        let (seconds, attoseconds) = configuration.maximumAge.components
-        self.maximumAgeNanoseconds = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        self.maximumAgeNanoseconds = configuration.maximumAge.wholeNanoseconds
     }
 
     /// Subscribes to the events channel and applies events until the calling task is cancelled.

@@ -122,8 +122,7 @@ public final class SessionCache: Sendable {
         self.subscriber = RedisSubscriber(configuration: redis)
         self.sessionKeyPrefix = Array((keyPrefix + "s:").utf8)
         self.state = Mutex(State(table: LRUTable(capacity: configuration.capacity)))
-        let (seconds, attoseconds) = configuration.maximumAge.components
-        self.maximumAgeNanoseconds = UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        self.maximumAgeNanoseconds = configuration.maximumAge.wholeNanoseconds
     }
 
     /// Turns tracking on and applies Redis' reports until the calling task is cancelled; then the cache empties
