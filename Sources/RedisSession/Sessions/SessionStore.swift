@@ -8,7 +8,8 @@
 ///   recreates a session that was destroyed meanwhile (it throws ``SessionError/Code/sessionNotFound``), and a save
 ///   over the size or count limit throws and changes nothing.
 /// - ``regenerate(_:)`` moves the data to a new ID; the old ID loads nothing afterwards.
-/// - ``destroy(id:)`` and ``destroyAll(userID:)`` take effect at once for every instance.
+/// - ``destroy(id:)`` and ``destroyAll(userID:)`` take effect at once for every instance (with a ``SessionCache``,
+///   on other instances once Redis' report of the change reaches them: see its documentation).
 /// - Errors are ``SessionError``; an unreachable store is ``SessionError/Code/storeUnavailable``, never `nil`.
 public protocol SessionStore: Sendable {
     /// Creates and stores a new session.
