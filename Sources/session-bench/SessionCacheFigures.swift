@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import RedisSession
+import RedisTesting
 
 /// What the session cache buys and what it costs, measured beside `session-bench sessions`' own figures: loads
 /// answered from memory at 64 tasks, and how long a destroy on one instance takes to stop another instance's cache
@@ -20,12 +21,8 @@ struct SessionCacheFigures {
         let following = Task { await cache.run() }
         defer { following.cancel() }
         let reader = RedisSessionStore(client: client, configuration: writer.configuration, cache: cache)
-        let deadline = ContinuousClock.now + .seconds(5)
-        while !cache.statistics.isTracking {
-            guard ContinuousClock.now < deadline else {
-                throw BenchOptions.Problem(description: "the session cache did not start tracking")
-            }
-            try await Task.sleep(for: .milliseconds(5))
+        guard await eventually({ cache.statistics.isTracking }) else {
+            throw BenchOptions.Problem(description: "the session cache did not start tracking")
         }
 
         var figures = SessionCacheFigures()
@@ -62,6 +59,8 @@ struct SessionCacheFigures {
         return figures
     }
 
+    /// Spins with `Task.yield()` rather than `eventually`'s sleeps: the wait is the figure, and a 2 ms sleep would
+    /// swamp it.
     private static func waitForReport(_ cache: SessionCache, after count: Int) async throws {
         let deadline = ContinuousClock.now + .seconds(1)
         while cache.statistics.invalidations <= count {
