@@ -41,11 +41,9 @@ import Testing
                     try await Task.sleep(for: .milliseconds(10))
                 }
                 #expect(shown == "Pacific/Auckland")
-                let stats = try await b.execute(uri: "/stats", method: .get)
-                let json =
-                    try JSONSerialization.jsonObject(with: Data(String(buffer: stats.body).utf8)) as? [String: Any]
-                #expect((json?["events.applied"] as? Int ?? 0) >= 1, "B applied the event")
-                #expect((json?["cache.hits"] as? Int ?? 0) >= 1, "B served the new timezone from its cache")
+                let json = try await statistics(b)
+                #expect((json["events.applied"] as? Int ?? 0) >= 1, "B applied the event")
+                #expect((json["cache.hits"] as? Int ?? 0) >= 1, "B served the new timezone from its cache")
             }
         }
     }
@@ -81,8 +79,7 @@ import Testing
     }
 
     private func statistics(_ client: some TestClientProtocol) async throws -> [String: Any] {
-        let stats = try await client.execute(uri: "/stats", method: .get)
-        return try JSONSerialization.jsonObject(with: Data(String(buffer: stats.body).utf8)) as? [String: Any] ?? [:]
+        try jsonObject(try await client.execute(uri: "/stats", method: .get))
     }
 
     @Test func aRedisOutageIs503NotALogoutAndRecovers() async throws {

@@ -187,24 +187,22 @@ import Testing
             let health = try await client.execute(uri: "/healthz", method: .get)
             #expect(health.status == .ok)
             #expect(health.headers[.contentType] == "application/json")
-            let healthJSON =
-                try JSONSerialization.jsonObject(with: Data(String(buffer: health.body).utf8)) as? [String: Any]
-            #expect(healthJSON?["status"] as? String == "ok")
+            #expect(try jsonObject(health)["status"] as? String == "ok")
             let tracking = await eventually {
                 let health = try? await client.execute(uri: "/healthz", method: .get)
                 return health.map { String(buffer: $0.body).contains("\"session_cache\":\"tracking\"") } ?? false
             }
             #expect(tracking, "healthz does not show the session cache tracking")
             let stats = try await client.execute(uri: "/stats", method: .get)
-            let json = try JSONSerialization.jsonObject(with: Data(String(buffer: stats.body).utf8)) as? [String: Any]
-            #expect(json?["instance"] as? String == "web-stats")
+            let json = try jsonObject(stats)
+            #expect(json["instance"] as? String == "web-stats")
             for key in [
                 "cache.hits", "cache.misses", "events.applied", "events.ignored", "events.malformed",
                 "subscriber.resyncs", "events.last_lag_ms", "redis.requests", "redis.batches",
                 "redis.polled_batches", "redis.poll_hits", "sessions.cache_hits", "sessions.cache_misses",
                 "sessions.invalidations", "sessions.cache_tracking",
             ] {
-                #expect(json?.keys.contains(key) == true, "missing \(key)")
+                #expect(json.keys.contains(key), "missing \(key)")
             }
             #expect(stats.headers[.xInstanceTest] == "web-stats")
         }

@@ -104,6 +104,11 @@ struct Browser {
     }
 }
 
+/// A JSON response body (`/healthz`, `/stats`) as a dictionary; empty when it is not a JSON object.
+func jsonObject(_ response: TestResponse) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any] ?? [:]
+}
+
 /// The IANA identifier the landing page shows (`data-timezone`), or nil for the login page.
 func shownTimezone(_ response: TestResponse) -> String? {
     let page = String(buffer: response.body)
