@@ -102,5 +102,12 @@ import Testing
         #expect(cache.session(long.id) != nil)
         try await Task.sleep(for: .milliseconds(260))
         #expect(cache.session(long.id) == nil, "older than the maximum age")
+
+        // A slow reply: the TTL was read when the load began, so that is when the entry's age starts.
+        let slow = session()
+        let ticket = try #require(cache.beginLoad(slow.id))
+        try await Task.sleep(for: .milliseconds(80))
+        cache.finishLoad(ticket, with: slow, ttlMilliseconds: 50)
+        #expect(cache.session(slow.id) == nil, "served past the expiry Redis reported, counting from the reply")
     }
 }

@@ -82,6 +82,8 @@ public final class SessionCache: Sendable {
         let id: SessionID
         let token: UInt64
         let generation: UInt64
+        /// When the read was sent: the TTL Redis reports counts from about then, so the entry's age does too.
+        let startedAt: UInt64
     }
 
     /// The key prefix of the sessions' store; the cache follows `<keyPrefix>s:`.
@@ -213,19 +215,20 @@ public final class SessionCache: Sendable {
     /// while another load of the same session is in flight: the first one stores, so a hot session under steady
     /// load cannot keep replacing the mark and never be stored.
     func beginLoad(_ id: SessionID) -> LoadTicket? {
-        state.withLock { state in
+        let now = monotonicNow()
+        return state.withLock { state in
             guard state.serving else { return nil }
             if case .loading? = state.table.peek(id.text) { return nil }
             state.nextToken &+= 1
             state.table.set(id.text, .loading(token: state.nextToken))
-            return LoadTicket(id: id, token: state.nextToken, generation: state.generation)
+            return LoadTicket(id: id, token: state.nextToken, generation: state.generation, startedAt: now)
         }
     }
 
     /// Stores what a load read, unless anything about that session changed since ``beginLoad(_:)``; a `nil`
-    /// session (unknown or expired) only clears the mark.
+    /// session (unknown or expired) only clears the mark. The entry's age counts from ``beginLoad(_:)``, so a slow
+    /// reply cannot stretch the session past the expiry Redis reported.
     func finishLoad(_ ticket: LoadTicket, with session: Session?, ttlMilliseconds: Int64) {
-        let now = monotonicNow()
         let cacheable = session.map { $0.encodedSize <= configuration.largestCachedSession } ?? false
         state.withLock { state in
             guard case .loading(let token)? = state.table.peek(ticket.id.text), token == ticket.token else { return }
@@ -233,7 +236,7 @@ public final class SessionCache: Sendable {
                 state.table.remove(ticket.id.text)
                 return
             }
-            state.table.set(ticket.id.text, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: now))
+            state.table.set(ticket.id.text, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: ticket.startedAt))
         }
     }
 
