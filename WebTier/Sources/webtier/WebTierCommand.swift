@@ -32,10 +32,12 @@ struct WebTierCommand: AsyncParsableCommand {
     @Option(help: "Prefix of every Redis key and of the events channel (env RSESS_PREFIX).")
     var prefix: String = Self.environment("RSESS_PREFIX") ?? "rsess:"
 
-    @Flag(help: "Mark cookies Secure, for deployments behind HTTPS (env SECURE_COOKIES=1).")
+    // Each flag has a --no- form because its default comes from the environment: ArgumentParser rejects a plain
+    // flag whose default is true, so SECURE_COOKIES=on would otherwise stop the instance at start.
+    @Flag(inversion: .prefixedNo, help: "Mark cookies Secure, for deployments behind HTTPS (env SECURE_COOKIES=on).")
     var secureCookies: Bool = Self.flag("SECURE_COOKIES")
 
-    @Flag(help: "Create the demo users if absent (env SEED_DEMO_USERS=1).")
+    @Flag(inversion: .prefixedNo, help: "Create the demo users if absent (env SEED_DEMO_USERS=on).")
     var seedDemoUsers: Bool = Self.flag("SEED_DEMO_USERS")
 
     @Option(help: "Settings cache policy on change events: refresh or invalidate (env CACHE_POLICY).")
@@ -70,6 +72,12 @@ struct WebTierCommand: AsyncParsableCommand {
         for name in ["PORT", "REDIS_POOL_SIZE", "REDIS_BUSY_POLL_US"] {
             if let value = Self.environment(name), Int(value) == nil {
                 throw ValidationError("\(name) must be an integer, not '\(value)'")
+            }
+        }
+        // Nor a switch: SECURE_COOKIES=on must not leave cookies insecure.
+        for name in ["SECURE_COOKIES", "SEED_DEMO_USERS"] {
+            if let value = Self.environment(name), Self.switchValue(value) == nil {
+                throw ValidationError("\(name) must be on or off (or 1/0, true/false, yes/no), not '\(value)'")
             }
         }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
@@ -140,7 +148,8 @@ struct WebTierCommand: AsyncParsableCommand {
         }
     }
 
+    /// An environment switch: on when set to one of ``switchValue(_:)``'s spellings of on.
     static func flag(_ name: String) -> Bool {
-        ["1", "true", "yes"].contains(environment(name)?.lowercased() ?? "")
+        environment(name).flatMap(switchValue) ?? false
     }
 }
