@@ -2,7 +2,8 @@
 """Static checks of the docker rig: no Docker engine runs on the development machines or in CI, so
 `docker compose config` cannot run. This parses docker-compose.yml (PyYAML, merge keys resolved), the Dockerfile
 and the nginx template, and checks that they describe the topology the process twin (docker/rig) runs.
-Prints one line per check and 'N passed, M failed'; exits 1 on any failure."""
+Prints one line per check and 'N passed, M failed'; exits 1 on any failure.
+With `--environment SERVICE` it prints that service's environment instead (docker/rig starts the instances with it)."""
 import os
 import re
 import sys
@@ -21,6 +22,24 @@ def check(name, condition, detail=""):
 with open(os.path.join(here, "docker-compose.yml")) as handle:
     compose = yaml.safe_load(handle)
 services = compose.get("services", {})
+
+
+def environment_of(service):
+    """A service's environment as a dict, whether the file writes it as a mapping or as a list of KEY=VALUE."""
+    env = (services.get(service) or {}).get("environment") or {}
+    if isinstance(env, list):
+        return dict(str(item).split("=", 1) for item in env if "=" in str(item))
+    return {str(key): "" if value is None else str(value) for key, value in env.items()}
+
+
+# `--environment SERVICE` prints that service's environment, one KEY=VALUE per line, for docker/rig to start its
+# process with the very settings the compose file gives the container.
+if sys.argv[1:2] == ["--environment"]:
+    if len(sys.argv) != 3 or sys.argv[2] not in services:
+        sys.exit(f"usage: validate-compose.py --environment SERVICE (one of {', '.join(sorted(services))})")
+    for key, value in environment_of(sys.argv[2]).items():
+        print(f"{key}={value}")
+    sys.exit(0)
 expected = {"redis", "web1", "web2", "web3", "lb", "listener", "check"}
 check("compose parses and defines redis, web1..web3, lb, listener, check", expected <= set(services),
       f"services: {sorted(services)}")
@@ -38,7 +57,7 @@ for name in ("web1", "web2", "web3"):
     dockerfile = os.path.normpath(os.path.join(here, build.get("context", "."), build.get("dockerfile", "Dockerfile")))
     check(f"{name} is built by docker/Dockerfile", dockerfile == os.path.join(here, "Dockerfile") and os.path.isfile(dockerfile),
           dockerfile)
-    env = web.get("environment") or {}
+    env = environment_of(name)
     check(f"{name} reaches redis by service name", env.get("REDIS_URL") == "redis://redis:6379", str(env.get("REDIS_URL")))
     instance_ids.add(env.get("INSTANCE_ID"))
     depends = web.get("depends_on") or {}
