@@ -236,7 +236,8 @@ public final class SessionCache: Sendable {
                 state.table.remove(ticket.id.text)
                 return
             }
-            state.table.set(ticket.id.text, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: ticket.startedAt))
+            state.table.set(
+                ticket.id.text, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: ticket.startedAt))
         }
     }
 
