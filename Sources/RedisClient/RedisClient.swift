@@ -152,6 +152,8 @@ public final class RedisClient: Sendable {
         payload.reserveCapacity(commands.reduce(0) { $0 + $1.encoded.count })
         for command in commands { payload.append(contentsOf: command.encoded) }
         let reply = try await execute(payload: payload, replyCount: commands.count, name: "PIPELINE")
+        // One reply comes back as itself, several as an array of them.
+        if commands.count == 1 { return [reply] }
         return reply.array ?? []
     }
 

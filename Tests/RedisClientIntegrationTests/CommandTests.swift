@@ -120,6 +120,10 @@ import Testing
             #expect(message.hasPrefix("WRONGTYPE"))
             #expect(replies[3].string == "2")
             #expect(try await client.pipeline([]) == [])
+            // A pipeline of one command is one reply, even when that reply is an array.
+            try await client.send("RPUSH", key + "l", "a", "b")
+            let single = try await client.pipeline([RedisCommand("LRANGE", key + "l", 0, -1)])
+            #expect(single == [.array([.bulkString(Array("a".utf8)), .bulkString(Array("b".utf8))])])
         }
     }
 
