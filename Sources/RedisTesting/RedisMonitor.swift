@@ -1,0 +1,144 @@
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Records every command a server runs (`MONITOR`), including the commands a script runs and those inside
+/// `MULTI`/`EXEC`: for tests that prove what an application really sent, rather than what it meant to send.
+///
+/// ```swift
+/// let monitor = try await RedisMonitor.start(port: server.port)
+/// try await store.save(&session)
+/// let commands = await monitor.stop()
+/// ```
+///
+/// It reads on a thread of its own, so no blocking socket call runs on the Swift cooperative pool.
+public final class RedisMonitor: Sendable {
+    /// One command as the server ran it.
+    public struct Command: Sendable, Hashable {
+        /// Who ran it: `lua` for a script's calls, else the client's address.
+        public var client: String
+        /// The command name and its arguments.
+        public var arguments: [String]
+    }
+
+    private let fd: Int32
+    private let lines = Mutex<[String]>([])
+    private let confirmed = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+
+    private init(fd: Int32) { self.fd = fd }
+
+    /// Connects to a loopback server, sends `MONITOR`, and returns once the server confirmed it.
+    ///
+    /// - Throws: ``RedisServerError`` when the server cannot be reached or does not confirm within 5 s.
+    public static func start(port: Int) async throws -> RedisMonitor {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RedisServerError("socket() failed: errno \(errno)") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        let request = Array("MONITOR\r\n".utf8)
+        guard connected, write(fd, request, request.count) == request.count else {
+            close(fd)
+            throw RedisServerError("cannot start MONITOR on port \(port): errno \(errno)")
+        }
+        let monitor = RedisMonitor(fd: fd)
+        Thread { monitor.readUntilClosed() }.start()
+        guard await eventually(timeout: .seconds(5), { monitor.confirmed.load(ordering: .acquiring) }) else {
+            _ = await monitor.stop()
+            throw RedisServerError("the server on port \(port) did not confirm MONITOR")
+        }
+        return monitor
+    }
+
+    /// Stops recording and returns what the server ran, in order.
+    public func stop() async -> [Command] {
+        // Commands sent just before are already in the socket or about to be: give them a moment.
+        try? await Task.sleep(for: .milliseconds(100))
+        shutdown(fd, Int32(SHUT_RDWR))
+        _ = await eventually(timeout: .seconds(5)) { finished.load(ordering: .acquiring) }
+        close(fd)
+        return lines.withLock { $0 }.compactMap(Self.parse)
+    }
+
+    private func readUntilClosed() {
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count <= 0 { break }
+            pending.append(contentsOf: buffer[..<count])
+            var start = 0
+            var index = 0
+            var complete: [String] = []
+            while index + 1 < pending.count {
+                if pending[index] == 13 && pending[index + 1] == 10 {
+                    complete.append(String(decoding: pending[start..<index], as: UTF8.self))
+                    index += 2
+                    start = index
+                } else {
+                    index += 1
+                }
+            }
+            pending.removeFirst(start)
+            for line in complete {
+                if line == "+OK" && !confirmed.load(ordering: .relaxed) {
+                    confirmed.store(true, ordering: .releasing)
+                } else if line.hasPrefix("+") {
+                    lines.withLock { $0.append(String(line.dropFirst())) }
+                }
+            }
+        }
+        finished.store(true, ordering: .releasing)
+    }
+
+    /// `1796010414.350360 [0 lua] "SET" "k" "a\"b"`: the client and the unquoted arguments.
+    static func parse(_ line: String) -> Command? {
+        guard let open = line.firstIndex(of: "["), let close = line.firstIndex(of: "]") else { return nil }
+        let client = String(line[line.index(after: open)..<close].split(separator: " ").last ?? "")
+        var arguments: [String] = []
+        var bytes: [UInt8] = []
+        var inside = false
+        var iterator = line[line.index(after: close)...].utf8.makeIterator()
+        while let byte = iterator.next() {
+            if !inside {
+                if byte == UInt8(ascii: "\"") { inside = true }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""):
+                arguments.append(String(decoding: bytes, as: UTF8.self))
+                bytes = []
+                inside = false
+            case UInt8(ascii: "\\"):
+                guard let escaped = iterator.next() else { return nil }
+                switch escaped {
+                case UInt8(ascii: "n"): bytes.append(10)
+                case UInt8(ascii: "r"): bytes.append(13)
+                case UInt8(ascii: "t"): bytes.append(9)
+                case UInt8(ascii: "a"): bytes.append(7)
+                case UInt8(ascii: "b"): bytes.append(8)
+                case UInt8(ascii: "x"):
+                    let hex = [iterator.next(), iterator.next()].compactMap { $0 }
+                    bytes.append(UInt8(String(decoding: hex, as: UTF8.self), radix: 16) ?? 0)
+                default: bytes.append(escaped)
+                }
+            default: bytes.append(byte)
+            }
+        }
+        return Command(client: client, arguments: arguments)
+    }
+}
