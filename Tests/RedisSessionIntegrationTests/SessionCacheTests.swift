@@ -51,7 +51,7 @@ import Testing
 
         // A write by anyone else (here a bare client, as redis-cli would be) reaches the cache through Redis.
         let other = RedisClient(configuration: try RedisConfiguration(url: url))
-        try await other.send("HSET", prefix + "s:" + created.id.text, "a:timezone", "\"Asia/Tokyo\"")
+        try await other.send("HSET", SessionKeys(prefix: prefix).session(created.id), "a:timezone", "\"Asia/Tokyo\"")
         await other.close()
         #expect(await eventually { instance.cache.statistics.invalidations == 2 })
         #expect(try await instance.store.load(id: created.id)?["timezone"] == "Asia/Tokyo")
@@ -96,7 +96,7 @@ import Testing
         let line = try #require(list.split(separator: "\n").first { $0.contains("name=\(name)-cache ") })
         let id = try #require(line.split(separator: " ").first { $0.hasPrefix("id=") }?.dropFirst(3))
         try await other.send("CLIENT", "KILL", "ID", String(id))
-        try await other.send("HSET", prefix + "s:" + created.id.text, "a:n", "\"2\"")
+        try await other.send("HSET", SessionKeys(prefix: prefix).session(created.id), "a:n", "\"2\"")
         await other.close()
         #expect(await eventually { instance.cache.statistics.resyncs == 1 && instance.cache.statistics.isTracking })
         #expect(try await instance.store.load(id: created.id)?["n"] == "2")

@@ -17,6 +17,8 @@ struct StoreFixture {
     let prefix: String
     var cacheTask: Task<Void, Never>? = nil
 
+    var keys: SessionKeys { SessionKeys(prefix: prefix) }
+
     static func make(
         _ kind: StoreKind, idle: Duration = .seconds(60), absolute: Duration = .seconds(3600),
         touch: Duration = .zero, maxSize: Int = 4096, maxCount: Int = 8
@@ -110,7 +112,7 @@ struct StoreFixture {
         #expect(try await store.load(id: session.id) == nil)
         #expect(try await store.sessions(userID: "carol").isEmpty)
         if let client = fixture.client {
-            #expect(try await client.send("EXISTS", fixture.prefix + "s:" + session.id.text) == .integer(0))
+            #expect(try await client.send("EXISTS", fixture.keys.session(session.id)) == .integer(0))
         }
         try await store.destroy(id: session.id)  // destroying twice is fine
     }
@@ -131,7 +133,99 @@ struct StoreFixture {
         #expect(loaded["cart"] == "3")
         #expect(loaded["timezone"] == "Asia/Tokyo")
         #expect(loaded.userID == "dave")
-        #expect(try await store.sessions(userID: "dave").map(\.id) == [session.id])
+        #expect(try await store.sessions(userID: "dave").map(\.handle) == [session.id.handle])
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aChangeOfUserMovesTheSessionToANewIDInTheUsersSlot(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind)
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        var session = try await store.create(userID: nil, attributes: ["cart": "2"], labels: ["agent": "curl"])
+        let anonymous = session.id
+        session.userID = "mallory"
+        session["step"] = "1"
+        try await store.save(&session)
+        #expect(session.id != anonymous, "a save that changes the user gives a new ID")
+        #expect(session.id.tag == SessionID.tag(forUser: "mallory"))
+        #expect(try await store.load(id: anonymous) == nil, "the old ID is dead")
+        let signedIn = try #require(try await store.load(id: session.id))
+        #expect(signedIn.userID == "mallory" && signedIn["cart"] == "2" && signedIn["step"] == "1")
+        #expect(signedIn.labels == ["agent": "curl"], "labels carry over a change of user")
+        #expect(
+            abs(signedIn.createdAt.timeIntervalSince(session.createdAt)) < 0.002,
+            "the creation time, and so the absolute lifetime, carries over")
+        #expect(try await store.sessions(userID: "mallory").map(\.handle) == [session.id.handle])
+
+        let mallorys = session.id
+        session.userID = nil
+        try await store.regenerate(&session)
+        #expect(session.id != mallorys && session.userID == nil)
+        #expect(try await store.load(id: mallorys) == nil)
+        #expect(try await store.sessions(userID: "mallory").isEmpty, "signing out leaves the user's index")
+        #expect(try await store.load(id: session.id)?["cart"] == "2")
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aSaveRacingAChangeOfUserFindsNoSession(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind)
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        let created = try await store.create(userID: nil, attributes: ["a": "0"])
+        var stale = try #require(try await store.load(id: created.id))
+        var login = try #require(try await store.load(id: created.id))
+        login.userID = "niaj"
+        try await store.save(&login)
+        stale["a"] = "late"
+        await #expect {
+            try await store.save(&stale)
+        } throws: { error in
+            (error as? SessionError)?.code == .sessionNotFound
+        }
+        #expect(try await store.load(id: created.id) == nil, "the late save left nothing loadable")
+        #expect(try await store.load(id: login.id)?["a"] == "0")
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func regenerateForTheSameUserStaysInItsSlot(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind)
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        var session = try await store.create(userID: "olivia", attributes: ["x": "1"])
+        let first = session.id
+        session["y"] = "2"
+        try await store.regenerate(&session)
+        #expect(session.id != first && session.id.tag == first.tag)
+        #expect(try await store.load(id: first) == nil)
+        #expect(try await store.load(id: session.id)?["y"] == "2")
+        #expect(try await store.sessions(userID: "olivia").map(\.handle) == [session.id.handle])
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func devicesAreListedByHandleAndCanBeSignedOutOneByOne(kind: StoreKind) async throws {
+        let fixture = try await StoreFixture.make(kind)
+        defer { Task { await fixture.close() } }
+        let store = fixture.store
+        let laptop = try await store.create(
+            userID: "peggy", attributes: [:], labels: ["agent": "Firefox", "address": "192.0.2.1"])
+        let phone = try await store.create(userID: "peggy", attributes: [:], labels: ["agent": "Safari"])
+        let intruder = try await store.create(userID: "trent")
+        let listed = try await store.sessions(userID: "peggy")
+        #expect(Set(listed.map(\.handle)) == [laptop.id.handle, phone.id.handle])
+        #expect(listed.first { $0.handle == laptop.id.handle }?.labels == ["agent": "Firefox", "address": "192.0.2.1"])
+        #expect(listed.allSatisfy { $0.handle.text != laptop.id.text && $0.handle.text != phone.id.text })
+        #expect(SessionHandle(laptop.id.handle.text) == laptop.id.handle)
+        #expect(SessionHandle("not a handle") == nil)
+
+        #expect(
+            try await store.destroy(handle: intruder.id.handle, userID: "peggy") == false,
+            "a handle of another user's session destroys nothing")
+        #expect(try await store.load(id: intruder.id) != nil)
+        #expect(try await store.destroy(handle: phone.id.handle, userID: "peggy"))
+        #expect(try await store.load(id: phone.id) == nil)
+        #expect(try await store.load(id: laptop.id) != nil)
+        #expect(try await store.sessions(userID: "peggy").map(\.handle) == [laptop.id.handle])
+        #expect(try await store.destroy(handle: phone.id.handle, userID: "peggy") == false)
     }
 
     /// Time-based tests use multiples of this unit, with margins of at least 1.5 units either side, so a busy
@@ -170,7 +264,7 @@ struct StoreFixture {
             abs(early.lastSeenAt.timeIntervalSince(session.lastSeenAt)) < 0.002,
             "a load inside the touch interval does not rewrite the session")
         if let client = fixture.client {
-            let ttl = try await client.send("PTTL", fixture.prefix + "s:" + session.id.text).int ?? 0
+            let ttl = try await client.send("PTTL", fixture.keys.session(session.id)).int ?? 0
             let ceiling =
                 Int((unit * 9.8).components.seconds * 1000)
                 + Int((unit * 9.8).components.attoseconds / 1_000_000_000_000_000)
@@ -191,16 +285,16 @@ struct StoreFixture {
         let first = try await store.create(userID: user)
         let second = try await store.create(userID: user)
         _ = try await store.create(userID: "someone-else")
-        #expect(Set(try await store.sessions(userID: user).map(\.id)) == [first.id, second.id])
+        #expect(Set(try await store.sessions(userID: user).map(\.handle)) == [first.id.handle, second.id.handle])
         try await Task.sleep(for: unit * 2.5)
         _ = try await store.load(id: second.id)
         try await Task.sleep(for: unit * 2.5)
         let live = try await store.sessions(userID: user)
-        #expect(live.map(\.id) == [second.id])
+        #expect(live.map(\.handle) == [second.id.handle])
         #expect(live.first.map { $0.expiresAt > $0.lastSeenAt } ?? false)
         if let client = fixture.client {
-            #expect(try await client.send("ZCARD", fixture.prefix + "u:" + user) == .integer(1), "the index was pruned")
-            #expect(try await client.send("PTTL", fixture.prefix + "u:" + user).int ?? -1 > 0, "the index expires")
+            #expect(try await client.send("ZCARD", fixture.keys.userIndex(user)) == .integer(1), "the index was pruned")
+            #expect(try await client.send("PTTL", fixture.keys.userIndex(user)).int ?? -1 > 0, "the index expires")
         }
     }
 
@@ -258,25 +352,25 @@ struct StoreFixture {
         let client = try #require(fixture.client)
         let store = fixture.store
         let foreign = SessionID()
-        try await client.send("SET", fixture.prefix + "s:" + foreign.text, "not a hash")
+        try await client.send("SET", fixture.keys.session(foreign), "not a hash")
         await #expect {
             try await store.load(id: foreign)
         } throws: { error in
             (error as? SessionError)?.code == .corruptSession
         }
         let partial = SessionID()
-        try await client.send("HSET", fixture.prefix + "s:" + partial.text, "a:x", "1")
+        try await client.send("HSET", fixture.keys.session(partial), "a:x", "1")
         #expect(try await store.load(id: partial) == nil, "a hash without metadata is not a session")
         let noExpiry = SessionID()
-        try await client.send("HSET", fixture.prefix + "s:" + noExpiry.text, "_c", "1", "_t", "1")
+        try await client.send("HSET", fixture.keys.session(noExpiry), "_c", "1", "_t", "1")
         await #expect {
             try await store.load(id: noExpiry)
         } throws: { error in
             (error as? SessionError)?.code == .corruptSession
         }
         let garbled = SessionID()
-        try await client.send("HSET", fixture.prefix + "s:" + garbled.text, "_c", "1", "_t", "x")
-        try await client.send("PEXPIRE", fixture.prefix + "s:" + garbled.text, 60_000)
+        try await client.send("HSET", fixture.keys.session(garbled), "_c", "1", "_t", "x")
+        try await client.send("PEXPIRE", fixture.keys.session(garbled), 60_000)
         await #expect {
             try await store.load(id: garbled)
         } throws: { error in
@@ -284,14 +378,14 @@ struct StoreFixture {
         }
         // Valid metadata but an attribute that is not JSON: the session loads, the attribute reads as an error.
         let badJSON = try await fixture.store.create(userID: nil, attributes: ["ok": "1"])
-        try await client.send("HSET", fixture.prefix + "s:" + badJSON.id.text, "a:tz", "{not json")
+        try await client.send("HSET", fixture.keys.session(badJSON.id), "a:tz", "{not json")
         let loaded = try #require(try await store.load(id: badJSON.id))
         #expect(loaded["ok"] == "1")
         #expect(loaded["tz"] == nil)
         #expect(throws: SessionError.self) { try loaded.get("tz", as: String.self) }
-        try await client.send("ZADD", fixture.prefix + "u:zed", "9999999999999", "not-a-session-id")
+        try await client.send("ZADD", fixture.keys.userIndex("zed"), "9999999999999", "not-a-session-id")
         #expect(try await store.sessions(userID: "zed").isEmpty)
-        try await client.send("SET", fixture.prefix + "u:yan", "wrong type")
+        try await client.send("SET", fixture.keys.userIndex("yan"), "wrong type")
         await #expect(throws: SessionError.self) { try await store.sessions(userID: "yan") }
     }
 
@@ -313,13 +407,13 @@ struct StoreFixture {
         defer { Task { await fixture.close() } }
         let client = try #require(fixture.client)
         let session = try await fixture.store.create(userID: "kim", attributes: ["timezone": "UTC"])
-        let key = fixture.prefix + "s:" + session.id.text
+        let key = fixture.keys.session(session.id)
         #expect(try await client.send("TYPE", key) == .simpleString("hash"))
         #expect(try await client.send("HGET", key, "a:timezone").string == "\"UTC\"")
         #expect(try await client.send("HGET", key, "_u").string == "kim")
         let ttl = try await client.send("PTTL", key).int ?? 0
         #expect(ttl > 59_000 && ttl <= 60_000)
-        let score = try await client.send("ZSCORE", fixture.prefix + "u:kim", session.id.text).string.flatMap(
+        let score = try await client.send("ZSCORE", fixture.keys.userIndex("kim"), session.id.handle.text).string.flatMap(
             Double.init)
         let created = session.createdAt.timeIntervalSince1970 * 1000
         #expect(abs((score ?? 0) - (created + 600_000)) < 2, "the index is scored by absolute expiry")

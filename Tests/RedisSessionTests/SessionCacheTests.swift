@@ -18,7 +18,7 @@ import Testing
             attributes: ["a": Array(repeating: UInt8(ascii: "x"), count: bytes)])
     }
 
-    private func key(_ session: Session) -> [UInt8] { Array(("p:s:" + session.id.text).utf8) }
+    private func key(_ session: Session) -> [UInt8] { Array(("p:s:" + session.id.storageName).utf8) }
 
     @Test func servesNothingUntilTrackingIsOnAndNothingAfterItIsLost() throws {
         let cache = try makeCache()

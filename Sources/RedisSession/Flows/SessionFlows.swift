@@ -38,17 +38,18 @@ public struct SessionFlows: Sendable {
 
     /// Signs a user in (after the caller checked the credentials).
     ///
-    /// Regenerates the visitor's session ID (session-fixation defense) or creates a session when the visitor had
-    /// none (or it vanished), copies the user's timezone into it (`session["timezone"]`, as Django's
-    /// `user_logged_in` receiver did) and publishes `user.logged_in`.
+    /// Gives the visitor's session a new ID in the user's slot (session-fixation defense) or creates a session when
+    /// the visitor had none (or it vanished), copies the user's timezone into it (`session["timezone"]`, as
+    /// Django's `user_logged_in` receiver did) and publishes `user.logged_in`.
     ///
     /// - Parameters:
     ///   - session: The visitor's current session, if any.
     ///   - userID: The authenticated user.
     ///   - attributes: More string attributes to store in the same write (a CSRF token, say).
+    ///   - labels: What to show of this device in the user's list of sessions (user agent, client address).
     /// - Returns: The signed-in session; set its ID as the cookie.
     public func login(
-        session: Session?, userID: String, attributes: [String: String] = [:]
+        session: Session?, userID: String, attributes: [String: String] = [:], labels: [String: String] = [:]
     ) async throws(SessionError) -> Session {
         let record = try await settings.read(userID: userID)
         let timezone = record?.timezone ?? defaultTimezone
@@ -58,14 +59,15 @@ public struct SessionFlows: Sendable {
         if var existing = session {
             existing.userID = userID
             for (key, value) in initial { existing[key] = value }
+            if !labels.isEmpty { existing.labels = labels }
             do {
                 try await sessions.regenerate(&existing)
                 signedIn = existing
-            } catch  where error.code == .sessionNotFound {
-                signedIn = try await sessions.create(userID: userID, attributes: initial)
+            } catch where error.code == .sessionNotFound {
+                signedIn = try await sessions.create(userID: userID, attributes: initial, labels: labels)
             }
         } else {
-            signedIn = try await sessions.create(userID: userID, attributes: initial)
+            signedIn = try await sessions.create(userID: userID, attributes: initial, labels: labels)
         }
         if let record { cache?.remember(userID, record) }
         await publishBestEffort(
@@ -105,6 +107,19 @@ public struct SessionFlows: Sendable {
             await publishBestEffort(
                 SessionEvent(kind: .loggedOut, user: userID, version: session.version, origin: instanceID))
         }
+    }
+
+    /// Signs one of the user's sessions out by its handle ("sign out that device") and publishes `user.logged_out`
+    /// when it was live. A handle of another user's session changes nothing.
+    ///
+    /// - Returns: Whether a live session was ended.
+    @discardableResult
+    public func signOut(handle: SessionHandle, userID: String) async throws(SessionError) -> Bool {
+        let ended = try await sessions.destroy(handle: handle, userID: userID)
+        if ended {
+            await publishBestEffort(SessionEvent(kind: .loggedOut, user: userID, version: 0, origin: instanceID))
+        }
+        return ended
     }
 
     /// Logs every session of the user out, on every instance, and publishes `sessions.revoked`.

@@ -16,10 +16,23 @@ public import Foundation
 public struct Session: Sendable {
     /// The session's ID (the cookie value).
     public internal(set) var id: SessionID
-    /// The signed-in user, or `nil` for an anonymous session. Changing it moves the session between users'
-    /// indexes on the next save.
+    /// The signed-in user, or `nil` for an anonymous session.
+    ///
+    /// Changing it gives the session a new ID on the next save or regenerate (the ID's slot tag follows the user),
+    /// so set the cookie from ``id`` afterwards.
     public var userID: String? {
         didSet { if userID != oldValue { userChanged = true } }
+    }
+    /// What the application recorded about the device, for the user's list of sessions: for example
+    /// `["agent": "Firefox on Linux", "address": "203.0.113.7"]`. Saved like attributes; kept across a change of
+    /// user.
+    public var labels: [String: String] {
+        didSet {
+            guard labels != oldValue else { return }
+            labelsChanged = true
+            removedLabels.formUnion(Set(oldValue.keys).subtracting(labels.keys))
+            removedLabels.subtract(labels.keys)
+        }
     }
     /// When the session was created (server time).
     public internal(set) var createdAt: Date
@@ -32,11 +45,19 @@ public struct Session: Sendable {
     var changedKeys: Set<String> = []
     var removedKeys: Set<String> = []
     var userChanged = false
+    var labelsChanged = false
+    var removedLabels: Set<String> = []
+    /// The user as stored: the one whose slot and index the session is in until a save moves it.
+    var storedUserID: String?
 
-    init(id: SessionID, userID: String?, createdAt: Date, lastSeenAt: Date, version: Int, attributes: [String: [UInt8]])
-    {
+    init(
+        id: SessionID, userID: String?, createdAt: Date, lastSeenAt: Date, version: Int,
+        attributes: [String: [UInt8]], labels: [String: String] = [:]
+    ) {
         self.id = id
         self.userID = userID
+        self.storedUserID = userID
+        self.labels = labels
         self.createdAt = createdAt
         self.lastSeenAt = lastSeenAt
         self.version = version
@@ -47,7 +68,10 @@ public struct Session: Sendable {
     public var keys: [String] { attributes.keys.sorted() }
 
     /// Whether the session has changes that are not saved yet.
-    public var hasChanges: Bool { !changedKeys.isEmpty || !removedKeys.isEmpty || userChanged }
+    public var hasChanges: Bool { !changedKeys.isEmpty || !removedKeys.isEmpty || userChanged || labelsChanged }
+
+    /// Whether the next save moves the session to another user (a new ID in that user's slot).
+    var changesUser: Bool { userChanged && userID != storedUserID }
 
     /// Reads an attribute.
     ///
@@ -114,7 +138,23 @@ public struct Session: Sendable {
         changedKeys.removeAll()
         removedKeys.removeAll()
         userChanged = false
+        labelsChanged = false
+        removedLabels.removeAll()
+        storedUserID = userID
     }
+
+    /// The hash fields a save writes besides the metadata: changed attributes (`a:`), and every label (`l:`) when
+    /// the labels changed.
+    var changedFields: [(field: String, value: [UInt8])] {
+        var fields = changedKeys.sorted().map { (field: "a:" + $0, value: attributes[$0] ?? []) }
+        if labelsChanged {
+            fields += labels.sorted { $0.key < $1.key }.map { (field: "l:" + $0.key, value: Array($0.value.utf8)) }
+        }
+        return fields
+    }
+
+    /// The hash fields a save removes: removed attributes and removed labels.
+    var removedFields: [String] { removedKeys.sorted().map { "a:" + $0 } + removedLabels.sorted().map { "l:" + $0 } }
 
     /// The encoded size the limits apply to: attribute names plus values.
     var encodedSize: Int { attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count } }
@@ -150,10 +190,13 @@ public struct Session: Sendable {
     }
 }
 
-/// What ``SessionStore/sessions(userID:)`` lists: one live session of a user.
+/// What ``SessionStore/sessions(userID:)`` lists: one live session of a user, named by its handle, never its ID.
 public struct SessionSummary: Sendable, Hashable {
-    /// The session's ID.
-    public var id: SessionID
+    /// The session's opaque handle, for ``SessionStore/destroy(handle:userID:)``; compare it with
+    /// ``SessionID/handle`` of the current session to mark "this device".
+    public var handle: SessionHandle
+    /// What the application recorded about the device (``Session/labels``).
+    public var labels: [String: String]
     /// When it was created.
     public var createdAt: Date
     /// When it was last seen (precise to the store's touch interval).
@@ -162,8 +205,9 @@ public struct SessionSummary: Sendable, Hashable {
     public var expiresAt: Date
 
     /// Creates a summary.
-    public init(id: SessionID, createdAt: Date, lastSeenAt: Date, expiresAt: Date) {
-        self.id = id
+    public init(handle: SessionHandle, labels: [String: String], createdAt: Date, lastSeenAt: Date, expiresAt: Date) {
+        self.handle = handle
+        self.labels = labels
         self.createdAt = createdAt
         self.lastSeenAt = lastSeenAt
         self.expiresAt = expiresAt

@@ -8,8 +8,14 @@
 ///   recreates a session that was destroyed meanwhile (it throws ``SessionError/Code/sessionNotFound``), and a save
 ///   over the size or count limit throws and changes nothing.
 /// - ``regenerate(_:)`` moves the data to a new ID; the old ID loads nothing afterwards.
-/// - ``destroy(id:)`` and ``destroyAll(userID:)`` take effect at once for every instance (with a ``SessionCache``,
-///   on other instances once Redis' report of the change reaches them: see its documentation).
+/// - A change of ``Session/userID`` gives the session a new ID on its next save or regenerate, and the old ID loads
+///   nothing afterwards. If the store fails half-way, the session is gone (the caller answers 503); there are never
+///   two live IDs. A save racing it gets ``SessionError/Code/sessionNotFound``.
+/// - ``destroy(id:)``, ``destroy(handle:userID:)`` and ``destroyAll(userID:)`` take effect at once for every
+///   instance (with a ``SessionCache``, on other instances once Redis' report of the change reaches them: see its
+///   documentation).
+/// - Nothing a store keeps or lists holds a session ID: sessions are named at rest by a SHA-256 of the ID, and
+///   listed by ``SessionHandle``.
 /// - Errors are ``SessionError``; an unreachable store is ``SessionError/Code/storeUnavailable``, never `nil`.
 public protocol SessionStore: Sendable {
     /// Creates and stores a new session.
@@ -17,7 +23,11 @@ public protocol SessionStore: Sendable {
     /// - Parameters:
     ///   - userID: The signed-in user, or `nil` for an anonymous session.
     ///   - attributes: Initial string attributes.
-    func create(userID: String?, attributes: [String: String]) async throws(SessionError) -> Session
+    ///   - labels: What the application records about the device (user agent, client address) for the user's list
+    ///     of sessions.
+    func create(
+        userID: String?, attributes: [String: String], labels: [String: String]
+    ) async throws(SessionError) -> Session
 
     /// Loads a session and slides its idle timeout. One round trip.
     func load(id: SessionID) async throws(SessionError) -> Session?
@@ -33,7 +43,14 @@ public protocol SessionStore: Sendable {
     /// Destroys a session. Destroying an unknown session is not an error.
     func destroy(id: SessionID) async throws(SessionError)
 
-    /// The user's live sessions, oldest first; pruning the user's index as a side effect.
+    /// Destroys one of the user's sessions by its handle ("sign out that device"). A handle that names no live
+    /// session of this user (another user's, or one already gone) destroys nothing.
+    ///
+    /// - Returns: Whether a live session was destroyed.
+    @discardableResult
+    func destroy(handle: SessionHandle, userID: String) async throws(SessionError) -> Bool
+
+    /// The user's live sessions, oldest first, by handle; pruning the user's index as a side effect.
     func sessions(userID: String) async throws(SessionError) -> [SessionSummary]
 
     /// Destroys every session of the user ("log out everywhere"). Returns how many were live.
@@ -44,7 +61,12 @@ public protocol SessionStore: Sendable {
 extension SessionStore {
     /// Creates an anonymous or signed-in session with no attributes.
     public func create(userID: String? = nil) async throws(SessionError) -> Session {
-        try await create(userID: userID, attributes: [:])
+        try await create(userID: userID, attributes: [:], labels: [:])
+    }
+
+    /// Creates an anonymous or signed-in session with attributes and no labels.
+    public func create(userID: String?, attributes: [String: String]) async throws(SessionError) -> Session {
+        try await create(userID: userID, attributes: attributes, labels: [:])
     }
 
     /// Parses a cookie value and loads the session it names; a malformed value gives `nil` without a store call.

@@ -1,7 +1,8 @@
 import Foundation
 public import RedisClient
 
-/// Reads and writes users' settings records in Redis: hash `<prefix>user:<id>` with `timezone` and `version`.
+/// Reads and writes users' settings records in Redis: hash `<prefix>user:{T}<id>` (``SessionKeys/settings(_:)``,
+/// in the user's slot) with `timezone` and `version`.
 public struct UserSettingsStore: Sendable {
     /// The pool to use.
     public let client: RedisClient
@@ -14,7 +15,7 @@ public struct UserSettingsStore: Sendable {
         self.keyPrefix = keyPrefix
     }
 
-    func key(_ userID: String) -> String { keyPrefix + "user:" + userID }
+    func key(_ userID: String) -> String { SessionKeys(prefix: keyPrefix).settings(userID) }
 
     /// The user's settings, or `nil` when the user has none.
     public func read(userID: String) async throws(SessionError) -> UserSettings? {

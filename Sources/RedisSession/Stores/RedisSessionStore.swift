@@ -1,15 +1,20 @@
 import Foundation
 public import RedisClient
 
-/// Sessions in Redis: one hash per session, a per-user index, Lua scripts where atomicity needs them.
+/// Sessions in Redis: one hash per session, a per-user index, Lua scripts where atomicity needs them. Keys follow
+/// ``SessionKeys``: no key or index member holds a session ID, and each command touches one hash slot.
 ///
 /// | operation | Redis commands | round trips |
 /// | --- | --- | --- |
 /// | ``load(id:)`` | `HGETALL` + `PTTL`, pipelined; once per touch interval also a detached `EVAL` (HSET, PEXPIRE) that nobody waits for | 1 |
 /// | ``save(_:)`` | `MULTI`, `HEXISTS`, `HSET` (changed attributes + last seen), `HDEL` (if removals), `HINCRBY`, `PEXPIRE`, `PEXPIREAT LT`, `EXEC` | 1 |
-/// | ``create(userID:attributes:)`` | `EVALSHA` (HSET, PEXPIRE, index ZADD) | 1 |
-/// | ``regenerate(_:)``, a save that changes the user | `EVALSHA` (the `move` script: writes, RENAME, index) | 1 |
-/// | ``destroy(id:)``, ``sessions(userID:)``, ``destroyAll(userID:)`` | `EVALSHA` | 1 |
+/// | ``create(userID:attributes:labels:)`` | `EVALSHA` (HSET, PEXPIRE, index ZADD) | 1 |
+/// | ``regenerate(_:)`` | `EVALSHA` (the `move` script: writes, `RENAME` inside the slot, index) | 1 |
+/// | a save or regenerate that changes the user | `EVALSHA` `take` (read and delete), then `EVALSHA` `create` in the new user's slot | 2 |
+/// | ``destroy(id:)`` | `EVALSHA`, then `ZREM` from the user's index for a signed-in session | 1-2 |
+/// | ``destroy(handle:userID:)`` | `EVALSHA` | 1 |
+/// | ``sessions(userID:)`` | `EVALSHA` (prune, list the index), then `HGETALL` + `PTTL` per session, pipelined | 2 |
+/// | ``destroyAll(userID:)`` | `ZRANGE`, then `EVALSHA` with every session declared (read again if the index changed) | 2 |
 ///
 /// A script unknown to the server (after a restart) is sent once with `EVAL`, transparently.
 ///
@@ -42,30 +47,43 @@ public struct RedisSessionStore: SessionStore {
         self.cache = cache
     }
 
-    private func sessionKey(_ id: SessionID) -> String { configuration.keyPrefix + "s:" + id.text }
-    private func userKey(_ userID: String) -> String { configuration.keyPrefix + "u:" + userID }
+    private var keys: SessionKeys { SessionKeys(prefix: configuration.keyPrefix) }
     private var idleMilliseconds: Int64 { configuration.idleTimeout.wholeMilliseconds }
     private var absoluteMilliseconds: Int64 { configuration.absoluteLifetime.wholeMilliseconds }
 
-    public func create(userID: String?, attributes: [String: String]) async throws(SessionError) -> Session {
+    public func create(
+        userID: String?, attributes: [String: String], labels: [String: String]
+    ) async throws(SessionError) -> Session {
         var session = Session(
-            id: SessionID(), userID: userID, createdAt: Date(), lastSeenAt: Date(), version: 1, attributes: [:])
+            id: userID.map(SessionID.init(userID:)) ?? SessionID(), userID: userID, createdAt: Date(),
+            lastSeenAt: Date(), version: 1, attributes: [:], labels: labels)
         for (key, value) in attributes { session[key] = value }
+        session.labelsChanged = true
         try configuration.checkLimits(count: session.attributes.count, bytes: session.encodedSize)
+        try await insert(&session, created: nil, version: nil)
+        return session
+    }
+
+    /// Runs the `create` script for `session` (new, or taken from another user), and marks it saved.
+    private func insert(_ session: inout Session, created: Int?, version: Int?) async throws(SessionError) {
         var arguments: [any RedisArgumentConvertible] = [
-            configuration.keyPrefix, session.id.text, idleMilliseconds, absoluteMilliseconds,
-            userID.map { "=" + $0 } ?? "",
+            idleMilliseconds, absoluteMilliseconds, session.userID ?? "", session.id.handle.text,
+            created.map(String.init) ?? "", version.map(String.init) ?? "",
         ]
-        for (key, value) in session.attributes {
-            arguments.append("a:" + key)
+        for (field, value) in session.changedFields {
+            arguments.append(field)
             arguments.append(value)
         }
-        let reply = try await run(SessionScripts.create, keys: [sessionKey(session.id)], arguments: arguments)
-        let now = Self.date(milliseconds: reply.int ?? 0)
-        session.createdAt = now
-        session.lastSeenAt = now
-        session.markSaved(version: 1)
-        return session
+        var scriptKeys = [keys.session(session.id)]
+        if let userID = session.userID { scriptKeys.append(keys.userIndex(userID)) }
+        let reply = try await run(SessionScripts.create, keys: scriptKeys, arguments: arguments)
+        guard let values = reply.array, values.count == 2, let createdAt = values[0].int, let now = values[1].int
+        else {
+            throw SessionError(.corruptSession, "the create script answered \(reply)")
+        }
+        session.createdAt = Self.date(milliseconds: createdAt)
+        session.lastSeenAt = Self.date(milliseconds: now)
+        session.markSaved(version: version ?? 1)
     }
 
     public func load(id: SessionID) async throws(SessionError) -> Session? {
@@ -74,7 +92,7 @@ public struct RedisSessionStore: SessionStore {
             if needsTouch(session, ttl: ttl) {
                 // The touch changes the stored session; the next load reads what it wrote.
                 cache.invalidate(id)
-                touch(sessionKey(id))
+                touch(keys.session(id))
                 session.lastSeenAt = Date()
             }
             return session
@@ -83,7 +101,7 @@ public struct RedisSessionStore: SessionStore {
         var loaded: Session?
         var ttl: Int64 = 0
         defer { if let ticket { cache?.finishLoad(ticket, with: loaded, ttlMilliseconds: ttl) } }
-        let key = sessionKey(id)
+        let key = keys.session(id)
         let replies: [RedisValue]
         do {
             replies = try await client.pipeline([
@@ -133,60 +151,117 @@ public struct RedisSessionStore: SessionStore {
 
     public func save(_ session: inout Session) async throws(SessionError) {
         guard session.hasChanges else { return }
-        try await commit(&session, newID: nil)
+        try await commit(&session, regenerating: false)
     }
 
     public func regenerate(_ session: inout Session) async throws(SessionError) {
-        try await commit(&session, newID: SessionID())
+        try await commit(&session, regenerating: true)
     }
 
     public func destroy(id: SessionID) async throws(SessionError) {
         defer { cache?.invalidate(id) }
-        _ = try await run(
-            SessionScripts.destroy, keys: [sessionKey(id)], arguments: [configuration.keyPrefix, id.text])
+        let reply = try await run(SessionScripts.destroy, keys: [keys.session(id)], arguments: ["", id.handle.text])
+        // The script cannot know the user's index before it reads the session: a second command, in the same slot.
+        guard let user = reply.array?.last?.string, SessionID.tag(forUser: user) == id.tag else { return }
+        do {
+            _ = try await client.send("ZREM", keys.userIndex(user), id.handle.text)
+        } catch {
+            // The session is gone; its index entry is pruned by the next list or destroy-all of the user.
+        }
+    }
+
+    @discardableResult
+    public func destroy(handle: SessionHandle, userID: String) async throws(SessionError) -> Bool {
+        let storageName = "{" + SessionID.tag(forUser: userID) + "}" + handle.text
+        let key = keys.sessionPrefix + storageName
+        defer { cache?.invalidate(storageName: storageName) }
+        let reply = try await run(
+            SessionScripts.destroy, keys: [key, keys.userIndex(userID)], arguments: [userID, handle.text])
+        return reply.array?.first?.int == 1
     }
 
     public func sessions(userID: String) async throws(SessionError) -> [SessionSummary] {
-        let reply = try await run(SessionScripts.list, keys: [userKey(userID)], arguments: [configuration.keyPrefix])
-        guard let values = reply.array, let now = values.last?.int else {
+        let index = keys.userIndex(userID)
+        let listed = try await run(SessionScripts.listIndex, keys: [index], arguments: [])
+        guard let values = listed.array, let now = values.first?.int else {
             throw SessionError(.corruptSession, "the user index has an unexpected shape")
         }
+        let members = values.dropFirst().compactMap(\.string)
+        if members.isEmpty { return [] }
+        let handles = members.map { SessionHandle($0) }
+        var commands: [RedisCommand] = []
+        for handle in handles {
+            guard let handle else { continue }
+            let key = keys.session(handle, userID: userID)
+            commands += [RedisCommand(strings: ["HGETALL", key]), RedisCommand(strings: ["PTTL", key])]
+        }
+        let replies = try await pipeline(commands)
         var summaries: [SessionSummary] = []
-        var index = 0
-        while index + 4 <= values.count - 1 {
-            defer { index += 4 }
-            guard let idText = values[index].string, let id = SessionID(idText),
-                let created = values[index + 1].int, let touched = values[index + 2].int,
-                let ttl = values[index + 3].int
-            else { continue }  // a foreign member in the index: skip it rather than fail the whole list
+        var dead: [String] = []
+        var reply = 0
+        for (member, handle) in zip(members, handles) {
+            guard let handle else {
+                dead.append(member)  // not a digest this store wrote: nothing can load it
+                continue
+            }
+            defer { reply += 2 }
+            guard reply + 1 < replies.count, let fields = replies[reply].array,
+                let stored = try? StoredFields(fields), let created = stored.created, let ttl = replies[reply + 1].int,
+                ttl > 0
+            else {
+                dead.append(member)
+                continue
+            }
             summaries.append(
                 SessionSummary(
-                    id: id, createdAt: Self.date(milliseconds: created), lastSeenAt: Self.date(milliseconds: touched),
-                    expiresAt: Self.date(milliseconds: now + max(0, ttl))))
+                    handle: handle, labels: stored.labels, createdAt: Self.date(milliseconds: created),
+                    lastSeenAt: Self.date(milliseconds: stored.touched ?? created),
+                    expiresAt: Self.date(milliseconds: now + ttl)))
         }
-        return summaries.sorted { $0.createdAt < $1.createdAt }
+        if !dead.isEmpty {
+            // Sessions that expired while idle: the index forgets them now (a failure only defers that).
+            _ = try? await client.send(RedisCommand(strings: ["ZREM", index] + dead))
+        }
+        return summaries.sorted { ($0.createdAt, $0.handle.text) < ($1.createdAt, $1.handle.text) }
     }
 
     @discardableResult
     public func destroyAll(userID: String) async throws(SessionError) -> Int {
         defer { cache?.invalidate(userID: userID) }
-        let reply = try await run(
-            SessionScripts.destroyAll, keys: [userKey(userID)], arguments: [configuration.keyPrefix])
-        return reply.int ?? 0
+        let index = keys.userIndex(userID)
+        let tag = SessionID.tag(forUser: userID)
+        // Every key the script deletes is declared, so it must read the index first; if a login adds a session
+        // between the two, the script changes nothing and the index is read again.
+        for _ in 0..<Self.destroyAllAttempts {
+            let members = try await pipeline([RedisCommand(strings: ["ZRANGE", index, "0", "-1"])]).first?.array?
+                .compactMap(\.string) ?? []
+            let sessionKeys = members.map { keys.sessionPrefix + "{" + tag + "}" + $0 }
+            let reply = try await run(
+                SessionScripts.destroyAll, keys: [index] + sessionKeys,
+                arguments: members.map { $0 as any RedisArgumentConvertible })
+            guard let live = reply.int else { throw SessionError(.corruptSession, "destroy-all answered \(reply)") }
+            if live >= 0 { return live }
+        }
+        throw SessionError(.storeUnavailable, "the user's sessions kept changing during log out everywhere")
     }
+
+    /// How often ``destroyAll(userID:)`` reads the index again when logins keep changing it.
+    static let destroyAllAttempts = 16
 
     // MARK: Internals
 
-    private func commit(_ session: inout Session, newID: SessionID?) async throws(SessionError) {
+    private func commit(_ session: inout Session, regenerating: Bool) async throws(SessionError) {
         // Dropped whether or not the write succeeded: a failed reply does not prove that nothing changed.
         let original = session.id
         defer { cache?.invalidate(original) }
         // Limits are checked against the session as this request sees it (its loaded copy plus its changes).
         try configuration.checkLimits(count: session.attributes.count, bytes: session.encodedSize)
-        if newID == nil && !session.userChanged {
-            try await saveAttributes(&session)
+        if session.changesUser {
+            try await changeUser(&session)
+        } else if regenerating {
+            try await move(&session, to: SessionID(tag: session.id.tag))
         } else {
-            try await move(&session, to: newID ?? session.id)
+            try await saveAttributes(&session)
         }
     }
 
@@ -197,20 +272,19 @@ public struct RedisSessionStore: SessionStore {
     /// as a session; it is deleted at once and the save reports ``SessionError/Code/sessionNotFound``. The expiry is
     /// the idle timeout, capped by `PEXPIREAT ... LT` at the absolute deadline, all in server time.
     private func saveAttributes(_ session: inout Session) async throws(SessionError) {
-        let key = sessionKey(session.id)
+        let key = keys.session(session.id)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         let created = Int64(session.createdAt.timeIntervalSince1970 * 1000)
         var set: [any RedisArgumentConvertible] = ["HSET", key]
-        for changed in session.changedKeys {
-            set.append("a:" + changed)
-            set.append(session.attributes[changed] ?? [])
+        for (field, value) in session.changedFields {
+            set.append(field)
+            set.append(value)
         }
         set.append("_t")
         set.append(now)
         var commands = [RedisCommand("HEXISTS", key, "_c"), RedisCommand(arguments: set)]
-        if !session.removedKeys.isEmpty {
-            commands.append(RedisCommand(arguments: ["HDEL", key] + session.removedKeys.map { "a:" + $0 }))
-        }
+        let removed = session.removedFields
+        if !removed.isEmpty { commands.append(RedisCommand(strings: ["HDEL", key] + removed)) }
         commands.append(RedisCommand("HINCRBY", key, "_v", 1))
         commands.append(RedisCommand("PEXPIRE", key, idleMilliseconds))
         commands.append(RedisCommand("PEXPIREAT", key, created + absoluteMilliseconds, "LT"))
@@ -240,32 +314,67 @@ public struct RedisSessionStore: SessionStore {
         session.markSaved(version: version)
     }
 
-    /// A save that changes the user or the ID: the `move` script, one round trip.
+    /// A regenerate for the same user: the `move` script renames the session inside its slot, one round trip.
     private func move(_ session: inout Session, to newID: SessionID) async throws(SessionError) {
-        let userAction: String =
-            if session.userChanged {
-                session.userID.map { "=" + $0 } ?? "-"
-            } else {
-                ""
-            }
-        let changed = session.changedKeys.sorted()
+        let changed = session.changedFields
         var arguments: [any RedisArgumentConvertible] = [
-            configuration.keyPrefix, session.id.text, newID.text, idleMilliseconds, absoluteMilliseconds, userAction,
-            changed.count,
+            idleMilliseconds, absoluteMilliseconds, session.id.handle.text, newID.handle.text, changed.count,
         ]
-        for key in changed {
-            arguments.append("a:" + key)
-            arguments.append(session.attributes[key] ?? [])
+        for (field, value) in changed {
+            arguments.append(field)
+            arguments.append(value)
         }
-        for key in session.removedKeys { arguments.append("a:" + key) }
-        let reply = try await run(
-            SessionScripts.move, keys: [sessionKey(session.id), sessionKey(newID)], arguments: arguments)
+        for field in session.removedFields { arguments.append(field) }
+        var scriptKeys = [keys.session(session.id), keys.session(newID)]
+        if let userID = session.storedUserID { scriptKeys.append(keys.userIndex(userID)) }
+        let reply = try await run(SessionScripts.move, keys: scriptKeys, arguments: arguments)
         guard let values = reply.array, values.count == 3, let version = values[0].int, let now = values[2].int else {
             throw SessionError(.corruptSession, "the save script answered \(reply)")
         }
         session.id = newID
         session.lastSeenAt = Self.date(milliseconds: now)
         session.markSaved(version: version)
+    }
+
+    /// A change of user moves the session to the new user's slot, so it cannot be one script: `take` reads and
+    /// deletes the session (a save racing it finds nothing), then `create` writes it under a new ID in the new slot,
+    /// carrying its creation time so the absolute lifetime carries over. If the second step fails the session is
+    /// gone and the caller gets the error (a 503): never two live IDs.
+    private func changeUser(_ session: inout Session) async throws(SessionError) {
+        var takeKeys = [keys.session(session.id)]
+        if let previous = session.storedUserID { takeKeys.append(keys.userIndex(previous)) }
+        let reply = try await run(SessionScripts.take, keys: takeKeys, arguments: [session.id.handle.text])
+        guard let fields = reply.array else { throw SessionError(.corruptSession, "the take script answered \(reply)") }
+        let stored = try StoredFields(fields)
+        guard let created = stored.created else { throw SessionError(.sessionNotFound, "session does not exist") }
+        // This request's changes over what was stored, as a delta save would apply them.
+        var attributes = stored.attributes
+        for key in session.changedKeys { attributes[key] = session.attributes[key] ?? [] }
+        for key in session.removedKeys { attributes[key] = nil }
+        var moved = Session(
+            id: session.userID.map(SessionID.init(userID:)) ?? SessionID(), userID: session.userID,
+            createdAt: session.createdAt, lastSeenAt: session.lastSeenAt, version: stored.version + 1,
+            attributes: [:], labels: session.labelsChanged ? session.labels : stored.labels)
+        for (key, value) in attributes { moved.setEncoded(key, value) }
+        moved.labelsChanged = true
+        do {
+            try await insert(&moved, created: created, version: stored.version + 1)
+        } catch where error.code != .sessionNotFound {
+            throw SessionError(
+                .storeUnavailable, "the session was taken for a change of user but not stored again",
+                underlying: error.underlying)
+        }
+        session = moved
+    }
+
+    private func pipeline(_ commands: [RedisCommand]) async throws(SessionError) -> [RedisValue] {
+        do {
+            return try await client.pipeline(commands)
+        } catch let error as RedisError {
+            throw mapError(error)
+        } catch {
+            throw SessionError(.storeUnavailable, "\(error)")
+        }
     }
 
     private func run(
@@ -295,45 +404,61 @@ public struct RedisSessionStore: SessionStore {
     }
 
     /// Decodes `HGETALL` output; `nil` when the hash carries no creation time (not a session).
-    ///
-    /// Runs on every request, so it works on bytes: metadata names are two bytes, numbers are parsed in place.
     static func decode(id: SessionID, fields: [RedisValue]) throws(SessionError) -> Session? {
-        guard fields.count % 2 == 0 else { throw SessionError(.corruptSession, "the session hash has an odd shape") }
+        let stored = try StoredFields(fields)
+        guard stored.hasCreated else { return nil }
+        guard let created = stored.created, let touched = stored.touched else {
+            throw SessionError(.corruptSession, "the session hash has unreadable metadata")
+        }
+        return Session(
+            id: id, userID: stored.user, createdAt: date(milliseconds: created), lastSeenAt: date(milliseconds: touched),
+            version: stored.version, attributes: stored.attributes, labels: stored.labels)
+    }
+
+    /// A session hash as `HGETALL` returns it.
+    ///
+    /// Runs on every load, so it works on bytes: metadata names are two bytes, numbers are parsed in place.
+    struct StoredFields {
         var attributes: [String: [UInt8]] = [:]
-        attributes.reserveCapacity(fields.count / 2)
+        var labels: [String: String] = [:]
         var created: Int?
         var touched: Int?
         var version = 0
         var user: String?
         var hasCreated = false
-        var index = 0
-        while index < fields.count {
-            defer { index += 2 }
-            guard case .bulkString(let name) = fields[index], case .bulkString(let value) = fields[index + 1] else {
-                throw SessionError(.corruptSession, "the session hash holds a non-string field")
+
+        init(_ fields: [RedisValue]) throws(SessionError) {
+            guard fields.count % 2 == 0 else {
+                throw SessionError(.corruptSession, "the session hash has an odd shape")
             }
-            if name.count > 2, name[0] == UInt8(ascii: "a"), name[1] == UInt8(ascii: ":") {
-                attributes[String(decoding: name[2...], as: UTF8.self)] = value
-                continue
-            }
-            guard name.count == 2, name[0] == UInt8(ascii: "_") else { continue }
-            switch name[1] {
-            case UInt8(ascii: "c"):
-                hasCreated = true
-                created = parseInteger(value)
-            case UInt8(ascii: "t"): touched = parseInteger(value)
-            case UInt8(ascii: "v"): version = parseInteger(value) ?? 0
-            case UInt8(ascii: "u"): user = String(decoding: value, as: UTF8.self)
-            default: break
+            attributes.reserveCapacity(fields.count / 2)
+            var index = 0
+            while index < fields.count {
+                defer { index += 2 }
+                guard case .bulkString(let name) = fields[index], case .bulkString(let value) = fields[index + 1]
+                else {
+                    throw SessionError(.corruptSession, "the session hash holds a non-string field")
+                }
+                if name.count > 2, name[1] == UInt8(ascii: ":") {
+                    if name[0] == UInt8(ascii: "a") {
+                        attributes[String(decoding: name[2...], as: UTF8.self)] = value
+                    } else if name[0] == UInt8(ascii: "l") {
+                        labels[String(decoding: name[2...], as: UTF8.self)] = String(decoding: value, as: UTF8.self)
+                    }
+                    continue
+                }
+                guard name.count == 2, name[0] == UInt8(ascii: "_") else { continue }
+                switch name[1] {
+                case UInt8(ascii: "c"):
+                    hasCreated = true
+                    created = parseInteger(value)
+                case UInt8(ascii: "t"): touched = parseInteger(value)
+                case UInt8(ascii: "v"): version = parseInteger(value) ?? 0
+                case UInt8(ascii: "u"): user = String(decoding: value, as: UTF8.self)
+                default: break
+                }
             }
         }
-        if !hasCreated { return nil }
-        guard let created, let touched else {
-            throw SessionError(.corruptSession, "the session hash has unreadable metadata")
-        }
-        return Session(
-            id: id, userID: user, createdAt: date(milliseconds: created), lastSeenAt: date(milliseconds: touched),
-            version: version, attributes: attributes)
     }
 
     /// A non-negative decimal integer, or `nil`.

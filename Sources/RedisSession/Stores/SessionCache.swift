@@ -122,7 +122,7 @@ public final class SessionCache: Sendable {
         var redis = client.configuration
         redis.clientName = subscriberName ?? redis.clientName.map { $0 + "-cache" }
         self.subscriber = RedisSubscriber(configuration: redis)
-        self.sessionKeyPrefix = Array((keyPrefix + "s:").utf8)
+        self.sessionKeyPrefix = Array(SessionKeys(prefix: keyPrefix).sessionPrefix.utf8)
         self.state = Mutex(State(table: LRUTable(capacity: configuration.capacity)))
         self.maximumAgeNanoseconds = configuration.maximumAge.wholeNanoseconds
     }
@@ -134,7 +134,7 @@ public final class SessionCache: Sendable {
     public func run() async {
         precondition(!running.exchange(true, ordering: .relaxed), "SessionCache.run() was called twice")
         var trackedBefore = false
-        for await event in subscriber.trackInvalidations(prefixes: [keyPrefix + "s:"]) {
+        for await event in subscriber.trackInvalidations(prefixes: [SessionKeys(prefix: keyPrefix).sessionPrefix]) {
             if case .tracking = event {
                 if trackedBefore { resyncCount.add(1, ordering: .relaxed) }
                 trackedBefore = true
@@ -173,14 +173,15 @@ public final class SessionCache: Sendable {
             state.withLock { Self.clear(&$0) }
         case .keys(let keys):
             let prefix = sessionKeyPrefix
-            let ids = keys.compactMap { key -> String? in
+            // The key names a session by its storage name (`{T}H`), which is what the table is keyed by.
+            let names = keys.compactMap { key -> String? in
                 guard key.count > prefix.count, key.starts(with: prefix) else { return nil }
                 return String(decoding: key[prefix.count...], as: UTF8.self)
             }
             state.withLock { state in
-                for id in ids { state.table.remove(id) }
+                for name in names { state.table.remove(name) }
             }
-            invalidations.add(ids.count, ordering: .relaxed)
+            invalidations.add(names.count, ordering: .relaxed)
         }
         observer?(event)
     }
@@ -192,13 +193,13 @@ public final class SessionCache: Sendable {
         let now = monotonicNow()
         let maximumAge = maximumAgeNanoseconds
         let found = state.withLock { state -> (Session, Int64)? in
-            guard state.serving, case .loaded(let session, let ttl, let loadedAt)? = state.table.use(id.text) else {
+            guard state.serving, case .loaded(let session, let ttl, let loadedAt)? = state.table.use(id.storageName) else {
                 return nil
             }
             let age = now &- loadedAt
             let remaining = ttl - Int64(age / 1_000_000)
             guard age < maximumAge, remaining > 0 else {
-                state.table.remove(id.text)
+                state.table.remove(id.storageName)
                 return nil
             }
             return (session, remaining)
@@ -218,9 +219,9 @@ public final class SessionCache: Sendable {
         let now = monotonicNow()
         return state.withLock { state in
             guard state.serving else { return nil }
-            if case .loading? = state.table.peek(id.text) { return nil }
+            if case .loading? = state.table.peek(id.storageName) { return nil }
             state.nextToken &+= 1
-            state.table.set(id.text, .loading(token: state.nextToken))
+            state.table.set(id.storageName, .loading(token: state.nextToken))
             return LoadTicket(id: id, token: state.nextToken, generation: state.generation, startedAt: now)
         }
     }
@@ -231,19 +232,26 @@ public final class SessionCache: Sendable {
     func finishLoad(_ ticket: LoadTicket, with session: Session?, ttlMilliseconds: Int64) {
         let cacheable = session.map { $0.encodedSize <= configuration.largestCachedSession } ?? false
         state.withLock { state in
-            guard case .loading(let token)? = state.table.peek(ticket.id.text), token == ticket.token else { return }
+            guard case .loading(let token)? = state.table.peek(ticket.id.storageName), token == ticket.token else {
+                return
+            }
             guard let session, cacheable, state.serving, state.generation == ticket.generation else {
-                state.table.remove(ticket.id.text)
+                state.table.remove(ticket.id.storageName)
                 return
             }
             state.table.set(
-                ticket.id.text, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: ticket.startedAt))
+                ticket.id.storageName, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: ticket.startedAt))
         }
     }
 
     /// Drops a session this instance just changed (or is about to), and cancels any load of it in flight.
     func invalidate(_ id: SessionID) {
-        _ = state.withLock { $0.table.remove(id.text) }
+        invalidate(storageName: id.storageName)
+    }
+
+    /// Drops a session named by its storage name (`{T}H`), as a destroy by handle knows it.
+    func invalidate(storageName: String) {
+        _ = state.withLock { $0.table.remove(storageName) }
     }
 
     /// Drops every cached session of a user, and cancels every load in flight (their user is not known yet).

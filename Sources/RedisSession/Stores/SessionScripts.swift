@@ -1,15 +1,17 @@
 import RedisClient
 
-/// The Lua scripts behind ``RedisSessionStore``. Each runs atomically on the server, in one round trip, and reads
-/// the clock with `TIME` so that every instance agrees on "now" whatever its own clock says.
+/// The Lua scripts behind ``RedisSessionStore``. Each runs atomically on the server, in one round trip, reads the
+/// clock with `TIME` so that every instance agrees on "now" whatever its own clock says, and touches only the keys
+/// it declares in `KEYS`, which all share one hash slot (see ``SessionKeys``).
 ///
-/// Session hash fields: `a:<key>` = JSON value of an attribute; metadata `_c` created (ms), `_t` last touch (ms),
-/// `_u` user id (absent when anonymous), `_v` version. A hash without `_c` is not a session.
+/// Session hash fields: `a:<key>` = JSON value of an attribute, `l:<name>` = a label; metadata `_c` created (ms),
+/// `_t` last touch (ms), `_u` user id (absent when anonymous), `_v` version. A hash without `_c` is not a session.
 ///
-/// User index `<prefix>u:<user>`: a sorted set of session IDs scored by the session's absolute expiry (ms). The
-/// score never changes, so a load never has to touch the index; members whose score has passed are pruned on every
-/// read and write of the index, and members whose hash is gone (idle expiry, destroy) are pruned when listed. The
-/// index key itself expires with the absolute lifetime after its last write, so it cannot outlive its sessions.
+/// User index `<prefix>u:{T}<user>`: a sorted set of session digests (`H`, never the ID) scored by the session's
+/// absolute expiry (ms). The score never changes, so a load never has to touch the index; members whose score has
+/// passed are pruned on every write of the index, and members whose hash is gone (idle expiry) are pruned when
+/// listed. The index key itself expires with the absolute lifetime after its last write, so it cannot outlive its
+/// sessions.
 enum SessionScripts {
     static let now = """
         local t = redis.call('TIME')
@@ -33,120 +35,115 @@ enum SessionScripts {
         return 1
         """)
 
-    /// KEYS[1] session. ARGV: prefix, id, idle ms, absolute ms, user ('' or '=' .. id), then field/value pairs.
-    /// Returns the creation time (ms).
+    /// Creates a session, or re-creates a taken one under its new user (``take``), keeping its creation time so
+    /// the absolute lifetime carries over. KEYS[1] session, KEYS[2] the user's index (signed in only). ARGV: idle
+    /// ms, absolute ms, user ('' when anonymous), index member, created ms ('' for now), version ('' for 1), then
+    /// field/value pairs. Returns {created, now}.
     static let create = RedisScript(
         """
         if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('EXISTS session id collision') end
         \(now)
-        local absolute = tonumber(ARGV[4])
-        local args = {'_c', now, '_t', now, '_v', 1}
-        local user = nil
-        if ARGV[5] ~= '' then
-          user = string.sub(ARGV[5], 2)
+        local absolute = tonumber(ARGV[2])
+        local created = tonumber(ARGV[5]) or now
+        local remaining = created + absolute - now
+        if remaining <= 0 then return redis.error_reply('GONE session expired') end
+        local args = {'_c', created, '_t', now, '_v', tonumber(ARGV[6]) or 1}
+        if ARGV[3] ~= '' then
           args[#args + 1] = '_u'
-          args[#args + 1] = user
+          args[#args + 1] = ARGV[3]
         end
-        for i = 6, #ARGV do args[#args + 1] = ARGV[i] end
+        for i = 7, #ARGV do args[#args + 1] = ARGV[i] end
         redis.call('HSET', KEYS[1], unpack(args))
-        redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[3]), absolute))
-        if user then
-          local index = ARGV[1] .. 'u:' .. user
-          redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
-          redis.call('ZADD', index, now + absolute, ARGV[2])
-          redis.call('PEXPIRE', index, absolute)
+        redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), remaining))
+        if ARGV[3] ~= '' then
+          redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+          redis.call('ZADD', KEYS[2], created + absolute, ARGV[4])
+          redis.call('PEXPIRE', KEYS[2], absolute)
         end
-        return now
+        return {created, now}
         """)
 
-    /// A save that also changes the user or the ID (login, logout of a user, regenerate). Plain attribute saves
-    /// use a `MULTI`/`EXEC` transaction instead (see ``RedisSessionStore``), which costs the server a third as much.
-    /// KEYS[1] session, KEYS[2] target session (a new key when regenerating, else KEYS[1]). ARGV: prefix, old id,
-    /// new id, idle ms, absolute ms, user action ('' keep, '-' clear, '=' .. id set), number of pairs N,
-    /// N field/value pairs, then fields to remove. Returns {version, created, now}.
+    /// The first half of a change of user: reads the session and deletes it, with its index entry. A save that
+    /// races it finds no session. KEYS[1] session, KEYS[2] its user's index (signed in only). ARGV: index member.
+    /// Returns the hash (`HGETALL`), or a `GONE` error.
+    static let take = RedisScript(
+        """
+        local fields = redis.call('HGETALL', KEYS[1])
+        redis.call('DEL', KEYS[1])
+        if KEYS[2] then redis.call('ZREM', KEYS[2], ARGV[1]) end
+        for i = 1, #fields, 2 do
+          if fields[i] == '_c' then return fields end
+        end
+        return redis.error_reply('GONE session does not exist')
+        """)
+
+    /// A new ID in the same slot (regenerate), saving pending changes: `RENAME` inside the slot. KEYS[1] session,
+    /// KEYS[2] new session, KEYS[3] the user's index (signed in only). ARGV: idle ms, absolute ms, old member, new
+    /// member, number of pairs N, N field/value pairs, then fields to remove. Returns {version, created, now}.
     static let move = RedisScript(
         """
-        local key = KEYS[1]
-        local meta = redis.call('HMGET', key, '_c', '_u', '_v')
+        local meta = redis.call('HMGET', KEYS[1], '_c', '_v')
         local created = tonumber(meta[1])
         if created == nil then return redis.error_reply('GONE session does not exist') end
         \(now)
-        local absolute = tonumber(ARGV[5])
+        local absolute = tonumber(ARGV[2])
         local remaining = created + absolute - now
         if remaining <= 0 then
-          redis.call('DEL', key)
+          redis.call('DEL', KEYS[1])
           return redis.error_reply('GONE session expired')
         end
-        local version = (tonumber(meta[3]) or 0) + 1
-        local removeFrom = 8 + 2 * tonumber(ARGV[7])
+        local version = (tonumber(meta[2]) or 0) + 1
+        local removeFrom = 6 + 2 * tonumber(ARGV[5])
         local writes = {'_t', now, '_v', version}
-        for i = 8, removeFrom - 1 do writes[#writes + 1] = ARGV[i] end
-        local deletes = {}
-        for i = removeFrom, #ARGV do deletes[#deletes + 1] = ARGV[i] end
-        local oldUser = meta[2]
-        local user = oldUser
-        if ARGV[6] == '-' then
-          user = false
-          deletes[#deletes + 1] = '_u'
-        elseif ARGV[6] ~= '' then
-          user = string.sub(ARGV[6], 2)
-          writes[#writes + 1] = '_u'
-          writes[#writes + 1] = user
-        end
-        redis.call('HSET', key, unpack(writes))
-        if #deletes > 0 then redis.call('HDEL', key, unpack(deletes)) end
-        redis.call('PEXPIRE', key, math.min(tonumber(ARGV[4]), remaining))
-        if oldUser and (oldUser ~= user or KEYS[2] ~= key) then
-          redis.call('ZREM', ARGV[1] .. 'u:' .. oldUser, ARGV[2])
-        end
-        if KEYS[2] ~= key then redis.call('RENAME', key, KEYS[2]) end
-        if user and (user ~= oldUser or KEYS[2] ~= key) then
-          local index = ARGV[1] .. 'u:' .. user
-          redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
-          redis.call('ZADD', index, created + absolute, ARGV[3])
-          redis.call('PEXPIRE', index, absolute)
+        for i = 6, removeFrom - 1 do writes[#writes + 1] = ARGV[i] end
+        redis.call('HSET', KEYS[1], unpack(writes))
+        if removeFrom <= #ARGV then redis.call('HDEL', KEYS[1], unpack(ARGV, removeFrom)) end
+        redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), remaining))
+        redis.call('RENAME', KEYS[1], KEYS[2])
+        if KEYS[3] then
+          redis.call('ZREM', KEYS[3], ARGV[3])
+          redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+          redis.call('ZADD', KEYS[3], created + absolute, ARGV[4])
+          redis.call('PEXPIRE', KEYS[3], absolute)
         end
         return {version, created, now}
         """)
 
-    /// KEYS[1] session. ARGV: prefix, id. Returns 1 if it existed.
+    /// Destroys a session. KEYS[1] session, KEYS[2] the user's index (when the caller knows the user). ARGV: the
+    /// user the session must belong to ('' for any), index member. Returns {existed, user or false}.
     static let destroy = RedisScript(
         """
         local user = redis.call('HGET', KEYS[1], '_u')
+        if ARGV[1] ~= '' and user ~= ARGV[1] then return {0, false} end
         local existed = redis.call('DEL', KEYS[1])
-        if user then redis.call('ZREM', ARGV[1] .. 'u:' .. user, ARGV[2]) end
-        return existed
+        if KEYS[2] then redis.call('ZREM', KEYS[2], ARGV[2]) end
+        return {existed, user}
         """)
 
-    /// KEYS[1] user index. ARGV: prefix. Returns flat {id, created, touched, pttl, ...} for live sessions.
-    static let list = RedisScript(
+    /// Prunes the index by absolute expiry and lists it. KEYS[1] user index. Returns {now, member, member, ...}.
+    static let listIndex = RedisScript(
         """
         \(now)
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-        local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-        local out = {}
-        for _, id in ipairs(ids) do
-          local key = ARGV[1] .. 's:' .. id
-          local meta = redis.call('HMGET', key, '_c', '_t')
-          if meta[1] then
-            out[#out + 1] = id
-            out[#out + 1] = meta[1]
-            out[#out + 1] = meta[2] or meta[1]
-            out[#out + 1] = redis.call('PTTL', key)
-          else
-            redis.call('ZREM', KEYS[1], id)
-          end
-        end
-        out[#out + 1] = now
-        return out
+        local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+        table.insert(members, 1, now)
+        return members
         """)
 
-    /// KEYS[1] user index. ARGV: prefix. Deletes every session of the user and the index; returns how many lived.
+    /// Deletes every session of a user and the index, if the index still lists exactly the sessions the caller read
+    /// and declared. KEYS[1] user index, KEYS[2...] the sessions of ARGV[1...]. Returns how many lived, or -1 when
+    /// the index changed since it was read (the caller reads it again).
     static let destroyAll = RedisScript(
         """
-        local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+        local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+        if #members ~= #ARGV then return -1 end
+        local declared = {}
+        for i = 1, #ARGV do declared[ARGV[i]] = true end
+        for _, member in ipairs(members) do
+          if not declared[member] then return -1 end
+        end
         local live = 0
-        for _, id in ipairs(ids) do live = live + redis.call('DEL', ARGV[1] .. 's:' .. id) end
+        for i = 2, #KEYS do live = live + redis.call('DEL', KEYS[i]) end
         redis.call('DEL', KEYS[1])
         return live
         """)
