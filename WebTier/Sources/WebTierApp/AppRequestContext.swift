@@ -1,4 +1,5 @@
 public import Hummingbird
+import NIOCore
 import RedisSession
 
 /// The request context: Hummingbird's core storage plus the visitor's session, loaded by ``SessionMiddleware``.
@@ -9,9 +10,16 @@ public struct AppRequestContext: RequestContext {
     /// The request carried a session cookie that names no live session: the response clears it.
     var staleSessionCookie = false
 
+    /// The connection, read only when a login records the device's address.
+    private let channel: any Channel
+
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.channel = source.channel
     }
+
+    /// The peer's IP address (the load balancer's, behind one).
+    var peerAddress: String? { channel.remoteAddress?.ipAddress }
 
     /// Forms are small; anything larger is not a form this app serves.
     public var maxUploadSize: Int { 64 * 1024 }

@@ -89,6 +89,9 @@ struct WebTierCommand: AsyncParsableCommand {
             throw ValidationError("--redis-busy-poll-microseconds must be between 0 and 1000")
         }
         guard !prefix.isEmpty else { throw ValidationError("--prefix must not be empty") }
+        guard SessionKeys.isValidPrefix(prefix) else {
+            throw ValidationError("--prefix (env RSESS_PREFIX) cannot contain '{' or '}': Redis would hash keys by it")
+        }
         guard Self.switchValue(sessionCache) != nil else {
             throw ValidationError("--session-cache (env SESSION_CACHE) must be on or off, not '\(sessionCache)'")
         }

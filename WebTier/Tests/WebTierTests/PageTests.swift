@@ -133,7 +133,7 @@ import Testing
             let list = try await laptop.get(client, "/sessions")
             #expect(list.status == .ok)
             let page = String(buffer: list.body)
-            #expect(page.contains("(this session)"))
+            #expect(page.contains("(this device)"))
             #expect(page.components(separatedBy: "<tr><td>").count - 1 >= 2, "both sessions are listed")
             let token = try #require(Browser.csrf(in: list))
             let out = try await laptop.post(client, "/logout-everywhere", form: ["csrf": token])
@@ -142,6 +142,41 @@ import Testing
             #expect(phoneView.status == .ok)
             #expect(shownTimezone(phoneView) == nil, "the second session is signed out")
             #expect(phone.cookies["rsess"] == nil, "the stale cookie is cleared")
+        }
+    }
+
+    @Test func aDeviceIsSignedOutFromTheSessionsPageByItsHandle() async throws {
+        let app = try await makeApp(prefix: prefix)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            var laptop = Browser(userAgent: "Laptop Firefox")
+            var phone = Browser(userAgent: "Phone Safari")
+            try await laptop.signIn(client)
+            try await phone.signIn(client)
+            let phoneCookie = try #require(phone.cookies["rsess"])
+            let list = try await laptop.get(client, "/sessions")
+            let page = String(buffer: list.body)
+            #expect(page.contains("Laptop Firefox") && page.contains("Phone Safari"), "devices are labelled")
+            #expect(page.contains("Laptop Firefox <strong>(this device)</strong>"))
+            #expect(!page.contains(phoneCookie), "the page never holds another device's session ID")
+            let handles = page.components(separatedBy: "name=\"handle\" value=\"").dropFirst().compactMap {
+                $0.split(separator: "\"").first.map(String.init)
+            }
+            #expect(handles.count == 2)
+            let phoneHandle = try #require(
+                handles.first { SessionHandle($0) != nil && SessionID(phoneCookie)?.handle.text == $0 })
+            let token = try #require(Browser.csrf(in: list))
+
+            let forged = try await laptop.post(client, "/sessions/sign-out", form: ["csrf": "x", "handle": phoneHandle])
+            #expect(forged.status == .forbidden)
+            #expect(shownTimezone(try await phone.get(client, "/")) == "Europe/Paris", "a forged post changes nothing")
+
+            let out = try await laptop.post(client, "/sessions/sign-out", form: ["csrf": token, "handle": phoneHandle])
+            #expect(out.status == .seeOther && out.headers[.location] == "/sessions")
+            #expect(shownTimezone(try await phone.get(client, "/")) == nil, "the phone is signed out")
+            #expect(shownTimezone(try await laptop.get(client, "/")) == "Europe/Paris", "the laptop is not")
+            let garbage = try await laptop.post(client, "/sessions/sign-out", form: ["csrf": token, "handle": "../x"])
+            #expect(garbage.status == .seeOther, "a malformed handle is ignored")
         }
     }
 

@@ -45,10 +45,15 @@ extension HTTPField.Name {
 /// A browser, as far as these tests need one: a cookie jar and form posts.
 struct Browser {
     var cookies: [String: String] = [:]
+    /// The `User-Agent` it sends, if any.
+    var userAgent: String? = nil
 
+    /// The headers of every request: the cookies and the user agent.
     var cookieHeader: HTTPFields {
-        guard !cookies.isEmpty else { return [:] }
-        return [.cookie: cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ")]
+        var fields: HTTPFields = [:]
+        if !cookies.isEmpty { fields[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ") }
+        if let userAgent { fields[.userAgent] = userAgent }
+        return fields
     }
 
     mutating func remember(_ response: TestResponse) {
@@ -127,7 +132,8 @@ func waitUntilReady(_ client: some TestClientProtocol, url: String? = nil, prefi
         let health = try await client.execute(uri: "/healthz", method: .get)
         let seeded =
             try await redis.send(
-                "EXISTS", prefix + "account:alice", prefix + "account:bob", prefix + "user:alice", prefix + "user:bob"
+                "EXISTS", prefix + "account:alice", prefix + "account:bob", SessionKeys(prefix: prefix).settings("alice"),
+                SessionKeys(prefix: prefix).settings("bob")
             ).int == 4
         if health.status == .ok && seeded { return }
         try await Task.sleep(for: .milliseconds(10))

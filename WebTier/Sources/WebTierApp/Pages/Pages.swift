@@ -103,20 +103,26 @@ enum Pages {
                 """)
     }
 
-    static func sessions(instanceID: String, list: [SessionSummary], current: SessionID, timezone: String, csrf: String)
-        -> String
-    {
+    static func sessions(
+        instanceID: String, list: [SessionSummary], current: SessionHandle, timezone: String, csrf: String
+    ) -> String {
         let rows = list.map { summary in
-            let marker = summary.id == current ? " <strong>(this session)</strong>" : ""
-            return "<tr><td>\(escape(TimeRendering.render(summary.createdAt, in: timezone)))\(marker)</td>"
+            let device = summary.labels["agent"] ?? "Unknown device"
+            let marker = summary.handle == current ? " <strong>(this device)</strong>" : ""
+            return "<tr><td>\(escape(device))\(marker)</td><td>\(escape(summary.labels["address"] ?? ""))</td>"
+                + "<td>\(escape(TimeRendering.render(summary.createdAt, in: timezone)))</td>"
                 + "<td>\(escape(TimeRendering.render(summary.lastSeenAt, in: timezone)))</td>"
-                + "<td>\(escape(TimeRendering.render(summary.expiresAt, in: timezone)))</td></tr>"
+                + "<td>\(escape(TimeRendering.render(summary.expiresAt, in: timezone)))</td>"
+                + "<td><form class=\"inline\" method=\"post\" action=\"/sessions/sign-out\">"
+                + "<input type=\"hidden\" name=\"csrf\" value=\"\(escape(csrf))\">"
+                + "<input type=\"hidden\" name=\"handle\" value=\"\(escape(summary.handle.text))\">"
+                + "<button type=\"submit\" aria-label=\"Sign out \(escape(device))\">Sign out</button></form></td></tr>"
         }
         return layout(
             title: "Sessions", instanceID: instanceID,
             body: """
                 <header><h1>Your sessions</h1>\(navigation(csrf: csrf))</header>
-                <table><tr><th>Created</th><th>Last seen</th><th>Expires if idle</th></tr>\(rows.joined())</table>
+                <table><tr><th>Device</th><th>Address</th><th>Signed in</th><th>Last seen</th><th>Expires if idle</th><th></th></tr>\(rows.joined())</table>
                 <form method="post" action="/logout-everywhere">
                 <input type="hidden" name="csrf" value="\(escape(csrf))">
                 <p><button type="submit">Log out everywhere</button></p>

@@ -5,7 +5,7 @@ import HTTPTypes
 import Hummingbird
 import RedisSession
 
-/// `GET /`, `POST /login`, `POST /logout`, `GET /sessions`, `POST /logout-everywhere`.
+/// `GET /`, `POST /login`, `POST /logout`, `GET /sessions`, `POST /sessions/sign-out`, `POST /logout-everywhere`.
 struct AccountRoutes: Sendable {
     let state: AppState
 
@@ -14,6 +14,7 @@ struct AccountRoutes: Sendable {
         router.post("/login") { request, context in try await login(request, context) }
         router.post("/logout") { request, context in try await logout(request, context) }
         router.get("/sessions") { request, context in try await sessions(request, context) }
+        router.post("/sessions/sign-out") { request, context in try await signOutDevice(request, context) }
         router.post("/logout-everywhere") { request, context in try await logoutEverywhere(request, context) }
     }
 
@@ -78,7 +79,8 @@ struct AccountRoutes: Sendable {
             let session: Session
             do {
                 session = try await state.flows.login(
-                    session: context.session, userID: userID, attributes: [CSRFToken.attribute: CSRFToken.make()])
+                    session: context.session, userID: userID, attributes: [CSRFToken.attribute: CSRFToken.make()],
+                    labels: Self.deviceLabels(request, context))
             } catch {
                 return Pages.unavailable()
             }
@@ -111,7 +113,7 @@ struct AccountRoutes: Sendable {
             let timezone = try await state.cache.timezone(for: user) ?? "UTC"
             return Pages.html(
                 Pages.sessions(
-                    instanceID: state.instanceID, list: list, current: session.id, timezone: timezone,
+                    instanceID: state.instanceID, list: list, current: session.id.handle, timezone: timezone,
                     csrf: session[CSRFToken.attribute] ?? ""))
         } catch {
             return Pages.unavailable()
@@ -133,6 +135,41 @@ struct AccountRoutes: Sendable {
         var response = Pages.redirect(to: "/")
         response.headers.append(HTTPField(name: .setCookie, value: state.cookie.expiredHeader()))
         return response
+    }
+
+    /// Ends one of the user's other sessions, named by its handle (the page never holds another device's ID).
+    func signOutDevice(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        guard let session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
+        // The body can be read once: the CSRF token and the handle come from the same parse.
+        let form = try await FormBody.parse(request, context: context)
+        guard CSRFToken.matches(form["csrf"] ?? request.headers[.xCSRFToken], session[CSRFToken.attribute]) else {
+            return Pages.forbidden(instanceID: state.instanceID)
+        }
+        guard let handle = form["handle"].flatMap({ SessionHandle($0) }) else { return Pages.redirect(to: "/sessions") }
+        do {
+            try await state.flows.signOut(handle: handle, userID: user)
+        } catch {
+            return Pages.unavailable()
+        }
+        guard handle == session.id.handle else { return Pages.redirect(to: "/sessions") }
+        var response = Pages.redirect(to: "/")
+        response.headers.append(HTTPField(name: .setCookie, value: state.cookie.expiredHeader()))
+        return response
+    }
+
+    /// What the sessions page shows of the device that signs in: its user agent and address, shortened. The
+    /// address is the first `X-Forwarded-For` hop behind a load balancer: a label for people, never a security
+    /// decision.
+    static func deviceLabels(_ request: Request, _ context: AppRequestContext) -> [String: String] {
+        var labels: [String: String] = [:]
+        if let agent = request.headers[.userAgent], !agent.isEmpty { labels["agent"] = String(agent.prefix(200)) }
+        let forwarded = request.headers[.xForwardedFor]?.split(separator: ",").first.map {
+            $0.trimmingCharacters(in: .whitespaces)
+        }
+        if let address = forwarded.flatMap({ $0.isEmpty ? nil : $0 }) ?? context.peerAddress {
+            labels["address"] = String(address.prefix(64))
+        }
+        return labels
     }
 
     /// A signed-in visitor's POST must carry the session's token, in the form or in `X-CSRF-Token`.
