@@ -67,13 +67,21 @@ public struct SessionID: Sendable, Hashable, CustomStringConvertible {
     private init(validated text: String) {
         self.text = text
         var copy = text
-        let digest = copy.withUTF8 { utf8 in
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
-                SHA256.hash(UnsafeRawBufferPointer(utf8), into: UnsafeMutableRawBufferPointer(buffer))
-                return Base64URL.encode(Array(buffer))
+        // `{`, the tag, `}`, then the digest in base64url: written in place, as this runs on every request.
+        self.storageName = copy.withUTF8 { utf8 in
+            String(unsafeUninitializedCapacity: Self.tagLength + 2 + 43) { name in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { digest in
+                    SHA256.hash(UnsafeRawBufferPointer(utf8), into: UnsafeMutableRawBufferPointer(digest))
+                    name[0] = UInt8(ascii: "{")
+                    for index in 0..<Self.tagLength { name[index + 1] = utf8[index] }
+                    name[Self.tagLength + 1] = UInt8(ascii: "}")
+                    let written = Base64URL.encode(
+                        UnsafeBufferPointer(digest),
+                        into: UnsafeMutableBufferPointer(rebasing: name[(Self.tagLength + 2)...]))
+                    return Self.tagLength + 2 + written
+                }
             }
         }
-        self.storageName = "{" + text.prefix(Self.tagLength) + "}" + digest
     }
 
     /// The slot tag: the first three characters.
@@ -120,24 +128,40 @@ public struct SessionHandle: Sendable, Hashable, CustomStringConvertible {
 enum Base64URL {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
 
-    static func encode(_ bytes: [UInt8]) -> String {
-        var output: [UInt8] = []
-        output.reserveCapacity((bytes.count * 4 + 2) / 3)
+    /// Encodes `bytes` into `output`, which must hold `(bytes.count * 4 + 2) / 3` bytes; returns how many it wrote.
+    static func encode(_ bytes: UnsafeBufferPointer<UInt8>, into output: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var written = 0
         var index = 0
+        func put(_ chunk: UInt32, _ shift: UInt32) {
+            output[written] = alphabet[Int(chunk >> shift & 63)]
+            written += 1
+        }
         while index + 3 <= bytes.count {
             let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
-            for shift in [18, 12, 6, 0] { output.append(alphabet[Int(chunk >> UInt32(shift) & 63)]) }
+            put(chunk, 18)
+            put(chunk, 12)
+            put(chunk, 6)
+            put(chunk, 0)
             index += 3
         }
         let remaining = bytes.count - index
         if remaining == 1 {
             let chunk = UInt32(bytes[index]) << 16
-            for shift in [18, 12] { output.append(alphabet[Int(chunk >> UInt32(shift) & 63)]) }
+            put(chunk, 18)
+            put(chunk, 12)
         } else if remaining == 2 {
             let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8
-            for shift in [18, 12, 6] { output.append(alphabet[Int(chunk >> UInt32(shift) & 63)]) }
+            put(chunk, 18)
+            put(chunk, 12)
+            put(chunk, 6)
         }
-        return String(decoding: output, as: UTF8.self)
+        return written
+    }
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        bytes.withUnsafeBufferPointer { input in
+            String(unsafeUninitializedCapacity: (input.count * 4 + 2) / 3) { encode(input, into: $0) }
+        }
     }
 
     static func isAlphabet(_ byte: UInt8) -> Bool { value(of: byte) != nil }

@@ -20,50 +20,53 @@ enum SHA256 {
         var state: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) = (
             0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19
         )
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { block in
-            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { schedule in
-                var offset = 0
-                while message.count - offset >= 64 {
-                    compress(message.baseAddress! + offset, &state, schedule)
-                    offset += 64
-                }
-                // The tail, the 0x80 marker and the bit length: one or two final blocks.
-                let tail = message.count - offset
-                let blocks = tail + 9 <= 64 ? 1 : 2
-                let padded = UnsafeMutableRawBufferPointer(start: block.baseAddress, count: blocks * 64)
-                padded.initializeMemory(as: UInt8.self, repeating: 0)
-                if tail > 0 {
-                    padded.baseAddress!.copyMemory(from: message.baseAddress! + offset, byteCount: tail)
-                }
-                padded[tail] = 0x80
-                let bitLength = UInt64(message.count) &* 8
-                for index in 0..<8 {
-                    padded[blocks * 64 - 1 - index] = UInt8(truncatingIfNeeded: bitLength >> (UInt64(index) * 8))
-                }
-                for index in 0..<blocks {
-                    compress(UnsafeRawPointer(padded.baseAddress! + index * 64), &state, schedule)
+        roundConstants.withUnsafeBufferPointer { k in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 128) { block in
+                withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 64) { schedule in
+                    var offset = 0
+                    while message.count - offset >= 64, let base = message.baseAddress {
+                        compress(base + offset, &state, schedule, k)
+                        offset += 64
+                    }
+                    // The tail, the 0x80 marker and the bit length: one or two final blocks.
+                    let tail = message.count - offset
+                    let blocks = tail + 9 <= 64 ? 1 : 2
+                    let padded = UnsafeMutableRawBufferPointer(start: block.baseAddress, count: blocks * 64)
+                    padded.initializeMemory(as: UInt8.self, repeating: 0)
+                    if tail > 0, let target = padded.baseAddress, let source = message.baseAddress {
+                        target.copyMemory(from: source + offset, byteCount: tail)
+                    }
+                    padded[tail] = 0x80
+                    let bitLength = UInt64(message.count) &* 8
+                    for index in 0..<8 {
+                        padded[blocks * 64 - 1 - index] = UInt8(truncatingIfNeeded: bitLength >> (UInt64(index) * 8))
+                    }
+                    guard let base = padded.baseAddress else { return }
+                    for index in 0..<blocks {
+                        compress(UnsafeRawPointer(base + index * 64), &state, schedule, k)
+                    }
                 }
             }
         }
-        let words = [state.0, state.1, state.2, state.3, state.4, state.5, state.6, state.7]
-        for (index, word) in words.enumerated() {
-            output[index * 4] = UInt8(truncatingIfNeeded: word >> 24)
-            output[index * 4 + 1] = UInt8(truncatingIfNeeded: word >> 16)
-            output[index * 4 + 2] = UInt8(truncatingIfNeeded: word >> 8)
-            output[index * 4 + 3] = UInt8(truncatingIfNeeded: word)
+        withUnsafeBytes(of: state) { words in
+            for index in 0..<8 {
+                let word = words.load(fromByteOffset: index * 4, as: UInt32.self)
+                output.storeBytes(of: word.bigEndian, toByteOffset: index * 4, as: UInt32.self)
+            }
         }
     }
 
     @inline(__always)
     private static func compress(
         _ block: UnsafeRawPointer, _ state: inout (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32),
-        _ w: UnsafeMutableBufferPointer<UInt32>
+        _ w: UnsafeMutableBufferPointer<UInt32>, _ k: UnsafeBufferPointer<UInt32>
     ) {
         for index in 0..<16 {
             let p = block + index * 4
             w[index] =
                 UInt32(p.load(as: UInt8.self)) << 24 | UInt32(p.load(fromByteOffset: 1, as: UInt8.self)) << 16
-                | UInt32(p.load(fromByteOffset: 2, as: UInt8.self)) << 8 | UInt32(p.load(fromByteOffset: 3, as: UInt8.self))
+                | UInt32(p.load(fromByteOffset: 2, as: UInt8.self)) << 8
+                | UInt32(p.load(fromByteOffset: 3, as: UInt8.self))
         }
         for index in 16..<64 {
             let s0 = rotr(w[index - 15], 7) ^ rotr(w[index - 15], 18) ^ (w[index - 15] >> 3)
@@ -74,7 +77,7 @@ enum SHA256 {
         for index in 0..<64 {
             let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
             let choice = (e & f) ^ (~e & g)
-            let t1 = h &+ s1 &+ choice &+ roundConstants[index] &+ w[index]
+            let t1 = h &+ s1 &+ choice &+ k[index] &+ w[index]
             let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
             let majority = (a & b) ^ (a & c) ^ (b & c)
             let t2 = s0 &+ majority
