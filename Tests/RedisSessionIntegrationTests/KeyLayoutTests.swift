@@ -160,6 +160,27 @@ import Testing
         await client.close()
     }
 
+    /// Sessions of layout v1 end at the upgrade; settings records (a user's data, not a credential) move into the
+    /// user's slot on their first read, keeping their version.
+    @Test func aV1SettingsRecordIsAdoptedOnFirstRead() async throws {
+        let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
+        let prefix = "up\(UUID().uuidString.prefix(6)):"
+        let settings = UserSettingsStore(client: client, keyPrefix: prefix)
+        try await client.send("HSET", prefix + "user:walter", "timezone", "Asia/Tokyo", "version", "7")
+        let v1Session = SessionID()
+        try await client.send("HSET", prefix + "s:" + v1Session.text, "_c", "1", "_t", "1", "_u", "walter")
+        try await client.send("PEXPIRE", prefix + "s:" + v1Session.text, 60_000)
+
+        #expect(try await settings.read(userID: "walter") == UserSettings(timezone: "Asia/Tokyo", version: 7))
+        #expect(try await client.send("EXISTS", prefix + "user:walter") == .integer(0), "the v1 record is gone")
+        #expect(try await client.send("HGET", SessionKeys(prefix: prefix).settings("walter"), "version").int == 7)
+        #expect(try await settings.read(userID: "walter")?.timezone == "Asia/Tokyo")
+        #expect(try await settings.read(userID: "nobody") == nil)
+        let store = RedisSessionStore(client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix))
+        #expect(try await store.load(id: v1Session) == nil, "a v1 session is not found: its user signs in again")
+        await client.close()
+    }
+
     @Test func aUsersKeysShareOneSlotAndTheTagSaysLittle() {
         let keys = SessionKeys(prefix: "rsess:")
         var tags = Set<Substring>()

@@ -30,9 +30,39 @@ public struct UserSettingsStore: Sendable {
         guard let fields = reply.array, fields.count == 2 else {
             throw SessionError(.corruptSession, "unexpected reply reading user settings")
         }
-        guard let timezone = fields[0].string else { return nil }
+        guard let timezone = fields[0].string else { return try await adoptLegacyRecord(userID: userID) }
         return UserSettings(timezone: timezone, version: fields[1].int ?? 0)
     }
+
+    /// Key layout v1 kept the record at `<prefix>user:<id>`, outside the user's slot. A user's first read after the
+    /// upgrade moves it into place (keeping its version, so no instance's cache sees versions go backwards); a user
+    /// with no record costs this one extra read. A user ID starting with `{` is never looked up there: its v1 name
+    /// could be another user's v2 record.
+    private func adoptLegacyRecord(userID: String) async throws(SessionError) -> UserSettings? {
+        guard !userID.hasPrefix("{") else { return nil }
+        let legacy = keyPrefix + "user:" + userID
+        do {
+            let fields = try await client.send("HMGET", legacy, "timezone", "version").array ?? []
+            guard fields.count == 2, let timezone = fields[0].string else { return nil }
+            let adopted = try await client.evaluate(
+                Self.adoptScript, keys: [key(userID)], arguments: [timezone, fields[1].int ?? 0])
+            _ = try await client.send("DEL", legacy)
+            guard let values = adopted.array, values.count == 2, let current = values[0].string else { return nil }
+            return UserSettings(timezone: current, version: values[1].int ?? 0)
+        } catch {
+            throw SessionError(.storeUnavailable, "cannot read user settings", underlying: error as? RedisError)
+        }
+    }
+
+    /// KEYS[1] settings. ARGV: timezone, version of the v1 record. Writes them unless a record exists (a write that
+    /// raced the adoption wins), and returns {timezone, version} as stored.
+    static let adoptScript = RedisScript(
+        """
+        if redis.call('EXISTS', KEYS[1]) == 0 then
+          redis.call('HSET', KEYS[1], 'timezone', ARGV[1], 'version', ARGV[2])
+        end
+        return redis.call('HMGET', KEYS[1], 'timezone', 'version')
+        """)
 
     /// Sets the timezone and bumps the version in one atomic step, and publishes the matching event in the same
     /// step: the event goes out if and only if the write happened.
