@@ -7,7 +7,9 @@ import Testing
     /// A cluster-enabled node answers `CLUSTER KEYSLOT` without a cluster being formed: the server's own slot of
     /// every key must be ours, hash tags and binary keys included.
     @Test func agreesWithAClusterNode() async throws {
-        let node = try await RedisServer.start(arguments: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+        let node = try await RedisServer.start(arguments: [
+            "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+        ])
         defer { node.stop() }
         try await withClient(url: node.url) { client in
             var random = SystemRandomNumberGenerator()

@@ -11,7 +11,8 @@ import Testing
     }
 
     @Test func onlyTheFirstNonEmptyTagCounts() {
-        #expect(HashSlot("foo{}{bar}") == HashSlot(bytes: Array("foo{}{bar}".utf8)), "an empty tag hashes the whole key")
+        #expect(
+            HashSlot("foo{}{bar}") == HashSlot(bytes: Array("foo{}{bar}".utf8)), "an empty tag hashes the whole key")
         #expect(HashSlot("foo{}{bar}") != HashSlot("bar"))
         #expect(HashSlot("foo{{bar}}zap") == HashSlot("{bar"))
         #expect(HashSlot("foo{bar}{zap}") == HashSlot("bar"))

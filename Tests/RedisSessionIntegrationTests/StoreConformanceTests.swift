@@ -413,8 +413,9 @@ struct StoreFixture {
         #expect(try await client.send("HGET", key, "_u").string == "kim")
         let ttl = try await client.send("PTTL", key).int ?? 0
         #expect(ttl > 59_000 && ttl <= 60_000)
-        let score = try await client.send("ZSCORE", fixture.keys.userIndex("kim"), session.id.handle.text).string.flatMap(
-            Double.init)
+        let score = try await client.send("ZSCORE", fixture.keys.userIndex("kim"), session.id.handle.text).string
+            .flatMap(
+                Double.init)
         let created = session.createdAt.timeIntervalSince1970 * 1000
         #expect(abs((score ?? 0) - (created + 600_000)) < 2, "the index is scored by absolute expiry")
     }

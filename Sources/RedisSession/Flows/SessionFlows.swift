@@ -63,7 +63,7 @@ public struct SessionFlows: Sendable {
             do {
                 try await sessions.regenerate(&existing)
                 signedIn = existing
-            } catch where error.code == .sessionNotFound {
+            } catch  where error.code == .sessionNotFound {
                 signedIn = try await sessions.create(userID: userID, attributes: initial, labels: labels)
             }
         } else {

@@ -233,7 +233,8 @@ public struct RedisSessionStore: SessionStore {
         // Every key the script deletes is declared, so it must read the index first; if a login adds a session
         // between the two, the script changes nothing and the index is read again.
         for _ in 0..<Self.destroyAllAttempts {
-            let members = try await pipeline([RedisCommand(strings: ["ZRANGE", index, "0", "-1"])]).first?.array?
+            let members =
+                try await pipeline([RedisCommand(strings: ["ZRANGE", index, "0", "-1"])]).first?.array?
                 .compactMap(\.string) ?? []
             let sessionKeys = members.map { keys.sessionPrefix + "{" + tag + "}" + $0 }
             let reply = try await run(
@@ -359,7 +360,7 @@ public struct RedisSessionStore: SessionStore {
         moved.labelsChanged = true
         do {
             try await insert(&moved, created: created, version: stored.version + 1)
-        } catch where error.code != .sessionNotFound {
+        } catch  where error.code != .sessionNotFound {
             throw SessionError(
                 .storeUnavailable, "the session was taken for a change of user but not stored again",
                 underlying: error.underlying)
@@ -411,7 +412,8 @@ public struct RedisSessionStore: SessionStore {
             throw SessionError(.corruptSession, "the session hash has unreadable metadata")
         }
         return Session(
-            id: id, userID: stored.user, createdAt: date(milliseconds: created), lastSeenAt: date(milliseconds: touched),
+            id: id, userID: stored.user, createdAt: date(milliseconds: created),
+            lastSeenAt: date(milliseconds: touched),
             version: stored.version, attributes: stored.attributes, labels: stored.labels)
     }
 

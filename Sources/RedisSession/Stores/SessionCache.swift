@@ -193,7 +193,8 @@ public final class SessionCache: Sendable {
         let now = monotonicNow()
         let maximumAge = maximumAgeNanoseconds
         let found = state.withLock { state -> (Session, Int64)? in
-            guard state.serving, case .loaded(let session, let ttl, let loadedAt)? = state.table.use(id.storageName) else {
+            guard state.serving, case .loaded(let session, let ttl, let loadedAt)? = state.table.use(id.storageName)
+            else {
                 return nil
             }
             let age = now &- loadedAt

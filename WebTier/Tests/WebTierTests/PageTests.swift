@@ -167,7 +167,8 @@ import Testing
                 handles.first { SessionHandle($0) != nil && SessionID(phoneCookie)?.handle.text == $0 })
             let token = try #require(Browser.csrf(in: list))
 
-            let forged = try await laptop.post(client, "/sessions/sign-out", form: ["csrf": "x", "handle": phoneHandle])
+            let forged = try await laptop.post(
+                client, "/sessions/sign-out", form: ["csrf": "x", "handle": phoneHandle])
             #expect(forged.status == .forbidden)
             #expect(shownTimezone(try await phone.get(client, "/")) == "Europe/Paris", "a forged post changes nothing")
 

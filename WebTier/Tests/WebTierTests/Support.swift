@@ -51,7 +51,9 @@ struct Browser {
     /// The headers of every request: the cookies and the user agent.
     var cookieHeader: HTTPFields {
         var fields: HTTPFields = [:]
-        if !cookies.isEmpty { fields[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ") }
+        if !cookies.isEmpty {
+            fields[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; ")
+        }
         if let userAgent { fields[.userAgent] = userAgent }
         return fields
     }
@@ -132,7 +134,8 @@ func waitUntilReady(_ client: some TestClientProtocol, url: String? = nil, prefi
         let health = try await client.execute(uri: "/healthz", method: .get)
         let seeded =
             try await redis.send(
-                "EXISTS", prefix + "account:alice", prefix + "account:bob", SessionKeys(prefix: prefix).settings("alice"),
+                "EXISTS", prefix + "account:alice", prefix + "account:bob",
+                SessionKeys(prefix: prefix).settings("alice"),
                 SessionKeys(prefix: prefix).settings("bob")
             ).int == 4
         if health.status == .ok && seeded { return }
