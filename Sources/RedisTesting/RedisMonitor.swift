@@ -39,21 +39,13 @@ public final class RedisMonitor: Sendable {
     ///
     /// - Throws: ``RedisServerError`` when the server cannot be reached or does not confirm within 5 s.
     public static func start(port: Int) async throws -> RedisMonitor {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RedisServerError("socket() failed: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
+        guard let fd = RedisServer.connectToLoopback(port: port) else {
+            throw RedisServerError("cannot connect to port \(port): errno \(errno)")
         }
         let request = Array("MONITOR\r\n".utf8)
-        guard connected, write(fd, request, request.count) == request.count else {
+        guard write(fd, request, request.count) == request.count else {
             close(fd)
-            throw RedisServerError("cannot start MONITOR on port \(port): errno \(errno)")
+            throw RedisServerError("cannot send MONITOR to port \(port): errno \(errno)")
         }
         let monitor = RedisMonitor(fd: fd)
         Thread { monitor.readUntilClosed() }.start()

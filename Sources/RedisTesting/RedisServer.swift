@@ -221,11 +221,10 @@ public final class RedisServer: Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// Whether something on the loopback port answers `PING` (or asks for `AUTH`, which also means it is up).
-    public static func answersPing(port: Int) -> Bool {
+    /// A blocking TCP socket connected to `127.0.0.1:port`, or `nil` (`errno` says why).
+    static func connectToLoopback(port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { return nil }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -235,7 +234,19 @@ public final class RedisServer: Sendable {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
-        guard connected else { return false }
+        guard connected else {
+            let failure = errno
+            close(fd)
+            errno = failure
+            return nil
+        }
+        return fd
+    }
+
+    /// Whether something on the loopback port answers `PING` (or asks for `AUTH`, which also means it is up).
+    public static func answersPing(port: Int) -> Bool {
+        guard let fd = connectToLoopback(port: port) else { return false }
+        defer { close(fd) }
         var timeout = timeval(tv_sec: 1, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let ping = Array("PING\r\n".utf8)
