@@ -12,6 +12,10 @@ struct AppState: Sendable {
     let flows: SessionFlows
     let users: UserDirectory
     let cookie: SessionCookie
+    /// htmx, when installed.
+    let assets: Assets
+    /// What every page shares: the instance's name and the htmx script tag.
+    let frame: PageFrame
 
     var instanceID: String { configuration.instanceID }
 
@@ -53,6 +57,8 @@ struct AppState: Sendable {
             bcryptCost: configuration.bcryptCost,
             failureLimit: configuration.loginFailureLimit, failureWindow: configuration.loginFailureWindow)
         self.cookie = SessionCookie(secure: configuration.secureCookies, maxAge: configuration.sessions.idleTimeout)
+        self.assets = Assets.load(directory: configuration.publicDirectory, logger: logger)
+        self.frame = PageFrame(instanceID: configuration.instanceID, htmxPath: assets.htmxPath)
     }
 
     /// The `Set-Cookie` value of the anonymous login form's CSRF cookie.

@@ -16,6 +16,7 @@ public func buildApplication(configuration: WebTierConfiguration, logger: Logger
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: InstanceHeaderMiddleware(instanceID: configuration.instanceID))
     OperationsRoutes(state: state).register(on: router)
+    state.assets.register(on: router)
     router.add(middleware: SessionMiddleware(store: state.store, cookie: state.cookie))
     AccountRoutes(state: state).register(on: router)
     SettingsRoutes(state: state).register(on: router)

@@ -29,6 +29,9 @@ public struct WebTierConfiguration: Sendable {
     public var loginFailureWindow: Duration
     /// Whether to create the demo users at start.
     public var seedDemoUsers: Bool
+    /// The folder holding `htmx.min.js` (installed by `scripts/fetch-htmx`), or `nil`: pages then load no script
+    /// and work as plain forms.
+    public var publicDirectory: String?
 
     /// Creates a configuration; every argument but the Redis configuration has a default.
     public init(
@@ -44,7 +47,8 @@ public struct WebTierConfiguration: Sendable {
         bcryptCost: UInt8 = 10,
         loginFailureLimit: Int = 5,
         loginFailureWindow: Duration = .seconds(300),
-        seedDemoUsers: Bool = false
+        seedDemoUsers: Bool = false,
+        publicDirectory: String? = nil
     ) {
         precondition((4...31).contains(bcryptCost), "bcrypt cost must be within 4...31")
         self.instanceID = instanceID
@@ -60,5 +64,6 @@ public struct WebTierConfiguration: Sendable {
         self.loginFailureLimit = loginFailureLimit
         self.loginFailureWindow = loginFailureWindow
         self.seedDemoUsers = seedDemoUsers
+        self.publicDirectory = publicDirectory
     }
 }

@@ -64,6 +64,13 @@ struct WebTierCommand: AsyncParsableCommand {
         Self.environment("REDIS_BUSY_POLL_US").flatMap(Int.init)
         ?? Int(RedisConfiguration().busyPollWindow / .microseconds(1))
 
+    @Option(
+        help: """
+            Folder with htmx.min.js (scripts/fetch-htmx installs it); without it pages work as plain forms \
+            (env PUBLIC_DIR).
+            """)
+    var publicDir: String = Self.environment("PUBLIC_DIR") ?? "Public"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel: String = Self.environment("LOG_LEVEL") ?? "info"
 
@@ -125,7 +132,7 @@ struct WebTierCommand: AsyncParsableCommand {
             secureCookies: secureCookies,
             cache: .init(policy: cachePolicy == "invalidate" ? .invalidate : .refresh),
             sessionCache: Self.switchValue(sessionCache) == true ? .init() : nil,
-            seedDemoUsers: seedDemoUsers)
+            seedDemoUsers: seedDemoUsers, publicDirectory: publicDir)
         logger.info(
             "starting",
             metadata: [

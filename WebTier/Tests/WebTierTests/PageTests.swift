@@ -96,7 +96,9 @@ import Testing
             try await browser.signIn(client, user: "bob", password: "builder")
             let form = try await browser.get(client, "/settings")
             #expect(form.status == .ok)
-            #expect(String(buffer: form.body).contains("<option selected>America/New_York</option>"))
+            #expect(
+                String(buffer: form.body).contains(
+                    "<option value=\"America/New_York\" selected>America/New_York</option>"))
             let token = try #require(Browser.csrf(in: form))
 
             let htmx = try await browser.post(
@@ -178,6 +180,34 @@ import Testing
             #expect(shownTimezone(try await laptop.get(client, "/")) == "Europe/Paris", "the laptop is not")
             let garbage = try await laptop.post(client, "/sessions/sign-out", form: ["csrf": token, "handle": "../x"])
             #expect(garbage.status == .seeOther, "a malformed handle is ignored")
+        }
+    }
+
+    @Test func htmxIsServedByTheInstanceUnderAContentHashWhenInstalled() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("public-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let script = "/* stands in for htmx */ window.htmx = {};"
+        try script.write(to: folder.appendingPathComponent("htmx.min.js"), atomically: true, encoding: .utf8)
+        let app = try await makeApp(prefix: prefix, publicDirectory: folder.path)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            let page = String(buffer: try await client.execute(uri: "/", method: .get).body)
+            let path = try #require(
+                page.components(separatedBy: "<script src=\"").dropFirst().first?.split(separator: "\"").first)
+            #expect(path.hasPrefix("/static/htmx.") && path.hasSuffix(".min.js"))
+            #expect(page.contains("name=\"htmx-config\""))
+            let asset = try await client.execute(uri: String(path), method: .get)
+            #expect(asset.status == .ok)
+            #expect(String(buffer: asset.body) == script)
+            #expect(asset.headers[.cacheControl] == "public, max-age=31536000, immutable")
+            #expect(asset.headers[.contentType]?.hasPrefix("text/javascript") == true)
+        }
+        // Without the file: no script on any page, and the forms still post as plain forms.
+        let plain = try await makeApp(prefix: prefix, publicDirectory: folder.path + "-absent")
+        try await plain.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            #expect(!String(buffer: try await client.execute(uri: "/", method: .get).body).contains("<script"))
         }
     }
 

@@ -13,7 +13,8 @@ import Testing
 
 /// A web-tier instance configured for tests: a private key prefix, cheap bcrypt, demo users seeded.
 func makeApp(
-    instanceID: String = "test-1", url: String? = nil, prefix: String, failureLimit: Int = 5
+    instanceID: String = "test-1", url: String? = nil, prefix: String, failureLimit: Int = 5,
+    publicDirectory: String? = nil
 ) async throws -> some ApplicationProtocol {
     let target: String
     if let url { target = url } else { target = try await RedisServer.sharedURL() }
@@ -22,7 +23,7 @@ func makeApp(
     redis.commandTimeout = .seconds(1)
     let configuration = WebTierConfiguration(
         instanceID: instanceID, port: 0, redis: redis, keyPrefix: prefix, bcryptCost: 4,
-        loginFailureLimit: failureLimit, seedDemoUsers: true)
+        loginFailureLimit: failureLimit, seedDemoUsers: true, publicDirectory: publicDirectory)
     var logger = Logger(label: "webtier-test")
     logger.logLevel = .warning
     return buildApplication(configuration: configuration, logger: logger)

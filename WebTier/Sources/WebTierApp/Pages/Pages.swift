@@ -27,7 +27,7 @@ enum Pages {
     static func unavailable() -> Response {
         var response = html(
             layout(
-                title: "Temporarily unavailable", instanceID: "",
+                title: "Temporarily unavailable", frame: .bare,
                 body:
                     "<h1>Temporarily unavailable</h1><p>The session store did not answer. Please retry in a moment.</p>"
             ),
@@ -36,10 +36,10 @@ enum Pages {
         return response
     }
 
-    static func login(instanceID: String, csrf: String, error: String? = nil, username: String = "") -> String {
+    static func login(frame: PageFrame, csrf: String, error: String? = nil, username: String = "") -> String {
         let message = error.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
         return layout(
-            title: "Sign in", instanceID: instanceID,
+            title: "Sign in", frame: frame,
             body: """
                 <header><h1>Sign in</h1></header>
                 \(message)
@@ -61,7 +61,7 @@ enum Pages {
         """
     }
 
-    static func landing(instanceID: String, user: String, timezone: String, session: Session, csrf: String, now: Date)
+    static func landing(frame: PageFrame, user: String, timezone: String, session: Session, csrf: String, now: Date)
         -> String
     {
         let samples: [(String, Date)] = [
@@ -69,11 +69,14 @@ enum Pages {
             ("Signed in", session.createdAt),
             ("Next New Year (UTC)", nextNewYear(after: now)),
         ]
-        let rows = samples.map {
-            "<tr><th>\(escape($0.0))</th><td>\(escape(TimeRendering.render($0.1, in: timezone)))</td></tr>"
+        let rows = samples.enumerated().map { index, sample in
+            let shown = escape(TimeRendering.render(sample.1, in: timezone))
+            // The first row is the current time, marked for scripts and tests that read it.
+            let cell = index == 0 ? "<time data-now>\(shown)</time>" : shown
+            return "<tr><th>\(escape(sample.0))</th><td>\(cell)</td></tr>"
         }
         return layout(
-            title: "Home", instanceID: instanceID,
+            title: "Home", frame: frame,
             body: """
                 <header><h1>Hello, \(escape(user))</h1>\(navigation(csrf: csrf))</header>
                 <p>Times are shown in your timezone, <strong data-timezone="\(escape(timezone))">\(escape(timezone))</strong>.</p>
@@ -81,48 +84,56 @@ enum Pages {
                 """)
     }
 
-    static func settings(instanceID: String, current: String, csrf: String, error: String? = nil) -> String {
+    static func settings(frame: PageFrame, current: String, csrf: String, error: String? = nil, now: Date = Date())
+        -> String
+    {
         let message = error.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
         var options = ""
         options.reserveCapacity(UserSettings.knownTimezones.count * 48)
-        for identifier in UserSettings.knownTimezones {
-            let selected = identifier == current ? " selected" : ""
-            options += "<option\(selected)>\(escape(identifier))</option>"
+        for (region, identifiers) in timezoneMenu {
+            options += "<optgroup label=\"\(escape(region))\">"
+            for identifier in identifiers {
+                let selected = identifier == current ? " selected" : ""
+                options += "<option value=\"\(escape(identifier))\"\(selected)>\(escape(identifier))</option>"
+            }
+            options += "</optgroup>"
         }
         return layout(
-            title: "Settings", instanceID: instanceID,
+            title: "Settings", frame: frame,
             body: """
                 <header><h1>Settings</h1>\(navigation(csrf: csrf))</header>
                 \(message)
-                <form method="post" action="/settings" hx-post="/settings" hx-headers='{"X-CSRF-Token":"\(escape(csrf))"}'>
+                <form method="post" action="/settings" hx-post="/settings" hx-target="body" hx-headers='{"X-CSRF-Token":"\(escape(csrf))"}'>
                 <input type="hidden" name="csrf" value="\(escape(csrf))">
                 <p><label>Timezone <select name="timezone">\(options)</select></label></p>
                 <p><button type="submit">Save</button></p>
                 </form>
-                <p class="muted">Current: <span data-timezone="\(escape(current))">\(escape(current))</span></p>
+                <p class="muted">Current: <span data-timezone="\(escape(current))">\(escape(current))</span>, where it is \
+                <time data-now>\(escape(TimeRendering.render(now, in: current)))</time> now.</p>
                 """)
     }
 
     static func sessions(
-        instanceID: String, list: [SessionSummary], current: SessionHandle, timezone: String, csrf: String
+        frame: PageFrame, list: [SessionSummary], current: SessionHandle, timezone: String, csrf: String
     ) -> String {
         let rows = list.map { summary in
             let device = summary.labels["agent"] ?? "Unknown device"
             let marker = summary.handle == current ? " <strong>(this device)</strong>" : ""
-            return "<tr><td>\(escape(device))\(marker)</td><td>\(escape(summary.labels["address"] ?? ""))</td>"
-                + "<td>\(escape(TimeRendering.render(summary.createdAt, in: timezone)))</td>"
-                + "<td>\(escape(TimeRendering.render(summary.lastSeenAt, in: timezone)))</td>"
-                + "<td>\(escape(TimeRendering.render(summary.expiresAt, in: timezone)))</td>"
+            return "<tr><td>\(escape(device))\(marker)</td>"
+                + "<td data-label=\"Address\">\(escape(summary.labels["address"] ?? ""))</td>"
+                + "<td data-label=\"Signed in\">\(escape(TimeRendering.render(summary.createdAt, in: timezone)))</td>"
+                + "<td data-label=\"Last seen\">\(escape(TimeRendering.render(summary.lastSeenAt, in: timezone)))</td>"
+                + "<td data-label=\"Expires if idle\">\(escape(TimeRendering.render(summary.expiresAt, in: timezone)))</td>"
                 + "<td><form class=\"inline\" method=\"post\" action=\"/sessions/sign-out\">"
                 + "<input type=\"hidden\" name=\"csrf\" value=\"\(escape(csrf))\">"
                 + "<input type=\"hidden\" name=\"handle\" value=\"\(escape(summary.handle.text))\">"
                 + "<button type=\"submit\" aria-label=\"Sign out \(escape(device))\">Sign out</button></form></td></tr>"
         }
         return layout(
-            title: "Sessions", instanceID: instanceID,
+            title: "Sessions", frame: frame,
             body: """
                 <header><h1>Your sessions</h1>\(navigation(csrf: csrf))</header>
-                <table><tr><th>Device</th><th>Address</th><th>Signed in</th><th>Last seen</th><th>Expires if idle</th><th></th></tr>\(rows.joined())</table>
+                <table class="devices"><tr><th>Device</th><th>Address</th><th>Signed in</th><th>Last seen</th><th>Expires if idle</th><th></th></tr>\(rows.joined())</table>
                 <form method="post" action="/logout-everywhere">
                 <input type="hidden" name="csrf" value="\(escape(csrf))">
                 <p><button type="submit">Log out everywhere</button></p>
@@ -130,15 +141,28 @@ enum Pages {
                 """)
     }
 
-    static func forbidden(instanceID: String) -> Response {
+    static func forbidden(frame: PageFrame) -> Response {
         html(
             layout(
-                title: "Forbidden", instanceID: instanceID,
+                title: "Forbidden", frame: frame,
                 body:
                     "<h1>Forbidden</h1><p>The form was stale or did not come from this site. <a href=\"/\">Start again</a>.</p>"
             ),
             status: .forbidden)
     }
+
+    /// The settings form's choices, grouped by region (`Europe`, `Asia`, ...; names without a region under `Other`).
+    /// Foundation's list lags behind renames, so current names it lacks are added when the tz database has them.
+    static let timezoneMenu: [(region: String, identifiers: [String])] = {
+        let current = [
+            "Asia/Kolkata", "Europe/Kyiv", "America/Nuuk", "Asia/Yangon", "Asia/Kathmandu", "Asia/Ho_Chi_Minh",
+        ]
+        let all = Set(UserSettings.knownTimezones + current.filter(UserSettings.isValidTimezone))
+        let grouped = Dictionary(grouping: all) { identifier in
+            identifier.contains("/") ? String(identifier.prefix { $0 != "/" }) : "Other"
+        }
+        return grouped.keys.sorted().map { (region: $0, identifiers: (grouped[$0] ?? []).sorted()) }
+    }()
 
     private static func nextNewYear(after date: Date) -> Date {
         let year = TimeRendering.utcYear(of: date)

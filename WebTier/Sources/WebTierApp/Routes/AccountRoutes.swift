@@ -30,7 +30,7 @@ struct AccountRoutes: Sendable {
             return Pages.unavailable()
         }
         let page = Pages.landing(
-            instanceID: state.instanceID, user: user, timezone: timezone, session: session,
+            frame: state.frame, user: user, timezone: timezone, session: session,
             csrf: session[CSRFToken.attribute] ?? "", now: Date())
         return Pages.html(page)
     }
@@ -42,7 +42,7 @@ struct AccountRoutes: Sendable {
         }
         let token = existing ?? CSRFToken.make()
         var response = Pages.html(
-            Pages.login(instanceID: state.instanceID, csrf: token, error: error, username: username), status: status)
+            Pages.login(frame: state.frame, csrf: token, error: error, username: username), status: status)
         if existing == nil {
             response.headers.append(HTTPField(name: .setCookie, value: state.csrfCookieHeader(token)))
         }
@@ -57,7 +57,7 @@ struct AccountRoutes: Sendable {
             CSRFToken.matches(submitted, anonymousToken)
                 || CSRFToken.matches(submitted, context.session?[CSRFToken.attribute])
         else {
-            return Pages.forbidden(instanceID: state.instanceID)
+            return Pages.forbidden(frame: state.frame)
         }
         let username = form["username"] ?? ""
         let verdict: UserDirectory.Verdict
@@ -94,7 +94,7 @@ struct AccountRoutes: Sendable {
     func logout(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         guard let session = context.session else { return Pages.redirect(to: "/") }
         guard try await Self.csrfMatches(request, context, session) else {
-            return Pages.forbidden(instanceID: state.instanceID)
+            return Pages.forbidden(frame: state.frame)
         }
         do {
             try await state.flows.logout(session: session)
@@ -113,7 +113,7 @@ struct AccountRoutes: Sendable {
             let timezone = try await state.cache.timezone(for: user) ?? "UTC"
             return Pages.html(
                 Pages.sessions(
-                    instanceID: state.instanceID, list: list, current: session.id.handle, timezone: timezone,
+                    frame: state.frame, list: list, current: session.id.handle, timezone: timezone,
                     csrf: session[CSRFToken.attribute] ?? ""))
         } catch {
             return Pages.unavailable()
@@ -123,7 +123,7 @@ struct AccountRoutes: Sendable {
     func logoutEverywhere(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         guard let session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
         guard try await Self.csrfMatches(request, context, session) else {
-            return Pages.forbidden(instanceID: state.instanceID)
+            return Pages.forbidden(frame: state.frame)
         }
         do {
             let count = try await state.flows.logoutEverywhere(userID: user)
@@ -143,7 +143,7 @@ struct AccountRoutes: Sendable {
         // The body can be read once: the CSRF token and the handle come from the same parse.
         let form = try await FormBody.parse(request, context: context)
         guard CSRFToken.matches(form["csrf"] ?? request.headers[.xCSRFToken], session[CSRFToken.attribute]) else {
-            return Pages.forbidden(instanceID: state.instanceID)
+            return Pages.forbidden(frame: state.frame)
         }
         guard let handle = form["handle"].flatMap({ SessionHandle($0) }) else { return Pages.redirect(to: "/sessions") }
         do {

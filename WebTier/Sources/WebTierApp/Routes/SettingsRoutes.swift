@@ -18,7 +18,7 @@ struct SettingsRoutes: Sendable {
         do {
             let current = try await state.cache.timezone(for: user) ?? "UTC"
             return Pages.html(
-                Pages.settings(instanceID: state.instanceID, current: current, csrf: session[CSRFToken.attribute] ?? "")
+                Pages.settings(frame: state.frame, current: current, csrf: session[CSRFToken.attribute] ?? "")
             )
         } catch {
             return Pages.unavailable()
@@ -32,7 +32,7 @@ struct SettingsRoutes: Sendable {
         let form = try await FormBody.parse(request, context: context)
         let token = session[CSRFToken.attribute]
         guard CSRFToken.matches(form["csrf"] ?? request.headers[.xCSRFToken], token) else {
-            return Pages.forbidden(instanceID: state.instanceID)
+            return Pages.forbidden(frame: state.frame)
         }
         let requested = form["timezone"] ?? ""
         do {
@@ -40,7 +40,7 @@ struct SettingsRoutes: Sendable {
         } catch  where error.code == .unknownTimezone {
             let current = (try? await state.cache.timezone(for: user)) ?? session["timezone"] ?? "UTC"
             let page = Pages.settings(
-                instanceID: state.instanceID, current: current, csrf: token ?? "",
+                frame: state.frame, current: current, csrf: token ?? "",
                 error: "“\(requested.prefix(64))” is not a timezone this site knows. Nothing was changed.")
             return Pages.html(page, status: .unprocessableContent)
         } catch  where error.code == .sessionNotFound {
