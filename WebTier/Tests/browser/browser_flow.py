@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """The web tier in a real browser: headless Chromium, driven by selenium, against the running rig.
 
-  python3 WebTier/Tests/browser/browser_flow.py [--screenshots DIR]
+  python3 WebTier/Tests/browser/browser_flow.py [--screenshots DIR] [--through-lb]
 
-Reads the rig's ports from docker/.rig/env (start it with `docker/rig up`). Each step prints "ok" or "FAIL", and the
+Reads the rig's ports from docker/.rig/env (start it with `docker/rig up`); the steps name instances web1..web3, and
+--through-lb sends every one of them through the load balancer instead, as a person would. Each step prints "ok" or
+"FAIL", and the
 last line is "N passed, M failed". Screenshots of every page, at desktop and phone width, go to DIR
 (default docker/.rig/screenshots).
 """
@@ -251,6 +253,7 @@ class Flow:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screenshots", default=os.path.join(ROOT, "docker", ".rig", "screenshots"))
+    parser.add_argument("--through-lb", action="store_true", help="every step through the load balancer")
     arguments = parser.parse_args()
     os.makedirs(arguments.screenshots, exist_ok=True)
     try:
@@ -258,6 +261,8 @@ def main():
     except (OSError, KeyError) as error:
         print(f"browser_flow: no running rig ({error}); start it with docker/rig up", file=sys.stderr)
         return 2
+    if arguments.through_lb:
+        urls = {name: urls["lb"] for name in urls}
     started = time.monotonic()
     Flow(urls, arguments.screenshots).run()
     print(f"screenshots: {arguments.screenshots}")
