@@ -215,6 +215,24 @@ struct Instance {
         #expect(try await a.flows.sessions.load(id: third.id) == nil)
         await a.stop()
     }
+
+    /// Found by the attack on the rig: signing in as alice over bob's session carried bob's attributes.
+    @Test func signingInOverAnotherUsersSessionStartsClean() async throws {
+        let url = try await RedisServer.sharedURL()
+        let a = try await Instance.start("A", url: url, prefix: prefix)
+        var bobs = try await a.flows.login(session: nil, userID: "bob")
+        bobs["basket"] = "bob's"
+        bobs["locale"] = "fr"
+        try await a.flows.sessions.save(&bobs)
+        let alices = try await a.flows.login(session: bobs, userID: "alice", keeping: ["locale"])
+        #expect(alices.userID == "alice")
+        #expect(alices["basket"] == nil, "bob's attributes did not carry over")
+        #expect(alices["locale"] == "fr", "the attributes the app names are kept")
+        let stored = try #require(try await a.flows.sessions.load(id: alices.id))
+        #expect(stored["basket"] == nil && stored["locale"] == "fr")
+        #expect(try await a.flows.sessions.load(id: bobs.id) == nil)
+        await a.stop()
+    }
 }
 
 /// A value shared between test tasks.

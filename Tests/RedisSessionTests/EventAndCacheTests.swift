@@ -37,6 +37,12 @@ import Testing
         (#"{"v":"1","type":"x","user":"a","version":1,"origin":"o","at":1}"#, "wrong type"),
         (#"{"v":2,"type":"x","user":"a","version":1,"origin":"o","at":1}"#, "unsupported schema version 2"),
         (#"{"v":1,"type":"x","user":"","version":1,"origin":"o","at":1}"#, "empty user"),
+        // Found by the attack on the rig: a float or a huge number was taken as a version.
+        (#"{"v":1,"type":"x","user":"a","version":1.5e3,"origin":"o","at":1}"#, "whole number"),
+        (#"{"v":1,"type":"x","user":"a","version":1500.0,"origin":"o","at":1}"#, "whole number"),
+        (#"{"v":1,"type":"x","user":"a","version":9223372036854775807,"origin":"o","at":1}"#, "whole number"),
+        (#"{"v":1,"type":"x","user":"a","version":9007199254740992,"origin":"o","at":1}"#, "whole number"),
+        (#"{"v":1,"origin":"\"version\":7","type":"x","user":"a","version":2e1,"at":1}"#, "whole number"),
     ])
     func malformedPayloadsSayWhy(payload: String, reason: String) {
         guard case .failure(let malformed) = SessionEvent.decode(Array(payload.utf8)) else {

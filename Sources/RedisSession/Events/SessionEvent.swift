@@ -100,7 +100,52 @@ public struct SessionEvent: Sendable, Hashable, Codable {
         guard !event.user.isEmpty, event.version >= 0 else {
             return .failure(MalformedEvent(reason: "empty user or negative version", payload: payload))
         }
+        // JSONDecoder reads `1.5e3` or `1500.0` as the integer 1500; a settings version is written by HINCRBY, so
+        // anything but plain digits, or a number past what every JSON reader holds exactly, is not one.
+        guard event.version <= maximumVersion, Self.versionIsPlainDigits(payload) else {
+            return .failure(
+                MalformedEvent(reason: "version is not a whole number in 0...\(maximumVersion)", payload: payload))
+        }
         return .success(event)
+    }
+
+    /// The largest version an event may carry: 2^53 - 1, the largest integer every JSON reader holds exactly.
+    public static let maximumVersion = (1 << 53) - 1
+
+    /// Whether the object's top-level `"version"` value is written as plain decimal digits, as HINCRBY's counter is.
+    static func versionIsPlainDigits(_ payload: [UInt8]) -> Bool {
+        var depth = 0
+        var index = 0
+        while index < payload.count {
+            let byte = payload[index]
+            if byte == UInt8(ascii: "\"") {
+                // A string: find its end, then see whether it is the top-level key "version".
+                let start = index + 1
+                index = start
+                while index < payload.count && payload[index] != UInt8(ascii: "\"") {
+                    index += payload[index] == UInt8(ascii: "\\") ? 2 : 1
+                }
+                guard index < payload.count else { return false }
+                let isVersionKey = depth == 1 && payload[start..<index].elementsEqual("version".utf8)
+                index += 1
+                guard isVersionKey else { continue }
+                while index < payload.count && [9, 10, 13, 32].contains(payload[index]) { index += 1 }
+                guard index < payload.count, payload[index] == UInt8(ascii: ":") else { continue }
+                index += 1
+                while index < payload.count && [9, 10, 13, 32].contains(payload[index]) { index += 1 }
+                var digits = 0
+                while index < payload.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(payload[index]) {
+                    digits += 1
+                    index += 1
+                }
+                let end = index < payload.count ? payload[index] : 0
+                return digits > 0 && [9, 10, 13, 32, UInt8(ascii: ","), UInt8(ascii: "}")].contains(end)
+            }
+            if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") { depth += 1 }
+            if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") { depth -= 1 }
+            index += 1
+        }
+        return false
     }
 }
 

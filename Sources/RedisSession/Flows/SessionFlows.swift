@@ -47,9 +47,12 @@ public struct SessionFlows: Sendable {
     ///   - userID: The authenticated user.
     ///   - attributes: More string attributes to store in the same write (a CSRF token, say).
     ///   - labels: What to show of this device in the user's list of sessions (user agent, client address).
+    ///   - keeping: When the visitor's session belongs to *another* user, the attributes to carry over (a cart, a
+    ///     locale); every other attribute of the previous user is dropped. An anonymous session keeps everything.
     /// - Returns: The signed-in session; set its ID as the cookie.
     public func login(
-        session: Session?, userID: String, attributes: [String: String] = [:], labels: [String: String] = [:]
+        session: Session?, userID: String, attributes: [String: String] = [:], labels: [String: String] = [:],
+        keeping: Set<String> = []
     ) async throws(SessionError) -> Session {
         let record = try await settings.read(userID: userID)
         let timezone = record?.timezone ?? defaultTimezone
@@ -57,6 +60,10 @@ public struct SessionFlows: Sendable {
         initial["timezone"] = timezone
         var signedIn: Session
         if var existing = session {
+            if let previous = existing.userID, previous != userID {
+                // Signing in over another user's session: nothing of theirs carries over unless the app says so.
+                for key in existing.keys where !keeping.contains(key) { existing.remove(key) }
+            }
             existing.userID = userID
             for (key, value) in initial { existing[key] = value }
             if !labels.isEmpty { existing.labels = labels }
