@@ -61,9 +61,11 @@ struct AppState: Sendable {
         self.frame = PageFrame(instanceID: configuration.instanceID, htmxPath: assets.htmxPath)
     }
 
+    /// The anonymous login form's CSRF cookie name (`__Host-` with secure cookies).
+    var csrfCookieName: String { CSRFToken.cookieName(secure: configuration.secureCookies) }
+
     /// The `Set-Cookie` value of the anonymous login form's CSRF cookie.
     func csrfCookieHeader(_ token: String) -> String {
-        "\(CSRFToken.cookieName)=\(token); Path=/; HttpOnly; SameSite=Lax"
-            + (configuration.secureCookies ? "; Secure" : "")
+        "\(csrfCookieName)=\(token); Path=/; HttpOnly; SameSite=Lax" + (configuration.secureCookies ? "; Secure" : "")
     }
 }

@@ -32,6 +32,9 @@ public struct WebTierConfiguration: Sendable {
     /// The folder holding `htmx.min.js` (installed by `scripts/fetch-htmx`), or `nil`: pages then load no script
     /// and work as plain forms.
     public var publicDirectory: String?
+    /// The host name browsers use for this site (`sessions.example.com`): the login form refuses a POST whose
+    /// `Origin` (or `Referer`) names another host. `nil` compares with the request's `Host` header.
+    public var publicHost: String?
 
     /// Creates a configuration; every argument but the Redis configuration has a default.
     public init(
@@ -48,7 +51,8 @@ public struct WebTierConfiguration: Sendable {
         loginFailureLimit: Int = 5,
         loginFailureWindow: Duration = .seconds(300),
         seedDemoUsers: Bool = false,
-        publicDirectory: String? = nil
+        publicDirectory: String? = nil,
+        publicHost: String? = nil
     ) {
         precondition((4...31).contains(bcryptCost), "bcrypt cost must be within 4...31")
         self.instanceID = instanceID
@@ -65,5 +69,6 @@ public struct WebTierConfiguration: Sendable {
         self.loginFailureWindow = loginFailureWindow
         self.seedDemoUsers = seedDemoUsers
         self.publicDirectory = publicDirectory
+        self.publicHost = publicHost
     }
 }

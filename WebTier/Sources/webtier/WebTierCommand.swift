@@ -71,6 +71,13 @@ struct WebTierCommand: AsyncParsableCommand {
             """)
     var publicDir: String = Self.environment("PUBLIC_DIR") ?? "Public"
 
+    @Option(
+        help: """
+            The site's host name as browsers see it; a login POST from another origin is refused (env PUBLIC_HOST; \
+            default: the request's Host header).
+            """)
+    var publicHost: String? = Self.environment("PUBLIC_HOST")
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel: String = Self.environment("LOG_LEVEL") ?? "info"
 
@@ -132,7 +139,7 @@ struct WebTierCommand: AsyncParsableCommand {
             secureCookies: secureCookies,
             cache: .init(policy: cachePolicy == "invalidate" ? .invalidate : .refresh),
             sessionCache: Self.switchValue(sessionCache) == true ? .init() : nil,
-            seedDemoUsers: seedDemoUsers, publicDirectory: publicDir)
+            seedDemoUsers: seedDemoUsers, publicDirectory: publicDir, publicHost: publicHost)
         logger.info(
             "starting",
             metadata: [

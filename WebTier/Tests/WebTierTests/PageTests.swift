@@ -72,6 +72,41 @@ import Testing
         }
     }
 
+    /// Found by the attack on the rig: `x` in the cookie and `x` in the form passed, and no Origin was checked.
+    @Test func loginCSRFNeedsAnIssuedTokenAndThisSitesOrigin() async throws {
+        let app = try await makeApp(prefix: prefix, publicHost: "sessions.example")
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            var madeUp = Browser(cookies: ["rsess_csrf": "x"])
+            let forgedPair = try await madeUp.post(
+                client, "/login", form: ["username": "alice", "password": "wonderland", "csrf": "x"])
+            #expect(forgedPair.status == .forbidden, "a token this site never issued")
+
+            var victim = Browser()
+            let token = try #require(Browser.csrf(in: try await victim.get(client, "/")))
+            let form = ["username": "alice", "password": "wonderland", "csrf": token]
+            let crossSite = try await victim.post(
+                client, "/login", form: form, headers: [.origin: "https://evil.example"])
+            #expect(crossSite.status == .forbidden, "a POST from another site's page")
+            let nullOrigin = try await victim.post(client, "/login", form: form, headers: [.origin: "null"])
+            #expect(nullOrigin.status == .forbidden, "a POST from a sandboxed or data: page")
+            let badReferer = try await victim.post(
+                client, "/login", form: form, headers: [.referer: "https://evil.example/form"])
+            #expect(badReferer.status == .forbidden)
+            let sameSite = try await victim.post(
+                client, "/login", form: form, headers: [.origin: "https://Sessions.Example:8443"])
+            #expect(sameSite.status == .seeOther, "this site's own form signs in")
+        }
+        let secure = try await makeApp(prefix: prefix, secureCookies: true)
+        try await secure.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            let form = try await client.execute(uri: "/", method: .get)
+            let cookie = try #require(form.headers[values: .setCookie].first { $0.contains("rsess_csrf") })
+            #expect(cookie.hasPrefix("__Host-rsess_csrf="), "\(cookie)")
+            #expect(cookie.contains("; Path=/") && cookie.hasSuffix("; Secure") && !cookie.contains("Domain"))
+        }
+    }
+
     @Test func repeatedFailuresAreRateLimitedPerAccount() async throws {
         let app = try await makeApp(prefix: prefix, failureLimit: 3)
         try await app.test(.router) { client in

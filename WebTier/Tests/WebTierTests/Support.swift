@@ -14,7 +14,7 @@ import Testing
 /// A web-tier instance configured for tests: a private key prefix, cheap bcrypt, demo users seeded.
 func makeApp(
     instanceID: String = "test-1", url: String? = nil, prefix: String, failureLimit: Int = 5,
-    publicDirectory: String? = nil
+    publicDirectory: String? = nil, publicHost: String? = nil, secureCookies: Bool = false
 ) async throws -> some ApplicationProtocol {
     let target: String
     if let url { target = url } else { target = try await RedisServer.sharedURL() }
@@ -22,8 +22,9 @@ func makeApp(
     redis.connectTimeout = .milliseconds(300)
     redis.commandTimeout = .seconds(1)
     let configuration = WebTierConfiguration(
-        instanceID: instanceID, port: 0, redis: redis, keyPrefix: prefix, bcryptCost: 4,
-        loginFailureLimit: failureLimit, seedDemoUsers: true, publicDirectory: publicDirectory)
+        instanceID: instanceID, port: 0, redis: redis, keyPrefix: prefix, secureCookies: secureCookies, bcryptCost: 4,
+        loginFailureLimit: failureLimit, seedDemoUsers: true, publicDirectory: publicDirectory,
+        publicHost: publicHost)
     var logger = Logger(label: "webtier-test")
     logger.logLevel = .warning
     return buildApplication(configuration: configuration, logger: logger)

@@ -37,7 +37,7 @@ struct AccountRoutes: Sendable {
 
     /// The login form with its double-submit CSRF cookie (set only when the visitor has none).
     func loginForm(_ request: Request, error: String?, username: String = "", status: HTTPResponse.Status) -> Response {
-        let existing = CSRFToken.cookie(CSRFToken.cookieName, in: request.headers[.cookie]).flatMap {
+        let existing = CSRFToken.cookie(state.csrfCookieName, in: request.headers[.cookie]).flatMap {
             SessionID($0)?.text
         }
         let token = existing ?? CSRFToken.make()
@@ -52,11 +52,15 @@ struct AccountRoutes: Sendable {
     func login(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         let form = try await FormBody.parse(request, context: context)
         let submitted = form["csrf"] ?? request.headers[.xCSRFToken]
-        let anonymousToken = CSRFToken.cookie(CSRFToken.cookieName, in: request.headers[.cookie])
-        guard
-            CSRFToken.matches(submitted, anonymousToken)
+        let anonymousToken = CSRFToken.cookie(state.csrfCookieName, in: request.headers[.cookie])
+        let sameSite = CSRFToken.isSameSite(
+            origin: request.headers[.origin], referer: request.headers[.referer],
+            host: state.configuration.publicHost ?? request.head.authority)
+        guard sameSite,
+            CSRFToken.isWellFormed(anonymousToken) && CSRFToken.matches(submitted, anonymousToken)
                 || CSRFToken.matches(submitted, context.session?[CSRFToken.attribute])
         else {
+            context.logger.notice("login refused: cross-site or forged CSRF token")
             return Pages.forbidden(frame: state.frame)
         }
         let username = form["username"] ?? ""
