@@ -76,7 +76,8 @@ struct Instance {
         #expect(try await c.cache.timezone(for: "alice") == "Asia/Tokyo")
         #expect(c.cache.statistics.hits == hitsBefore + 1, "the lookup on C was a cache hit")
         #expect(c.cache.statistics.misses == missesBefore)
-        #expect(c.cache.statistics.eventsApplied >= 2)
+        // The change applied; the login event named the version C had cached already, so it changed nothing there.
+        #expect(c.cache.statistics.eventsApplied >= 1)
         #expect(written.version == 2)
         #expect(session["timezone"] == "Asia/Tokyo")
         let stored = try await RedisSessionStore(client: a.client, configuration: .init(keyPrefix: prefix)).load(
@@ -98,6 +99,32 @@ struct Instance {
         #expect(await eventually { a.cache.statistics.eventsIgnored == ignoredBefore + 1 })
         #expect(a.cache.cachedTimezone(for: "bob") == "Asia/Tokyo")
         await a.stop()
+    }
+
+    /// Found by the attack on the rig: anyone who could PUBLISH set any user's timezone (even `Mars/Base`) on every
+    /// instance, and a huge version hid the user's own later changes.
+    @Test func aForgedEventCannotSetATimezoneOrHideLaterChanges() async throws {
+        let url = try await RedisServer.sharedURL()
+        let a = try await Instance.start("A", url: url, prefix: prefix)
+        let b = try await Instance.start("B", url: url, prefix: prefix)
+        try await seed("grace", "Europe/Paris", via: a)
+        #expect(try await b.cache.timezone(for: "grace") == "Europe/Paris")
+        let attacker = SessionEventBus(client: a.client, keyPrefix: prefix)
+        let ignoredBefore = b.cache.statistics.eventsIgnored
+        for version in [2, 1000, SessionEvent.maximumVersion] {
+            try await attacker.publish(
+                SessionEvent(
+                    kind: .settingsChanged, user: "grace", timezone: "Mars/Base", version: version, origin: "x"))
+        }
+        #expect(await eventually { b.cache.statistics.eventsIgnored == ignoredBefore + 3 })
+        #expect(try await b.cache.timezone(for: "grace") == "Europe/Paris", "the record, not the event, is served")
+        var session = try await a.flows.login(session: nil, userID: "grace")
+        try await a.flows.changeTimezone(session: &session, to: "Asia/Tokyo")
+        #expect(
+            await eventually { b.cache.cachedTimezone(for: "grace") == "Asia/Tokyo" },
+            "the user's own next change still reaches every instance")
+        await a.stop()
+        await b.stop()
     }
 
     @Test func aThousandMalformedPayloadsAreSkippedAndCounted() async throws {

@@ -80,32 +80,45 @@ import Testing
 
     @Test func servesNothingUntilSubscribedAndAppliesByVersion() throws {
         let cache = try makeCache(.init())
-        cache.apply(change("alice", "Asia/Tokyo", 2))
+        cache.remember("alice", UserSettings(timezone: "Asia/Tokyo", version: 2))
         #expect(cache.cachedTimezone(for: "alice") == nil, "not subscribed yet: nothing is cached")
         cache.apply(.subscribed)
-        cache.apply(change("alice", "Asia/Tokyo", 2))
+        cache.remember("alice", UserSettings(timezone: "Asia/Tokyo", version: 2))
         #expect(cache.cachedTimezone(for: "alice") == "Asia/Tokyo")
         cache.apply(change("alice", "Europe/Paris", 1))
-        #expect(cache.cachedTimezone(for: "alice") == "Asia/Tokyo", "an older event is ignored")
+        cache.apply(change("alice", "Europe/Paris", 2))
+        #expect(cache.cachedTimezone(for: "alice") == "Asia/Tokyo", "an event no newer than the entry is ignored")
         cache.remember("alice", UserSettings(timezone: "UTC", version: 1))
         #expect(cache.cachedTimezone(for: "alice") == "Asia/Tokyo", "an older record is ignored")
         let stats = cache.statistics
-        #expect(stats.eventsApplied == 1)
+        #expect(stats.eventsApplied == 0)
         #expect(stats.eventsIgnored == 2)
         #expect(stats.hits == 3)
         #expect(stats.misses == 1)
     }
 
-    @Test func invalidatePolicyDropsEntriesButRemembersTheVersion() throws {
-        let cache = try makeCache(.init(policy: .invalidate))
+    /// Found by the attack on the rig: a PUBLISH set any user's timezone on every instance. An event now only drops
+    /// the entry; what the cache holds comes from the settings record.
+    @Test func anEventNeverSetsATimezoneOrAVersion() throws {
+        let cache = try makeCache(.init())
         cache.apply(.subscribed)
         cache.remember("bob", UserSettings(timezone: "America/New_York", version: 3))
-        cache.apply(change("bob", "Asia/Tokyo", 4))
-        #expect(cache.cachedTimezone(for: "bob") == nil)
-        cache.remember("bob", UserSettings(timezone: "America/New_York", version: 3))
-        #expect(cache.cachedTimezone(for: "bob") == nil, "a read older than the event does not come back")
+        cache.apply(change("bob", "Mars/Base", SessionEvent.maximumVersion))
+        #expect(cache.cachedTimezone(for: "bob") == nil, "the entry is dropped, and Mars/Base is not cached")
+        cache.apply(change("carol", "Mars/Base", 9))
+        #expect(cache.cachedTimezone(for: "carol") == nil, "an event about an uncached user caches nothing")
+        // The forged version is not remembered: the next real change (version 4) is cached.
         cache.remember("bob", UserSettings(timezone: "Asia/Tokyo", version: 4))
         #expect(cache.cachedTimezone(for: "bob") == "Asia/Tokyo")
+    }
+
+    @Test func withInvalidateAnEventOnlyDropsTheEntry() throws {
+        let cache = try makeCache(.init(policy: .invalidate))
+        cache.apply(.subscribed)
+        cache.remember("dave", UserSettings(timezone: "America/New_York", version: 3))
+        cache.apply(change("dave", "Asia/Tokyo", 4))
+        #expect(cache.cachedTimezone(for: "dave") == nil)
+        #expect(cache.statistics.eventsApplied == 1)
     }
 
     @Test func gapsClearEverythingAndCountResyncs() throws {

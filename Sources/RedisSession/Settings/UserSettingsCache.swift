@@ -4,10 +4,13 @@ import Synchronization
 /// Each instance's cache of users' settings, kept current by session events.
 ///
 /// A lookup that hits costs no Redis round trip. Entries are bounded (LRU), carry the settings version they hold and
-/// expire after ``Configuration-swift.struct/maximumAge`` even if every event about them was lost. Events apply by
-/// version: an event older than the cached entry is ignored (out-of-order delivery). The policy decides what a
-/// change event does: ``Policy/refresh`` stores the event's value, ``Policy/invalidate`` drops the entry so the next
-/// lookup re-reads the record.
+/// expire after ``Configuration-swift.struct/maximumAge`` even if every event about them was lost.
+///
+/// An event is only a hint that a user's settings record changed: the cache never takes a timezone or a version from
+/// it, only from the record. An event no newer than the cached version is ignored (out-of-order delivery); a newer
+/// one drops the entry, and with ``Policy/refresh`` the cache reads the record at once, so the next lookup is a hit.
+/// Whoever can `PUBLISH` on the channel can therefore make instances re-read records, but cannot make them show a
+/// timezone or a version the record does not hold.
 ///
 /// Gaps: until the subscription is confirmed, and from a lost subscriber connection until it is back, the cache
 /// serves nothing from memory (every lookup reads Redis) and keeps nothing; when it is back, it starts empty. So no
@@ -17,7 +20,7 @@ import Synchronization
 public final class UserSettingsCache: Sendable {
     /// What a change event does to a cached entry.
     public enum Policy: String, Sendable, Hashable {
-        /// Store the event's value (no Redis read on the next lookup).
+        /// Drop the entry and read the record at once, on the cache's own task (no Redis read on the next lookup).
         case refresh
         /// Drop the entry (the next lookup re-reads the record).
         case invalidate
@@ -48,9 +51,10 @@ public final class UserSettingsCache: Sendable {
         public var hits: Int
         /// Lookups that had to read Redis.
         public var misses: Int
-        /// Events applied (including those that confirmed what was cached).
+        /// Events applied: the entry was dropped (and, with ``Policy/refresh``, the record read shows the change).
         public var eventsApplied: Int
-        /// Events ignored: older than the cached version, or of a kind this version does not know.
+        /// Events ignored: no newer than the cached version, of a kind this version does not know, or naming a
+        /// version the record does not have (forged, or lost by a failover).
         public var eventsIgnored: Int
         /// Payloads on the channel that were not events.
         public var eventsMalformed: Int
@@ -65,9 +69,17 @@ public final class UserSettingsCache: Sendable {
     }
 
     private struct Entry {
-        var timezone: String?  // nil: a tombstone recording a version the cache must not go below
+        var timezone: String
         var version: Int
         var storedAt: UInt64
+    }
+
+    /// What a change event asks of ``run()``: read the user's record, and store it unless a gap or another event came
+    /// in between.
+    struct Refresh {
+        let user: String
+        let claimedVersion: Int
+        let generation: UInt64
     }
 
     private struct State {
@@ -120,7 +132,12 @@ public final class UserSettingsCache: Sendable {
     /// - Important: Call it once per cache.
     public func run() async {
         precondition(!running.exchange(true, ordering: .relaxed), "UserSettingsCache.run() was called twice")
-        for await notification in bus.subscribe() { apply(notification) }
+        for await notification in bus.subscribe() {
+            if let refresh = handle(notification) {
+                await read(refresh)
+            }
+            observer?(notification)
+        }
         state.withLock { state in
             state.serving = false
             Self.clear(&state)
@@ -160,8 +177,17 @@ public final class UserSettingsCache: Sendable {
             lastEventLagMilliseconds: lag < 0 ? nil : Double(lag) / 1000, isSubscribed: subscribed, count: count)
     }
 
-    /// Applies one notification from the bus (``run()`` calls this; tests may too).
+    /// Applies one notification from the bus without reading Redis (``run()`` also reads the record a change event
+    /// names, with ``Policy/refresh``); for tests and tools.
     public func apply(_ notification: SessionEventBus.Notification) {
+        if handle(notification) != nil { countEvent(applied: true) }
+        observer?(notification)
+    }
+
+    // MARK: Internals
+
+    /// Applies a notification; returns the record read a change event asks for, if any.
+    private func handle(_ notification: SessionEventBus.Notification) -> Refresh? {
         switch notification {
         case .subscribed:
             state.withLock { state in
@@ -184,36 +210,57 @@ public final class UserSettingsCache: Sendable {
         case .event(let event):
             let lag = Date().timeIntervalSince1970 * 1000 - Double(event.publishedAtMilliseconds)
             lastLagMicroseconds.store(max(0, Int(lag * 1000)), ordering: .relaxed)
-            if applyEvent(event) {
-                applied.add(1, ordering: .relaxed)
-            } else {
-                ignored.add(1, ordering: .relaxed)
-            }
+            return drop(for: event)
         }
-        observer?(notification)
+        return nil
     }
 
-    // MARK: Internals
-
-    private func applyEvent(_ event: SessionEvent) -> Bool {
+    /// Drops the entry a change event names, unless the cached version is as new; returns the read to make.
+    private func drop(for event: SessionEvent) -> Refresh? {
         switch event.kind {
         case .loggedIn, .settingsChanged:
-            guard let timezone = event.timezone else { return false }
-            let now = monotonicNow()
-            let policy = configuration.policy
-            return state.withLock { state in
+            let refresh = state.withLock { state -> Refresh? in
                 // Not subscribed (or in a gap): nothing is cached, so there is nothing to apply it to.
-                guard state.serving else { return false }
-                if let entry = state.table.peek(event.user), event.version < entry.version { return false }
-                state.table.set(
-                    event.user,
-                    Entry(timezone: policy == .refresh ? timezone : nil, version: event.version, storedAt: now))
-                return true
+                guard state.serving else { return nil }
+                if let entry = state.table.peek(event.user), event.version <= entry.version { return nil }
+                state.table.remove(event.user)
+                // A read that started before this event may return the record from before the change: the new
+                // generation keeps it out of the cache.
+                state.generation &+= 1
+                return Refresh(user: event.user, claimedVersion: event.version, generation: state.generation)
             }
+            if refresh == nil { ignored.add(1, ordering: .relaxed) }
+            return refresh
         case .loggedOut, .sessionsRevoked:
-            return true
+            applied.add(1, ordering: .relaxed)
+            return nil
         default:
-            return false
+            ignored.add(1, ordering: .relaxed)
+            return nil
+        }
+    }
+
+    /// Reads the record a change event named and caches it (``Policy/refresh``), counting the event applied only if
+    /// the record holds the version the event claimed.
+    private func read(_ refresh: Refresh) async {
+        guard configuration.policy == .refresh else {
+            countEvent(applied: true)
+            return
+        }
+        guard let record = try? await settings.read(userID: refresh.user) else {
+            // Redis failed, or the user has no record: the next lookup reads it.
+            countEvent(applied: false)
+            return
+        }
+        remember(refresh.user, record, generation: refresh.generation)
+        countEvent(applied: record.version >= refresh.claimedVersion)
+    }
+
+    private func countEvent(applied wasApplied: Bool) {
+        if wasApplied {
+            applied.add(1, ordering: .relaxed)
+        } else {
+            ignored.add(1, ordering: .relaxed)
         }
     }
 
@@ -221,10 +268,10 @@ public final class UserSettingsCache: Sendable {
         let now = monotonicNow()
         let maximumAge = maximumAgeNanoseconds
         let (timezone, generation) = state.withLock { state -> (String?, UInt64) in
-            guard state.serving, let entry = state.table.use(userID), let timezone = entry.timezone,
-                now &- entry.storedAt < maximumAge
-            else { return (nil, state.generation) }
-            return (timezone, state.generation)
+            guard state.serving, let entry = state.table.use(userID), now &- entry.storedAt < maximumAge else {
+                return (nil, state.generation)
+            }
+            return (entry.timezone, state.generation)
         }
         if timezone == nil {
             misses.add(1, ordering: .relaxed)
