@@ -123,6 +123,92 @@ import Testing
         }
     }
 
+    /// Found by the attack on the rig: 100 parallel wrong passwords got 13-17 bcrypt checks where 5 were allowed.
+    @Test func parallelGuessesGetNoMoreChecksThanTheLimit() async throws {
+        let app = try await makeApp(prefix: prefix, failureLimit: 5)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            var visitor = Browser()
+            let token = try #require(Browser.csrf(in: try await visitor.get(client, "/")))
+            let template = visitor
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for _ in 0..<40 {
+                    group.addTask {
+                        var guesser = template
+                        return try await guesser.post(
+                            client, "/login", form: ["username": "alice", "password": "guess", "csrf": token]
+                        ).status
+                    }
+                }
+                return try await group.reduce(into: [HTTPResponse.Status]()) { $0.append($1) }
+            }
+            let checked = statuses.filter { $0 == .unauthorized }.count
+            #expect(checked <= 5, "\(checked) guesses were checked")
+            #expect(statuses.allSatisfy { $0 == .unauthorized || $0 == .tooManyRequests })
+        }
+    }
+
+    /// Found by the attack on the rig: five wrong passwords by anyone locked the account for its owner too, and one
+    /// client could spray unknown names without limit.
+    @Test func aStrangerSlowsOnlyThemselvesAndOneClientCannotSprayAccounts() async throws {
+        let app = try await makeApp(prefix: prefix, failureLimit: 3)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, prefix: prefix)
+            var stranger = Browser()
+            let from = { (address: String) -> HTTPFields in [.xForwardedFor: address] }
+            for _ in 0..<6 {
+                let status = try await stranger.signIn(
+                    client, user: "alice", password: "guess", headers: from("203.0.113.9")
+                ).status
+                #expect(status == .unauthorized || status == .tooManyRequests)
+            }
+            var owner = Browser()
+            let own = try await owner.signIn(client, headers: from("198.51.100.7"))
+            #expect(own.status == .seeOther, "the owner signs in from her own device")
+
+            var sprayer = Browser()
+            var throttled = false
+            for index in 0..<40 where !throttled {
+                let status = try await sprayer.signIn(
+                    client, user: "nobody\(index)", password: "guess", headers: from("203.0.113.50")
+                ).status
+                throttled = status == .tooManyRequests
+            }
+            #expect(throttled, "one client is limited across accounts")
+            let redis = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
+            let keys = try await redis.send("KEYS", prefix + "login:*").array?.compactMap(\.string) ?? []
+            #expect(keys.count <= 40, "\(keys.count) counter keys")
+            for key in keys { #expect(try await redis.send("PTTL", key).int ?? -1 > 0, "\(key) expires") }
+            await redis.close()
+        }
+    }
+
+    /// Found by the attack on the rig: at `maxmemory` the counter was refused and ignored (unlimited guessing), the
+    /// right password answered 503 and a wrong one 401, and `/healthz` stayed 200.
+    @Test func aRedisThatRefusesWritesFailsClosedAndIsReportedDegraded() async throws {
+        let server = try await RedisServer.start()
+        defer { server.stop() }
+        let app = try await makeApp(url: server.url, prefix: prefix)
+        try await app.test(.router) { client in
+            try await waitUntilReady(client, url: server.url, prefix: prefix)
+            let admin = RedisClient(configuration: try RedisConfiguration(url: server.url))
+            try await admin.send("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            try await admin.send("CONFIG", "SET", "maxmemory", "1")
+            var visitor = Browser()
+            let right = try await visitor.signIn(client, user: "alice", password: "wonderland")
+            let wrong = try await visitor.signIn(client, user: "alice", password: "guess")
+            #expect(right.status == .unauthorized && wrong.status == .unauthorized, "the same answer either way")
+            let health = try await client.execute(uri: "/healthz", method: .get)
+            #expect(health.status == .serviceUnavailable)
+            let body = try jsonObject(health)
+            #expect(body["status"] as? String == "degraded")
+            #expect((body["reason"] as? String)?.contains("OOM") == true, "\(body)")
+            try await admin.send("CONFIG", "SET", "maxmemory", "0")
+            #expect(try await visitor.signIn(client, user: "alice", password: "wonderland").status == .seeOther)
+            await admin.close()
+        }
+    }
+
     @Test func settingsChangeByHTMXAndByPlainFormAndUnknownTimezone() async throws {
         let app = try await makeApp(prefix: prefix)
         try await app.test(.router) { client in

@@ -104,12 +104,14 @@ struct Browser {
 
     /// Signs in through the login form; returns the final response of the login POST.
     @discardableResult
-    mutating func signIn(_ client: some TestClientProtocol, user: String = "alice", password: String = "wonderland")
-        async throws -> TestResponse
-    {
-        let form = try await get(client, "/")
+    mutating func signIn(
+        _ client: some TestClientProtocol, user: String = "alice", password: String = "wonderland",
+        headers: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        let form = try await get(client, "/", headers: headers)
         let token = Self.csrf(in: form) ?? ""
-        return try await post(client, "/login", form: ["username": user, "password": password, "csrf": token])
+        return try await post(
+            client, "/login", form: ["username": user, "password": password, "csrf": token], headers: headers)
     }
 }
 

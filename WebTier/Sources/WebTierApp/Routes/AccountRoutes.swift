@@ -64,12 +64,9 @@ struct AccountRoutes: Sendable {
             return Pages.forbidden(frame: state.frame)
         }
         let username = form["username"] ?? ""
-        let verdict: UserDirectory.Verdict
-        do {
-            verdict = try await state.users.verify(username: username, password: form["password"] ?? "")
-        } catch {
-            return Pages.unavailable()
-        }
+        let verdict = await state.users.verify(
+            username: username, password: form["password"] ?? "", address: Self.clientAddress(request, context),
+            logger: context.logger)
         switch verdict {
         case .throttled(let retryAfter):
             var response = loginForm(
@@ -174,6 +171,30 @@ struct AccountRoutes: Sendable {
             labels["address"] = String(address.prefix(64))
         }
         return labels
+    }
+
+    /// The client the login limits count: the peer, or, when the peer is a proxy on this host or a private network
+    /// (the load balancer), the last `X-Forwarded-For` hop, which that proxy appended. Earlier hops are whatever
+    /// the client wrote, so they never count.
+    static func clientAddress(_ request: Request, _ context: AppRequestContext) -> String {
+        let peer = context.peerAddress
+        guard peer.map(isProxyAddress) ?? true,
+            let forwarded = request.headers[.xForwardedFor]?.split(separator: ",").last?.trimmingCharacters(
+                in: .whitespaces), !forwarded.isEmpty
+        else { return peer ?? "unknown" }
+        return String(forwarded.prefix(64))
+    }
+
+    /// Loopback and private-network addresses: where a load balancer in front of the instances connects from.
+    static func isProxyAddress(_ address: String) -> Bool {
+        let parts = address.split(separator: ".").compactMap { Int($0) }
+        if parts.count == 4 {
+            return parts[0] == 127 || parts[0] == 10 || (parts[0] == 172 && (16...31).contains(parts[1]))
+                || (parts[0] == 192 && parts[1] == 168)
+        }
+        let lowered = address.lowercased()
+        return lowered == "::1" || lowered.hasPrefix("fc") || lowered.hasPrefix("fd")
+            || lowered.hasPrefix("::ffff:127.")
     }
 
     /// A signed-in visitor's POST must carry the session's token, in the form or in `X-CSRF-Token`.

@@ -20,20 +20,32 @@ struct OperationsRoutes: Sendable {
         }
     }
 
-    /// `200` when Redis answers and the subscriber is connected, else `503` with the reason. The session cache's
-    /// state is shown but does not make the instance unhealthy: without tracking it reads every session from Redis.
+    /// `200` when Redis answers and accepts writes and the subscriber is connected, else `503` with the reason: a
+    /// Redis that answers but refuses writes (`OOM` at `maxmemory`, `READONLY` replica, `MISCONF` after a failed
+    /// save) is `degraded`, since logins and sessions cannot be written. The session cache's state is shown but does
+    /// not make the instance unhealthy: without tracking it reads every session from Redis.
     func health() async -> Response {
         var problems: [String] = []
+        var redis = "ok"
         do {
             try await state.client.send("PING")
+            // A write that costs nothing and expires: does Redis take writes?
+            let probe = state.configuration.keyPrefix + "health:" + state.instanceID
+            let reply = try await state.client.send("SET", probe, "1", "PX", 10_000)
+            if case .error(let message) = reply { throw RedisError(.serverError, message) }
+        } catch let error as RedisError where error.code == .serverError {
+            redis = "refuses writes"
+            problems.append("redis refuses writes: \(error.message)")
         } catch {
+            redis = "down"
             problems.append("redis: \(error)")
         }
         let subscribed = state.cache.statistics.isSubscribed
         if !subscribed { problems.append("subscriber: not subscribed to the events channel") }
+        let status = problems.isEmpty ? "ok" : redis == "refuses writes" ? "degraded" : "unavailable"
         let body =
-            "{\"instance\":\(jsonString(state.instanceID)),\"status\":\"\(problems.isEmpty ? "ok" : "unavailable")\","
-            + "\"redis\":\(problems.contains { $0.hasPrefix("redis") } ? "\"down\"" : "\"ok\""),"
+            "{\"instance\":\(jsonString(state.instanceID)),\"status\":\"\(status)\","
+            + "\"redis\":\"\(redis)\","
             + "\"subscriber\":\"\(subscribed ? "subscribed" : "disconnected")\","
             + "\"session_cache\":\"\(sessionCacheState)\""
             + (problems.isEmpty ? "" : ",\"reason\":\(jsonString(problems.joined(separator: "; ")))") + "}"

@@ -1,5 +1,6 @@
 import Foundation
 import HummingbirdBcrypt
+import Logging
 import NIOPosix
 import RedisClient
 import RedisSession
@@ -12,8 +13,21 @@ struct UserDirectory: Sendable {
     let settings: UserSettingsStore
     let keyPrefix: String
     let bcryptCost: UInt8
-    let failureLimit: Int
-    let failureWindow: Duration
+    /// Password guesses, limited per account and client and per client (``LoginLimiter``).
+    let limiter: LoginLimiter
+
+    init(
+        client: RedisClient, settings: UserSettingsStore, keyPrefix: String, bcryptCost: UInt8, failureLimit: Int,
+        failureWindow: Duration
+    ) {
+        self.client = client
+        self.settings = settings
+        self.keyPrefix = keyPrefix
+        self.bcryptCost = bcryptCost
+        self.limiter = LoginLimiter(
+            freeAttempts: failureLimit, maximumDelay: failureWindow, window: failureWindow, client: client,
+            keyPrefix: keyPrefix)
+    }
 
     /// The outcome of a login attempt.
     enum Verdict: Sendable, Equatable {
@@ -28,7 +42,6 @@ struct UserDirectory: Sendable {
     private static let decoyHash = Bcrypt.hash("decoy password", cost: 10)
 
     private func accountKey(_ username: String) -> String { keyPrefix + "account:" + username }
-    private func failureKey(_ username: String) -> String { keyPrefix + "login-failures:" + username }
 
     /// Normalises a submitted user name; `nil` when it cannot be one (so it never reaches a key name).
     static func normalise(_ username: String) -> String? {
@@ -41,34 +54,47 @@ struct UserDirectory: Sendable {
         return lowered
     }
 
-    /// Checks credentials, counting failures per account in Redis (shared by every instance).
-    func verify(username rawUsername: String, password: String) async throws -> Verdict {
+    /// Checks credentials, taking the attempt from the ``LoginLimiter`` first.
+    ///
+    /// Fails closed: when Redis cannot record the attempt or read the account, the answer is ``Verdict/rejected``
+    /// after a bcrypt check's worth of work, exactly as for a wrong password, and the failure is logged. (The attack
+    /// on the rig found the opposite: a Redis at `maxmemory` refused the counter, guessing was unlimited, and the right
+    /// password answered 503 where a wrong one answered 401.)
+    ///
+    /// - Parameters:
+    ///   - address: The client's address, for the per-client limits.
+    func verify(username rawUsername: String, password: String, address: String, logger: Logger) async -> Verdict {
         guard let username = Self.normalise(rawUsername), !password.isEmpty, password.utf8.count <= 256 else {
             return .rejected
         }
-        let state = try await client.pipeline([
-            RedisCommand("GET", failureKey(username)), RedisCommand("PTTL", failureKey(username)),
-            RedisCommand("HGET", accountKey(username), "password"),
-        ])
-        let failures = state[0].int ?? 0
-        if failures >= failureLimit {
-            let milliseconds = max(1000, state[1].int ?? 1000)
-            return .throttled(retryAfter: (milliseconds + 999) / 1000)
+        let storedHash: String?
+        do {
+            switch try await limiter.take(account: username, address: address) {
+            case .wait(let seconds): return .throttled(retryAfter: seconds)
+            case .proceed: break
+            }
+            storedHash = try await client.send("HGET", accountKey(username), "password").string
+        } catch {
+            logger.error(
+                "login refused: the attempt could not be recorded, so no password is checked",
+                metadata: ["rsess.user": "\(username)", "rsess.error": "\(error)"])
+            _ = try? await checkPassword(password, against: nil)  // the time a wrong password takes
+            return .rejected
         }
-        let storedHash = state[2].string
-        // bcrypt is deliberately slow CPU work: keep it off the Swift cooperative pool.
-        let matches = try await NIOThreadPool.singleton.runIfActive {
-            Bcrypt.verify(password, hash: storedHash ?? Self.decoyHash)
+        let matches = (try? await checkPassword(password, against: storedHash)) ?? false
+        guard matches && storedHash != nil else { return .rejected }
+        do {
+            try await limiter.succeeded(account: username, address: address)
+        } catch {
+            logger.warning("login: the limiter was not reset", metadata: ["rsess.error": "\(error)"])
         }
-        if matches && storedHash != nil {
-            try await client.send("DEL", failureKey(username))
-            return .accepted(userID: username)
-        }
-        _ = try await client.pipeline([
-            RedisCommand("INCR", failureKey(username)),
-            RedisCommand("PEXPIRE", failureKey(username), Int(failureWindow.components.seconds * 1000), "NX"),
-        ])
-        return .rejected
+        return .accepted(userID: username)
+    }
+
+    /// bcrypt is deliberately slow CPU work: it runs on NIO's thread pool, never on the Swift cooperative pool. An
+    /// unknown user is checked against a decoy hash, so "no such user" and "wrong password" take as long.
+    private func checkPassword(_ password: String, against storedHash: String?) async throws -> Bool {
+        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: storedHash ?? Self.decoyHash) }
     }
 
     /// Creates an account with its settings record unless it exists. Returns whether it was created.
