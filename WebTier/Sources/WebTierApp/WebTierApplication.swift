@@ -24,8 +24,11 @@ public func buildApplication(configuration: WebTierConfiguration, logger: Logger
     var services: [any Service] = [RedisClientService(client: state.client), SettingsCacheService(cache: state.cache)]
     if let sessionCache = state.sessionCache { services.append(SessionCacheService(cache: sessionCache)) }
     if configuration.seedDemoUsers { services.append(DemoUserSeeder(users: state.users, logger: logger)) }
+    let deadlines = RequestDeadlineHandler.Deadlines(
+        head: configuration.requestHeadTimeout, body: configuration.requestBodyTimeout)
     return Application(
         router: router,
+        server: .http1(additionalChannelHandlers: [RequestDeadlineHandler(deadlines: deadlines)]),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         services: services,
         logger: logger)

@@ -35,6 +35,11 @@ public struct WebTierConfiguration: Sendable {
     /// The host name browsers use for this site (`sessions.example.com`): the login form refuses a POST whose
     /// `Origin` (or `Referer`) names another host. `nil` compares with the request's `Host` header.
     public var publicHost: String?
+    /// How long a client may take to send a request head (also how long a kept-alive connection may stay idle).
+    /// Default 10 s.
+    public var requestHeadTimeout: Duration
+    /// How long a client may take to send a request body. Default 30 s.
+    public var requestBodyTimeout: Duration
 
     /// Creates a configuration; every argument but the Redis configuration has a default.
     public init(
@@ -52,8 +57,11 @@ public struct WebTierConfiguration: Sendable {
         loginFailureWindow: Duration = .seconds(300),
         seedDemoUsers: Bool = false,
         publicDirectory: String? = nil,
-        publicHost: String? = nil
+        publicHost: String? = nil,
+        requestHeadTimeout: Duration = .seconds(10),
+        requestBodyTimeout: Duration = .seconds(30)
     ) {
+        precondition(requestHeadTimeout > .zero && requestBodyTimeout > .zero, "request timeouts must be positive")
         precondition((4...31).contains(bcryptCost), "bcrypt cost must be within 4...31")
         self.instanceID = instanceID
         self.host = host
@@ -70,5 +78,7 @@ public struct WebTierConfiguration: Sendable {
         self.seedDemoUsers = seedDemoUsers
         self.publicDirectory = publicDirectory
         self.publicHost = publicHost
+        self.requestHeadTimeout = requestHeadTimeout
+        self.requestBodyTimeout = requestBodyTimeout
     }
 }

@@ -14,7 +14,8 @@ import Testing
 /// A web-tier instance configured for tests: a private key prefix, cheap bcrypt, demo users seeded.
 func makeApp(
     instanceID: String = "test-1", url: String? = nil, prefix: String, failureLimit: Int = 5,
-    publicDirectory: String? = nil, publicHost: String? = nil, secureCookies: Bool = false
+    publicDirectory: String? = nil, publicHost: String? = nil, secureCookies: Bool = false,
+    requestHeadTimeout: Duration = .seconds(10)
 ) async throws -> some ApplicationProtocol {
     let target: String
     if let url { target = url } else { target = try await RedisServer.sharedURL() }
@@ -24,7 +25,7 @@ func makeApp(
     let configuration = WebTierConfiguration(
         instanceID: instanceID, port: 0, redis: redis, keyPrefix: prefix, secureCookies: secureCookies, bcryptCost: 4,
         loginFailureLimit: failureLimit, seedDemoUsers: true, publicDirectory: publicDirectory,
-        publicHost: publicHost)
+        publicHost: publicHost, requestHeadTimeout: requestHeadTimeout)
     var logger = Logger(label: "webtier-test")
     logger.logLevel = .warning
     return buildApplication(configuration: configuration, logger: logger)

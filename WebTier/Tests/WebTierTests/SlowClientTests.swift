@@ -1,0 +1,98 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Found by the attack on the rig: partial requests and idle HTTP/1.0 connections were never timed out, so slow
+/// clients could hold an instance's connections for ever.
+@Suite(.timeLimit(.minutes(1))) struct SlowClientTests {
+    let prefix = uniquePrefix()
+
+    /// A raw TCP connection to the live server, to send what no HTTP client would.
+    struct RawConnection {
+        let fd: Int32
+
+        init(port: Int) throws {
+            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+                }
+            }
+            try #require(connected, "cannot connect to the test server")
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+
+        func send(_ text: String) {
+            let bytes = Array(text.utf8)
+            _ = write(fd, bytes, bytes.count)
+        }
+
+        /// Reads until the server closes the connection (or 5 s pass); returns what it sent and how long it took.
+        func readUntilClosed() -> (text: String, closed: Bool, elapsed: Duration) {
+            let started = ContinuousClock.now
+            var received: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = read(fd, &buffer, buffer.count)
+                if count == 0 {
+                    return (String(decoding: received, as: UTF8.self), true, ContinuousClock.now - started)
+                }
+                if count < 0 {
+                    return (String(decoding: received, as: UTF8.self), false, ContinuousClock.now - started)
+                }
+                received += buffer[..<count]
+            }
+        }
+
+        func close() { _ = Glibc.close(fd) }
+    }
+
+    @Test func partialHeadsAndIdleConnectionsAreClosedInTime() async throws {
+        let app = try await makeApp(prefix: prefix, requestHeadTimeout: .milliseconds(400))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            try await waitUntilReady(client, prefix: prefix)
+
+            // Slowloris: a head that never completes.
+            let partial = try RawConnection(port: port)
+            partial.send("GET / HTTP/1.1\r\nHost: test\r\nX-Slow: ")
+            let slow = partial.readUntilClosed()
+            #expect(slow.closed && slow.text.isEmpty, "the partial request was closed without an answer")
+            #expect(slow.elapsed < .seconds(2), "closed after \(slow.elapsed)")
+            partial.close()
+
+            // An HTTP/1.0 connection that never sends anything.
+            let idle = try RawConnection(port: port)
+            let silent = idle.readUntilClosed()
+            #expect(
+                silent.closed && silent.elapsed < .seconds(2), "an idle connection was closed after \(silent.elapsed)")
+            idle.close()
+
+            // A kept-alive connection gets its answer, then is closed once idle past the deadline.
+            let keptAlive = try RawConnection(port: port)
+            keptAlive.send("GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            let answered = keptAlive.readUntilClosed()
+            #expect(answered.text.hasPrefix("HTTP/1.1 200"), "\(answered.text.prefix(40))")
+            #expect(answered.closed && answered.elapsed < .seconds(2))
+            keptAlive.close()
+
+            // A client that keeps up is not affected, even one that sends its head in pieces within the deadline.
+            let steady = try RawConnection(port: port)
+            steady.send("GET /healthz HTTP/1.0\r\n")
+            try await Task.sleep(for: .milliseconds(100))
+            steady.send("Host: test\r\n\r\n")
+            #expect(steady.readUntilClosed().text.hasPrefix("HTTP/1.1 200"))
+            steady.close()
+        }
+    }
+}
