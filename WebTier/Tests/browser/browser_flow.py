@@ -20,8 +20,14 @@ import zoneinfo
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import WebDriverWait as SeleniumWait
+
+
+def WebDriverWait(driver, timeout):
+    """Waits that ride out a page being replaced: a script run while htmx reloads the page can fail once."""
+    return SeleniumWait(driver, timeout, ignored_exceptions=(WebDriverException,))
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 PASSED, FAILED = [], []
