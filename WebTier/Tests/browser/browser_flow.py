@@ -22,6 +22,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait as SeleniumWait
 
 
@@ -239,7 +240,10 @@ class Flow:
                 username.clear()  # the form keeps the name after a failure
                 username.send_keys("bob")
                 other.find_element(By.NAME, "password").send_keys("not-bobs-password")
-                other.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]").click()
+                submit = other.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]")
+                submit.click()
+                # The answer is a new page: wait for the old one to go before reading it.
+                WebDriverWait(other, 10).until(expected_conditions.staleness_of(submit))
                 WebDriverWait(other, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
                 if "Too many failed attempts" in other.page_source:
                     break
