@@ -23,9 +23,9 @@ public struct WebTierConfiguration: Sendable {
     public var sessionCache: SessionCache.Configuration?
     /// bcrypt cost for new password hashes (tests use 4).
     public var bcryptCost: UInt8
-    /// Failed logins allowed per account within ``loginFailureWindow`` before `429`.
+    /// Failed logins per account and client before each further attempt must wait (1 s, doubling); then `429`.
     public var loginFailureLimit: Int
-    /// The window of the failed-login counter.
+    /// The longest back-off, and the window of the per-client count of attempts.
     public var loginFailureWindow: Duration
     /// Whether to create the demo users at start.
     public var seedDemoUsers: Bool
