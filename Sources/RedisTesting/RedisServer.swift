@@ -221,8 +221,9 @@ public final class RedisServer: Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    /// A blocking TCP socket connected to `127.0.0.1:port`, or `nil` (`errno` says why).
-    static func connectToLoopback(port: Int) -> Int32? {
+    /// A blocking TCP socket connected to `127.0.0.1:port`, or `nil` (`errno` says why); for tests that must send
+    /// what no client library would. The caller closes it.
+    public static func connectToLoopback(port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         var address = sockaddr_in()
