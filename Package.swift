@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "RedisTesting", targets: ["RedisTesting"]),
         .executable(name: "session-bench", targets: ["session-bench"]),
         .executable(name: "session-listen", targets: ["session-listen"]),
+        .executable(name: "session-fuzz", targets: ["session-fuzz"]),
     ],
     // The component's only dependency is the system library libhiredis: no Swift package dependencies.
     targets: [
@@ -37,6 +38,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "session-listen",
+            dependencies: ["RedisClient", "RedisSession"],
+            swiftSettings: swiftSettings
+        ),
+        // libFuzzer targets when built by scripts/fuzz (-sanitize=fuzzer,address -DFUZZING); otherwise a replayer of
+        // the corpus in Fuzz/Corpus.
+        .executableTarget(
+            name: "session-fuzz",
             dependencies: ["RedisClient", "RedisSession"],
             swiftSettings: swiftSettings
         ),

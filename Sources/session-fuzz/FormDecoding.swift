@@ -1,0 +1,1 @@
+../../WebTier/Sources/WebTierApp/Routes/FormDecoding.swift
