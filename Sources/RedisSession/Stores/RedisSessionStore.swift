@@ -45,9 +45,11 @@ public struct RedisSessionStore: SessionStore {
         self.client = client
         self.configuration = configuration
         self.cache = cache
+        self.keys = SessionKeys(prefix: configuration.keyPrefix)
     }
 
-    private var keys: SessionKeys { SessionKeys(prefix: configuration.keyPrefix) }
+    /// Built once: every load names its key through it.
+    private let keys: SessionKeys
     private var idleMilliseconds: Int64 { configuration.idleTimeout.wholeMilliseconds }
     private var absoluteMilliseconds: Int64 { configuration.absoluteLifetime.wholeMilliseconds }
 
