@@ -105,6 +105,59 @@ check("nginx.conf is a template with the three upstreams and the port",
       all(f"${{{name}}}" in template for name in ("WEB1", "WEB2", "WEB3", "LB_PORT")))
 check("nginx.conf balances round-robin over an upstream", "upstream webtier" in template and "proxy_pass http://webtier" in template)
 
+# The TLS override (docker-compose.tls.yml), merged onto the base file as `docker compose -f ... -f ...` does:
+# mappings merge, `command` and `healthcheck.test` are replaced, volumes merge by their target path.
+def merged(base, override, key=""):
+    if isinstance(base, dict) and isinstance(override, dict):
+        result = dict(base)
+        for name, value in override.items():
+            result[name] = merged(base.get(name), value, name) if name in base else value
+        return result
+    if key == "volumes" and isinstance(base, list) and isinstance(override, list):
+        by_target = {str(v).split(":")[1] if ":" in str(v) else str(v): v for v in base}
+        by_target.update({str(v).split(":")[1] if ":" in str(v) else str(v): v for v in override})
+        return list(by_target.values())
+    return override
+
+
+with open(os.path.join(here, "docker-compose.tls.yml")) as handle:
+    tls_override = yaml.safe_load(handle)
+tls = merged(compose, tls_override)
+tls_services = tls.get("services", {})
+tls_redis = [str(part) for part in tls_services.get("redis", {}).get("command") or []]
+check("tls: redis has no plaintext port and a TLS port with its certificate",
+      "--port" in tls_redis and tls_redis[tls_redis.index("--port") + 1] == "0" and "--tls-port" in tls_redis
+      and "--tls-cert-file" in tls_redis, " ".join(tls_redis))
+check("tls: redis's health check speaks TLS", "--tls" in (tls_services.get("redis", {}).get("healthcheck") or {}).get("test", []))
+check("tls: redis still persists with the append-only file", "--appendonly" in tls_redis)
+check("tls: the certificates come from make-tls-certs in a one-shot service",
+      "make-tls-certs" in " ".join(str(p) for p in tls_services.get("tls-certs", {}).get("command") or []))
+tunnel_url = "rediss://redis:6379?tunnel=127.0.0.1:6380"
+for name in ("web1", "web2", "web3", "listener", "check"):
+    service = tls_services.get(name, {})
+    text = " ".join(str(part) for part in service.get("command") or []) + " " + " ".join(
+        f"{k}={v}" for k, v in (service.get("environment") or {}).items())
+    check(f"tls: {name} reaches redis with rediss:// through its loopback tunnel", tunnel_url in text, text)
+    check(f"tls: {name} keeps no plaintext redis:// URL", "redis://redis" not in text, text)
+    sidecar = tls_services.get(f"{name}-tunnel", {})
+    check(f"tls: {name} has a stunnel sidecar in its network namespace",
+          sidecar.get("network_mode") == f"service:{name}" and "stunnel4" in " ".join(sidecar.get("command") or []))
+    check(f"tls: {name}'s sidecar fills in docker/stunnel.conf",
+          "./stunnel.conf:/etc/rsess/stunnel.conf:ro" in [str(v) for v in sidecar.get("volumes") or []])
+tls_volumes = set((tls.get("volumes") or {}).keys())
+for name, service in tls_services.items():
+    for volume in service.get("volumes") or []:
+        source = str(volume).split(":")[0]
+        if not source.startswith("."):
+            check(f"tls: {name}'s volume {source} is declared", source in tls_volumes)
+with open(os.path.join(here, "stunnel.conf")) as handle:
+    stunnel_template = handle.read()
+check("stunnel.conf is a client-mode template that verifies the server",
+      "client = yes" in stunnel_template and "verifyChain = yes" in stunnel_template
+      and all(f"${{{name}}}" in stunnel_template for name in ("ACCEPT", "CONNECT", "CA_FILE", "CHECK_HOST")))
+check("the image has stunnel4 and make-tls-certs for the sidecars",
+      "stunnel4" in dockerfile and "scripts/make-tls-certs" in dockerfile)
+
 failed = results.count(False)
 print(f"{len(results) - failed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

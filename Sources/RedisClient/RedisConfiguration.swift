@@ -50,7 +50,16 @@ public struct RedisConfiguration: Sendable, Hashable {
     }
 
     /// Where the server listens. Default `127.0.0.1:6379`.
+    ///
+    /// With a ``tlsTunnel`` this is the TLS server the tunnel reaches; it names the server in errors and logs.
     public var endpoint: Endpoint
+    /// Where a local TLS tunnel (stunnel, a sidecar) listens, for a server that accepts TLS only; `nil` connects to
+    /// ``endpoint`` directly.
+    ///
+    /// hiredis 0.14.1 has no TLS, so TLS is the tunnel's job: the client speaks plain RESP to the tunnel, and the
+    /// tunnel verifies the server's certificate and encrypts. The leg to the tunnel is plaintext, so it must stay on
+    /// this host: a loopback address or a Unix socket. ``init(url:)`` refuses any other.
+    public var tlsTunnel: Endpoint?
     /// The ACL user name for `AUTH user password`; `nil` sends `AUTH password` (the `default` user).
     public var username: String?
     /// The password sent with `AUTH` on every (re)connect; `nil` sends no `AUTH`.
@@ -80,6 +89,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// keep arriving within it. A connection whose replies usually take longer (a distant server, a loaded one)
     /// stops polling for them on its own.
     public var busyPollWindow: Duration
+
+    /// Where connections actually go: the TLS tunnel when there is one, the server otherwise.
+    public var connectEndpoint: Endpoint { tlsTunnel ?? endpoint }
 
     /// Creates a configuration from fields.
     ///
@@ -131,6 +143,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// Accepted forms:
     /// - `redis://[[user]:password@]host[:port][/db]` (IPv6 hosts in brackets: `redis://[::1]:6380`)
     /// - `unix:///path/to/redis.sock[?db=N]` (also `redis+unix://`, and `?password=` / `?user=`)
+    /// - `rediss://[[user]:password@]host[:port][/db]?tunnel=127.0.0.1:6380`: a server that accepts TLS only,
+    ///   reached through a local TLS tunnel (``tlsTunnel``); without `tunnel=` the URL is refused, because
+    ///   hiredis 0.14.1 cannot speak TLS itself and a TLS server must never get plaintext.
     ///
     /// User name and password are percent-decoded. Other fields keep their defaults.
     ///

@@ -29,16 +29,19 @@ public final class RedisServer: Sendable {
     public let extraArguments: [String]
     /// The folder holding its log (`redis.log`).
     public var directoryPath: String { directory.path }
+    /// The certificates of a server that accepts TLS only (``startTLSOnly(certificates:)``), or `nil`.
+    public let certificates: TLSCertificates?
     private let directory: URL
 
     /// The running server's pid, or `nil`. Spawned and reaped here (not by `Foundation.Process`) so that stopping
     /// is a plain `kill` + `waitpid`.
     private let pid: Mutex<pid_t?>
 
-    private init(port: Int, extraArguments: [String], directory: URL) {
+    private init(port: Int, extraArguments: [String], directory: URL, certificates: TLSCertificates? = nil) {
         self.port = port
         self.extraArguments = extraArguments
         self.directory = directory
+        self.certificates = certificates
         self.pid = Mutex(nil)
     }
 
@@ -49,6 +52,21 @@ public final class RedisServer: Sendable {
     ///   - arguments: Extra `redis-server` arguments, for example `["--requirepass", "secret"]`.
     /// - Throws: ``RedisServerError`` when `redis-server` is not installed or does not come up within 10 s.
     public static func start(port: Int? = nil, arguments: [String] = []) async throws -> RedisServer {
+        try await start(port: port, arguments: arguments, certificates: nil)
+    }
+
+    /// Starts a server that accepts TLS only: `--port 0` (no plaintext listener) and `--tls-port` on a free loopback
+    /// port, with the server certificate of `certificates`. Clients reach it through a ``TLSTunnel``; returns once
+    /// the TLS port accepts connections.
+    ///
+    /// - Parameter certificates: The CA and server certificate, for example from ``TLSCertificates/make(hosts:)``.
+    public static func startTLSOnly(certificates: TLSCertificates) async throws -> RedisServer {
+        try await start(port: nil, arguments: [], certificates: certificates)
+    }
+
+    private static func start(
+        port: Int?, arguments: [String], certificates: TLSCertificates?
+    ) async throws -> RedisServer {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("redis-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -56,7 +74,8 @@ public final class RedisServer: Sendable {
         var lastError: any Error = RedisServerError("no attempt")
         for _ in 0..<(port == nil ? 5 : 1) {
             let server = RedisServer(
-                port: try port ?? freeLoopbackPort(), extraArguments: arguments, directory: directory)
+                port: try port ?? freeLoopbackPort(), extraArguments: arguments, directory: directory,
+                certificates: certificates)
             do {
                 try await server.launch()
                 return server
@@ -82,7 +101,6 @@ public final class RedisServer: Sendable {
         }
         guard let running else { return }
         Self.terminate(running)
-        _ = Self.registry.withLock { $0.remove(running) }
     }
 
     /// Stops and starts the server on the same port, like a Redis restart in production. Data is lost.
@@ -111,15 +129,23 @@ public final class RedisServer: Sendable {
         guard let executable = Self.findExecutable("redis-server") else {
             throw RedisServerError("redis-server is not installed (apt-get install redis-server)")
         }
+        let listener =
+            if let certificates {
+                [
+                    "--port", "0", "--tls-port", String(port), "--tls-cert-file", certificates.serverCertificatePath,
+                    "--tls-key-file", certificates.serverKeyPath, "--tls-ca-cert-file", certificates.caPath,
+                    "--tls-auth-clients", "no",
+                ]
+            } else {
+                ["--port", String(port)]
+            }
         let arguments =
-            [
-                executable, "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            [executable] + listener + [
+                "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--dir", directory.path, "--logfile", "redis.log",
                 "--enable-debug-command", "local",
             ] + extraArguments
         let child = try Self.spawn(arguments)
-        Self.registerExitCleanup()
-        _ = Self.registry.withLock { $0.insert(child) }
         pid.withLock { $0 = child }
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
@@ -128,20 +154,24 @@ public final class RedisServer: Sendable {
                 stop()
                 throw RedisServerError("redis-server exited at start: \(log?.suffix(400) ?? "no log")")
             }
-            if Self.answersPing(port: port) { return }
+            // A TLS port cannot be pinged in plaintext; a listener accepting connections is ready.
+            if certificates == nil ? Self.answersPing(port: port) : Self.accepts(port: port) { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         stop()
         throw RedisServerError("redis-server on port \(port) did not answer PING within 10 s")
     }
 
-    private static func spawn(_ arguments: [String]) throws -> pid_t {
+    /// Starts `arguments[0]` with stdin and stdout on `/dev/null` (stderr too unless `stderrPath` is given), an
+    /// empty signal mask, and registers it to be killed when the test process exits.
+    static func spawn(_ arguments: [String], stderrPath: String? = nil) throws -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         for descriptor: Int32 in [0, 1, 2] {
-            posix_spawn_file_actions_addopen(
-                &actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
+            let path = descriptor == 2 ? stderrPath ?? "/dev/null" : "/dev/null"
+            let flags = descriptor == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_APPEND
+            posix_spawn_file_actions_addopen(&actions, descriptor, path, flags, 0o644)
         }
         // The spawning thread may be a dispatch worker with every signal blocked; the child would inherit that mask
         // and ignore SIGTERM. Start it with an empty mask and default dispositions.
@@ -160,11 +190,13 @@ public final class RedisServer: Sendable {
         defer { for argument in cArguments { free(argument) } }
         var child: pid_t = 0
         let result = posix_spawn(&child, arguments[0], &actions, &attributes, &cArguments, environ)
-        guard result == 0 else { throw RedisServerError("cannot start redis-server: error \(result)") }
+        guard result == 0 else { throw RedisServerError("cannot start \(arguments[0]): error \(result)") }
+        registerExitCleanup()
+        _ = registry.withLock { $0.insert(child) }
         return child
     }
 
-    private static func terminate(_ child: pid_t) {
+    static func terminate(_ child: pid_t) {
         kill(child, SIGTERM)
         let deadline = ContinuousClock.now + .seconds(5)
         while ContinuousClock.now < deadline {
@@ -173,6 +205,7 @@ public final class RedisServer: Sendable {
         }
         kill(child, SIGKILL)
         waitpid(child, nil, 0)
+        _ = registry.withLock { $0.remove(child) }
     }
 
     // MARK: Helpers
@@ -242,6 +275,13 @@ public final class RedisServer: Sendable {
             return nil
         }
         return fd
+    }
+
+    /// Whether something accepts TCP connections on the loopback port.
+    public static func accepts(port: Int) -> Bool {
+        guard let fd = connectToLoopback(port: port) else { return false }
+        close(fd)
+        return true
     }
 
     /// Whether something on the loopback port answers `PING` (or asks for `AUTH`, which also means it is up).

@@ -13,7 +13,8 @@ struct SessionListen {
         origin and lag (publish to receipt, in ms).
 
         OPTIONS:
-          --url URL          Redis URL (default: $REDIS_URL, else redis://127.0.0.1:6379)
+          --url URL          Redis URL (default: $REDIS_URL, else redis://127.0.0.1:6379); a TLS-only
+                             server is rediss://host:port?tunnel=127.0.0.1:PORT (docs/TLS.md)
           --prefix PREFIX    key prefix of the deployment (default: rsess:)
           --json             print each event as its JSON payload, unchanged, plus "lag_ms"
           --count N          exit 0 after N events (after the --type filter)

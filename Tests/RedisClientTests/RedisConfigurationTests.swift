@@ -29,11 +29,28 @@ import Testing
         #expect(unix.password == "pw")
     }
 
+    @Test func parsesTLSThroughALocalTunnel() throws {
+        let tls = try RedisConfiguration(url: "rediss://:pw@redis.example.com:6380/3?tunnel=127.0.0.1:16380")
+        #expect(tls.endpoint == .tcp(host: "redis.example.com", port: 6380))
+        #expect(tls.tlsTunnel == .tcp(host: "127.0.0.1", port: 16380))
+        #expect(tls.connectEndpoint == .tcp(host: "127.0.0.1", port: 16380))
+        #expect(tls.password == "pw")
+        #expect(tls.database == 3)
+        let socket = try RedisConfiguration(url: "rediss://redis.example.com?tunnel=/run/stunnel/redis.sock")
+        #expect(socket.connectEndpoint == .unixSocket(path: "/run/stunnel/redis.sock"))
+        let plain = try RedisConfiguration(url: "redis://redis.example.com")
+        #expect(plain.tlsTunnel == nil)
+        #expect(plain.connectEndpoint == plain.endpoint)
+    }
+
     @Test(arguments: [
         ("", "empty"),
         ("127.0.0.1:6379", "missing scheme"),
         ("http://localhost", "unsupported scheme"),
-        ("rediss://localhost", "TLS"),
+        ("rediss://localhost", "needs a local TLS tunnel"),
+        ("rediss://redis.example.com?tunnel=10.0.0.5:6380", "not on loopback"),
+        ("rediss://redis.example.com?tunnel=6380", "must be host:port"),
+        ("redis://localhost?tunnel=127.0.0.1:6380", "belongs to rediss://"),
         ("redis://localhost:0", "port '0'"),
         ("redis://localhost:99999", "port '99999'"),
         ("redis://localhost:abc", "port 'abc'"),

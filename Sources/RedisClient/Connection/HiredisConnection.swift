@@ -25,10 +25,12 @@ final class HiredisConnection {
     /// - Parameter readTimeout: The socket timeout; `nil` uses the configuration's command timeout.
     init(configuration: RedisConfiguration, readTimeout: Duration? = nil) throws(RedisError) {
         chiredis_ignore_sigpipe()
-        endpointDescription = configuration.endpoint.description
+        endpointDescription =
+            configuration.tlsTunnel.map { "\(configuration.endpoint) (TLS through \($0))" }
+            ?? configuration.endpoint.description
         let connectMilliseconds = configuration.connectTimeout.wholeMillisecondsRoundedUp
         let connected: UnsafeMutablePointer<redisContext>? =
-            switch configuration.endpoint {
+            switch configuration.connectEndpoint {
             case .tcp(let host, let port): chiredis_connect_tcp(host, Int32(port), connectMilliseconds)
             case .unixSocket(let path): chiredis_connect_unix(path, connectMilliseconds)
             }
@@ -50,7 +52,7 @@ final class HiredisConnection {
         if chiredis_set_timeout(connected, timeout) != REDIS_OK {
             throw RedisError(.connectionFailed, "cannot set the socket timeout", context: endpointDescription)
         }
-        if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(connected) }
+        if case .tcp = configuration.connectEndpoint { _ = redisEnableKeepAlive(connected) }
         try handshake(configuration)
     }
 
@@ -73,10 +75,25 @@ final class HiredisConnection {
         if let name = configuration.clientName {
             commands.append((RedisCommand("CLIENT", "SETNAME", name), .invalidConfiguration))
         }
+        if configuration.tlsTunnel != nil {
+            // A tunnel accepts on loopback before it has reached the server, and closes the connection when the TLS
+            // leg fails (refused, wrong certificate). One PING proves the whole path before the pool uses it.
+            commands.append((RedisCommand("PING"), .connectionFailed))
+        }
         guard !commands.isEmpty else { return }
         for (command, _) in commands { append(command.encoded) }
         for (command, code) in commands {
-            let reply = try readReply()
+            let reply: RedisValue
+            do {
+                reply = try readReply()
+            } catch {
+                // Closed during the handshake: the connection never became usable. Through a TLS tunnel this is
+                // how a failed TLS leg looks (refused, or a certificate the tunnel does not trust).
+                let hint = configuration.tlsTunnel == nil ? "" : "; the TLS tunnel's log says why"
+                throw RedisError(
+                    .connectionFailed, "\(error.message) during the handshake\(hint)",
+                    context: "\(command.name) on \(endpointDescription)")
+            }
             if case .error(let message) = reply {
                 throw RedisError(code, message, context: "\(command.name) on \(endpointDescription)")
             }

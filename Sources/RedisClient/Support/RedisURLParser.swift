@@ -15,12 +15,38 @@ struct RedisURLParser {
         switch scheme {
         case "redis": try applyTCP(rest, to: &configuration)
         case "unix", "redis+unix", "redis-socket": try applyUnix(rest, to: &configuration)
-        case "rediss": throw invalid("TLS (rediss://) is not supported by hiredis 0.14.1")
-        default: throw invalid("unsupported scheme '\(scheme)': expected redis:// or unix://")
+        case "rediss":
+            try applyTCP(rest, to: &configuration, allowsTunnel: true)
+            guard configuration.tlsTunnel != nil else {
+                throw invalid(
+                    "rediss:// needs a local TLS tunnel: hiredis 0.14.1 has no TLS, so run stunnel (see docs/TLS.md) "
+                        + "and add ?tunnel=127.0.0.1:<its port>")
+            }
+        default: throw invalid("unsupported scheme '\(scheme)': expected redis://, rediss:// or unix://")
         }
     }
 
-    private func applyTCP(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
+    /// The tunnel's address: loopback or a Unix socket only, because the leg to it is plaintext.
+    private func parseTunnel(_ value: Substring) throws(RedisError) -> RedisConfiguration.Endpoint {
+        let text = try percentDecoded(value, what: "tunnel")
+        if text.hasPrefix("/") { return .unixSocket(path: text) }
+        if text.hasPrefix("unix:") { return .unixSocket(path: String(text.dropFirst(5))) }
+        guard !text.isEmpty, text.contains(":") else {
+            throw invalid("tunnel '\(text)' must be host:port on loopback or an absolute Unix socket path")
+        }
+        let (host, port) = try parseHostPort(Substring(text))
+        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        guard loopback else {
+            throw invalid(
+                "tunnel '\(text)' is not on loopback: the leg to the TLS tunnel is plaintext, so it must stay on "
+                    + "this host (127.0.0.1, ::1, localhost or a Unix socket)")
+        }
+        return .tcp(host: host, port: port)
+    }
+
+    private func applyTCP(
+        _ rest: Substring, to configuration: inout RedisConfiguration, allowsTunnel: Bool = false
+    ) throws(RedisError) {
         var remainder = rest
         var query: Substring = ""
         if let questionMark = remainder.firstIndex(of: "?") {
@@ -45,7 +71,7 @@ struct RedisURLParser {
             }
             configuration.database = database
         }
-        try applyQuery(query, to: &configuration)
+        try applyQuery(query, to: &configuration, allowsTunnel: allowsTunnel)
     }
 
     private func applyUnix(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
@@ -108,7 +134,9 @@ struct RedisURLParser {
         return (String(host), port)
     }
 
-    private func applyQuery(_ query: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
+    private func applyQuery(
+        _ query: Substring, to configuration: inout RedisConfiguration, allowsTunnel: Bool = false
+    ) throws(RedisError) {
         guard !query.isEmpty else { return }
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -122,7 +150,10 @@ struct RedisURLParser {
                 configuration.database = database
             case "password": configuration.password = try percentDecoded(value, what: "password")
             case "user", "username": configuration.username = try percentDecoded(value, what: "user name")
-            default: throw invalid("unknown URL parameter '\(key)': expected db, password or user")
+            case "tunnel":
+                guard allowsTunnel else { throw invalid("tunnel= belongs to rediss:// URLs (a TLS server)") }
+                configuration.tlsTunnel = try parseTunnel(value)
+            default: throw invalid("unknown URL parameter '\(key)': expected db, password, user or tunnel")
             }
         }
     }

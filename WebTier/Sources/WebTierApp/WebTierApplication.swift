@@ -28,7 +28,7 @@ public func buildApplication(configuration: WebTierConfiguration, logger: Logger
         head: configuration.requestHeadTimeout, body: configuration.requestBodyTimeout)
     return Application(
         router: router,
-        server: .http1(additionalChannelHandlers: [RequestDeadlineHandler(deadlines: deadlines)]),
+        server: .http1(configuration: .init(additionalChannelHandlers: [RequestDeadlineHandler(deadlines: deadlines)])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         services: services,
         logger: logger)

@@ -26,7 +26,12 @@ struct WebTierCommand: AsyncParsableCommand {
     @Option(help: "This instance's name, sent as X-Instance (env INSTANCE_ID; default: the host name).")
     var instanceID: String = Self.environment("INSTANCE_ID") ?? ProcessInfo.processInfo.hostName
 
-    @Option(help: "Redis URL (env REDIS_URL; default redis://127.0.0.1:6379).")
+    @Option(
+        help: """
+            Redis URL: redis://[[user]:password@]host[:port][/db], unix:///path, or \
+            rediss://host:port?tunnel=127.0.0.1:PORT for a TLS-only server through a local TLS tunnel \
+            (docs/TLS.md) (env REDIS_URL; default redis://127.0.0.1:6379).
+            """)
     var redisURL: String = Self.environment("REDIS_URL") ?? "redis://127.0.0.1:6379"
 
     @Option(help: "Prefix of every Redis key and of the events channel (env RSESS_PREFIX).")
@@ -76,7 +81,7 @@ struct WebTierCommand: AsyncParsableCommand {
             The site's host name as browsers see it; a login POST from another origin is refused (env PUBLIC_HOST; \
             default: the request's Host header).
             """)
-    var publicHost: String? = Self.environment("PUBLIC_HOST")
+    var publicHost: String = Self.environment("PUBLIC_HOST") ?? ""
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (env LOG_LEVEL).")
     var logLevel: String = Self.environment("LOG_LEVEL") ?? "info"
@@ -139,7 +144,7 @@ struct WebTierCommand: AsyncParsableCommand {
             secureCookies: secureCookies,
             cache: .init(policy: cachePolicy == "invalidate" ? .invalidate : .refresh),
             sessionCache: Self.switchValue(sessionCache) == true ? .init() : nil,
-            seedDemoUsers: seedDemoUsers, publicDirectory: publicDir, publicHost: publicHost)
+            seedDemoUsers: seedDemoUsers, publicDirectory: publicDir, publicHost: publicHost.isEmpty ? nil : publicHost)
         logger.info(
             "starting",
             metadata: [
