@@ -158,6 +158,37 @@ check("stunnel.conf is a client-mode template that verifies the server",
 check("the image has stunnel4 and make-tls-certs for the sidecars",
       "stunnel4" in dockerfile and "scripts/make-tls-certs" in dockerfile)
 
+# The Sentinel override (docker-compose.sentinel.yml), merged the same way.
+with open(os.path.join(here, "docker-compose.sentinel.yml")) as handle:
+    sentinel = merged(compose, yaml.safe_load(handle))
+sentinel_services = sentinel.get("services", {})
+sentinel_url = "redis-sentinel://sentinel1:26379,sentinel2:26379,sentinel3:26379/rsess"
+replica = [str(p) for p in sentinel_services.get("redis-replica", {}).get("command") or []]
+check("sentinel: a replica of redis with its own health check",
+      "--replicaof" in replica and replica[replica.index("--replicaof") + 1] == "redis"
+      and "test" in (sentinel_services.get("redis-replica", {}).get("healthcheck") or {}))
+for name in ("sentinel1", "sentinel2", "sentinel3"):
+    text = " ".join(str(p) for p in sentinel_services.get(name, {}).get("command") or [])
+    check(f"sentinel: {name} runs redis-server --sentinel monitoring redis with down-after 1000 ms",
+          "--sentinel" in text and "sentinel monitor rsess redis 6379 2" in text and "down-after-milliseconds rsess 1000" in text)
+    check(f"sentinel: {name} resolves and announces host names", "resolve-hostnames yes" in text and "announce-hostnames yes" in text)
+for name in ("web1", "web2", "web3", "listener", "check"):
+    service = sentinel_services.get(name, {})
+    text = " ".join(str(part) for part in service.get("command") or []) + " " + " ".join(
+        f"{k}={v}" for k, v in (service.get("environment") or {}).items())
+    check(f"sentinel: {name} finds the master through the three sentinels", sentinel_url in text, text)
+    check(f"sentinel: {name} keeps no direct redis:// URL", "redis://redis" not in text, text)
+check("sentinel: the checker does not restart Redis by hand (a restart is a failover here)",
+      "none" in [str(p) for p in sentinel_services.get("check", {}).get("command") or []])
+sentinel_volumes = set((sentinel.get("volumes") or {}).keys())
+for name, service in sentinel_services.items():
+    for target in (service.get("depends_on") or {}):
+        check(f"sentinel: {name} depends on an existing service ({target})", target in sentinel_services)
+    for volume in service.get("volumes") or []:
+        source = str(volume).split(":")[0]
+        if not source.startswith("."):
+            check(f"sentinel: {name}'s volume {source} is declared", source in sentinel_volumes)
+
 failed = results.count(False)
 print(f"{len(results) - failed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -26,6 +26,10 @@ public final class RedisClient: Sendable {
     private let workers: [ConnectionWorker]
     private let runStarted = Atomic<Bool>(false)
     private let counters = ClientCounters()
+    /// Through Sentinel: where the master is, and this pool's registration for master changes.
+    private let monitor: SentinelMonitor?
+    private let monitorObserver: Int?
+    private let released = Atomic<Bool>(false)
     /// Names this pool's threads (`redis<N>.<i>`), so they can be told apart in a debugger or `/proc`.
     let threadNamePrefix: String
     private static let instances = Atomic<Int>(0)
@@ -38,14 +42,28 @@ public final class RedisClient: Sendable {
         let prefix = "redis\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 100_000)."
         self.threadNamePrefix = prefix
         let counters = self.counters
+        let monitor = SentinelMonitor.acquire(for: configuration)
+        self.monitor = monitor
         // `poolSize` is a `var`: a configuration edited after its `init` may say 0; a pool always has a connection.
-        self.workers = (0..<max(1, configuration.poolSize)).map { index in
-            ConnectionWorker(configuration: configuration, name: prefix + String(index), counters: counters)
+        let workers = (0..<max(1, configuration.poolSize)).map { index in
+            ConnectionWorker(
+                configuration: configuration, name: prefix + String(index), counters: counters, monitor: monitor)
+        }
+        self.workers = workers
+        self.monitorObserver = monitor?.addObserver {
+            for worker in workers { worker.masterChanged() }
         }
     }
 
     deinit {
         for worker in workers { worker.shutdown() }
+        releaseMonitor()
+    }
+
+    private func releaseMonitor() {
+        guard let monitor, !released.exchange(true, ordering: .relaxed) else { return }
+        if let monitorObserver { monitor.removeObserver(monitorObserver) }
+        monitor.release()
     }
 
     /// Connects every pooled connection now and keeps the pool until the calling task is cancelled, then closes it.
@@ -66,6 +84,7 @@ public final class RedisClient: Sendable {
     public func close() async {
         for worker in workers { worker.shutdown() }
         for worker in workers { await worker.waitUntilExited() }
+        releaseMonitor()
     }
 
     /// Counters since the client was created, for benchmarks and dashboards.
@@ -225,8 +244,8 @@ public final class RedisClient: Sendable {
         }
         let reason = workers.lazy.compactMap(\.lastError).first.map { ": \($0.message)" } ?? ""
         throw RedisError(
-            .connectionFailed, "no connection to \(configuration.endpoint) is available\(reason)",
-            context: configuration.endpoint.description)
+            .connectionFailed, "no connection to \(configuration.serverDescription) is available\(reason)",
+            context: configuration.serverDescription)
     }
 }
 

@@ -49,6 +49,43 @@ public struct RedisConfiguration: Sendable, Hashable {
         }
     }
 
+    /// A master found through Redis Sentinel: where the sentinels listen and what they call the master.
+    ///
+    /// With one, ``endpoint`` is not used: every connection asks the sentinels where the master is, checks `ROLE`
+    /// before use, and moves when they announce a failover (see ``RedisClient``).
+    public struct Sentinel: Sendable, Hashable {
+        /// The sentinels, asked in turn. At least one.
+        public var sentinels: [Endpoint]
+        /// The master's name in the sentinels' configuration (`sentinel monitor <name> ...`).
+        public var masterName: String
+        /// The sentinels' own ACL user, if they require one (separate from the master's).
+        public var username: String?
+        /// The sentinels' own password, if they require one (separate from the master's).
+        public var password: String?
+        /// How often the sentinels are polled as a backstop for a lost `+switch-master` announcement. Default 1 s.
+        public var pollInterval: Duration
+
+        /// - Parameters:
+        ///   - sentinels: The sentinels' addresses (at least one).
+        ///   - masterName: The monitored master's name.
+        ///   - username: The sentinels' ACL user, or `nil`.
+        ///   - password: The sentinels' password, or `nil`.
+        ///   - pollInterval: The backstop poll's period.
+        public init(
+            sentinels: [Endpoint], masterName: String, username: String? = nil, password: String? = nil,
+            pollInterval: Duration = .seconds(1)
+        ) {
+            precondition(!sentinels.isEmpty, "Sentinel needs at least one sentinel address")
+            precondition(!masterName.isEmpty, "Sentinel needs the master's name")
+            precondition(pollInterval > .zero, "pollInterval must be positive")
+            self.sentinels = sentinels
+            self.masterName = masterName
+            self.username = username
+            self.password = password
+            self.pollInterval = pollInterval
+        }
+    }
+
     /// Where the server listens. Default `127.0.0.1:6379`.
     ///
     /// With a ``tlsTunnel`` this is the TLS server the tunnel reaches; it names the server in errors and logs.
@@ -60,6 +97,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// tunnel verifies the server's certificate and encrypts. The leg to the tunnel is plaintext, so it must stay on
     /// this host: a loopback address or a Unix socket. ``init(url:)`` refuses any other.
     public var tlsTunnel: Endpoint?
+    /// The sentinels to ask for the master, or `nil` to use ``endpoint`` directly.
+    public var sentinel: Sentinel?
     /// The ACL user name for `AUTH user password`; `nil` sends `AUTH password` (the `default` user).
     public var username: String?
     /// The password sent with `AUTH` on every (re)connect; `nil` sends no `AUTH`.
@@ -92,6 +131,13 @@ public struct RedisConfiguration: Sendable, Hashable {
 
     /// Where connections actually go: the TLS tunnel when there is one, the server otherwise.
     public var connectEndpoint: Endpoint { tlsTunnel ?? endpoint }
+
+    /// The server as errors and logs name it: the endpoint, or the master's name and its sentinels.
+    public var serverDescription: String {
+        guard let sentinel else { return endpoint.description }
+        return
+            "master '\(sentinel.masterName)' via sentinels \(sentinel.sentinels.map(\.description).joined(separator: ","))"
+    }
 
     /// Creates a configuration from fields.
     ///
@@ -146,6 +192,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// - `rediss://[[user]:password@]host[:port][/db]?tunnel=127.0.0.1:6380`: a server that accepts TLS only,
     ///   reached through a local TLS tunnel (``tlsTunnel``); without `tunnel=` the URL is refused, because
     ///   hiredis 0.14.1 cannot speak TLS itself and a TLS server must never get plaintext.
+    /// - `redis-sentinel://[[user]:password@]host1:26379[,host2:26379...]/<master-name>[/db]`: a master found through
+    ///   Redis Sentinel (``sentinel``). The user and password are the master's; the sentinels' own are
+    ///   `?sentinel_user=` and `?sentinel_password=`, and `?sentinel_poll_ms=` sets the backstop poll.
     ///
     /// User name and password are percent-decoded. Other fields keep their defaults.
     ///

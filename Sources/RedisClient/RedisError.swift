@@ -20,6 +20,7 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
             case invalidConfiguration
             case unexpectedReply
             case invalidCommand
+            case notMaster
         }
 
         private let base: Base
@@ -48,6 +49,9 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let unexpectedReply = Code(.unexpectedReply)
         /// The command cannot be sent as given (no arguments at all).
         public static let invalidCommand = Code(.invalidCommand)
+        /// A node found through Sentinel is not, or is no longer, the master: `ROLE` said otherwise, or it answered
+        /// `-READONLY`. Nothing was written; the connection was dropped and the master is being rediscovered.
+        public static let notMaster = Code(.notMaster)
 
         public var description: String { base.rawValue }
     }

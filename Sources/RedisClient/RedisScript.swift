@@ -40,6 +40,41 @@ extension RedisClient {
         }
     }
 
+    /// Runs a script, then `WAIT <replicas> <timeout>` in the same write on the same connection, so the count
+    /// covers exactly this script's writes (and everything this connection wrote before). One round trip, plus the
+    /// wait.
+    ///
+    /// - Parameters:
+    ///   - script: The script.
+    ///   - keys: The keys it touches.
+    ///   - arguments: Its other arguments.
+    ///   - replicas: How many replicas must acknowledge.
+    ///   - timeout: How long the server waits for them.
+    /// - Returns: The script's reply, and how many replicas acknowledged within the timeout.
+    public func evaluate(
+        _ script: RedisScript, keys: [any RedisArgumentConvertible] = [],
+        arguments: [any RedisArgumentConvertible] = [], waitingFor replicas: Int, timeout: Duration
+    ) async throws -> (reply: RedisValue, acknowledged: Int) {
+        let tail: [any RedisArgumentConvertible] = [keys.count] + keys + arguments
+        let wait = RedisCommand("WAIT", replicas, timeout.wholeMillisecondsRoundedUp)
+        var replies = try await pipeline([RedisCommand(arguments: ["EVALSHA", script.sha1] + tail), wait])
+        if case .error(let message) = replies[0], message.hasPrefix("NOSCRIPT") {
+            replies = try await pipeline([RedisCommand(arguments: ["EVAL", script.source] + tail), wait])
+        }
+        let reply = try replies[0].throwingServerError(context: "EVALSHA")
+        guard replies.count == 2, let acknowledged = replies[1].int else {
+            throw RedisError(.unexpectedReply, "WAIT answered \(replies.last ?? .null)", context: "WAIT")
+        }
+        return (reply, acknowledged)
+    }
+
+    /// How many replicas the connected master has (`ROLE`), or 0 for a replica or a standalone server.
+    public func connectedReplicaCount() async throws -> Int {
+        let role = try await send("ROLE").array ?? []
+        guard role.first?.string == "master", role.count >= 3 else { return 0 }
+        return role[2].array?.count ?? 0
+    }
+
     /// Loads a script into the server's cache (`SCRIPT LOAD`), for example ahead of a pipeline that uses `EVALSHA`.
     public func load(_ script: RedisScript) async throws {
         let reply = try await send("SCRIPT", "LOAD", script.source)

@@ -26,6 +26,8 @@ public final class RedisMonitor: Sendable {
         public var client: String
         /// The command name and its arguments.
         public var arguments: [String]
+        /// When the server ran it, by the server's wall clock (seconds since 1970, microsecond resolution).
+        public var unixTime: Double = 0
     }
 
     private let fd: Int32
@@ -131,6 +133,7 @@ public final class RedisMonitor: Sendable {
             default: bytes.append(byte)
             }
         }
-        return Command(client: client, arguments: arguments)
+        let time = Double(line[..<open].trimmingCharacters(in: .whitespaces)) ?? 0
+        return Command(client: client, arguments: arguments, unixTime: time)
     }
 }

@@ -31,13 +31,19 @@ public final class RedisServer: Sendable {
     public var directoryPath: String { directory.path }
     /// The certificates of a server that accepts TLS only (``startTLSOnly(certificates:)``), or `nil`.
     public let certificates: TLSCertificates?
+    /// The configuration file a sentinel runs from (Sentinel rewrites it), or `nil` for a data node.
+    let sentinelConfigurationPath: String?
     private let directory: URL
 
     /// The running server's pid, or `nil`. Spawned and reaped here (not by `Foundation.Process`) so that stopping
     /// is a plain `kill` + `waitpid`.
     private let pid: Mutex<pid_t?>
 
-    private init(port: Int, extraArguments: [String], directory: URL, certificates: TLSCertificates? = nil) {
+    private init(
+        port: Int, extraArguments: [String], directory: URL, certificates: TLSCertificates? = nil,
+        sentinelConfigurationPath: String? = nil
+    ) {
+        self.sentinelConfigurationPath = sentinelConfigurationPath
         self.port = port
         self.extraArguments = extraArguments
         self.directory = directory
@@ -64,18 +70,43 @@ public final class RedisServer: Sendable {
         try await start(port: nil, arguments: [], certificates: certificates)
     }
 
+    /// Starts a sentinel (`redis-server sentinel.conf --sentinel`) monitoring the master on a loopback port, with
+    /// `down-after-milliseconds` 1000 and `failover-timeout` 10000, as the tests and the rig use.
+    ///
+    /// - Parameters:
+    ///   - masterPort: The monitored master's port on `127.0.0.1`.
+    ///   - masterName: The name the master is monitored under.
+    ///   - quorum: How many sentinels must agree the master is down.
+    public static func startSentinel(monitoring masterPort: Int, masterName: String, quorum: Int) async throws
+        -> RedisServer
+    {
+        try await start(
+            port: nil, arguments: [], certificates: nil,
+            sentinelConfiguration: """
+                sentinel monitor \(masterName) 127.0.0.1 \(masterPort) \(quorum)
+                sentinel down-after-milliseconds \(masterName) 1000
+                sentinel failover-timeout \(masterName) 10000
+                sentinel parallel-syncs \(masterName) 1
+
+                """)
+    }
+
     private static func start(
-        port: Int?, arguments: [String], certificates: TLSCertificates?
+        port: Int?, arguments: [String], certificates: TLSCertificates?, sentinelConfiguration: String? = nil
     ) async throws -> RedisServer {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("redis-\(UUID().uuidString.prefix(8))", isDirectory: true)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let sentinelPath = sentinelConfiguration.map { _ in directory.appendingPathComponent("sentinel.conf").path }
+        if let sentinelConfiguration, let sentinelPath {
+            try sentinelConfiguration.write(toFile: sentinelPath, atomically: true, encoding: .utf8)
+        }
         // A free port can be taken by someone else between the probe and redis-server's bind: try a few.
         var lastError: any Error = RedisServerError("no attempt")
         for _ in 0..<(port == nil ? 5 : 1) {
             let server = RedisServer(
                 port: try port ?? freeLoopbackPort(), extraArguments: arguments, directory: directory,
-                certificates: certificates)
+                certificates: certificates, sentinelConfigurationPath: sentinelPath)
             do {
                 try await server.launch()
                 return server
@@ -101,6 +132,18 @@ public final class RedisServer: Sendable {
         }
         guard let running else { return }
         Self.terminate(running)
+    }
+
+    /// Kills the server with SIGKILL, as a crashed host would: no shutdown, no goodbye to its clients.
+    public func crash() {
+        let running = pid.withLock { pid -> pid_t? in
+            defer { pid = nil }
+            return pid
+        }
+        guard let running else { return }
+        kill(running, SIGKILL)
+        waitpid(running, nil, 0)
+        _ = Self.registry.withLock { $0.remove(running) }
     }
 
     /// Stops and starts the server on the same port, like a Redis restart in production. Data is lost.
@@ -139,8 +182,9 @@ public final class RedisServer: Sendable {
             } else {
                 ["--port", String(port)]
             }
+        let sentinelMode = sentinelConfigurationPath.map { [$0, "--sentinel"] } ?? []
         let arguments =
-            [executable] + listener + [
+            [executable] + sentinelMode + listener + [
                 "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                 "--daemonize", "no", "--dir", directory.path, "--logfile", "redis.log",
                 "--enable-debug-command", "local",

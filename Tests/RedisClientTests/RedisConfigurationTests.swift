@@ -29,6 +29,47 @@ import Testing
         #expect(unix.password == "pw")
     }
 
+    @Test func parsesSentinelURLs() throws {
+        let url =
+            "redis-sentinel://:master%20pw@10.0.0.1:26380,10.0.0.2,[::1]:26381/rsess/2"
+            + "?sentinel_password=s3&sentinel_user=watch&sentinel_poll_ms=250"
+        let configuration = try RedisConfiguration(url: url)
+        let sentinel = try #require(configuration.sentinel)
+        #expect(
+            sentinel.sentinels == [
+                .tcp(host: "10.0.0.1", port: 26380), .tcp(host: "10.0.0.2", port: 26379),
+                .tcp(host: "::1", port: 26381),
+            ])
+        #expect(sentinel.masterName == "rsess")
+        #expect(sentinel.password == "s3")
+        #expect(sentinel.username == "watch")
+        #expect(sentinel.pollInterval == .milliseconds(250))
+        #expect(configuration.password == "master pw")
+        #expect(configuration.database == 2)
+        #expect(configuration.serverDescription.contains("master 'rsess' via sentinels 10.0.0.1:26380"))
+        #expect(try RedisConfiguration(url: "redis://localhost").sentinel == nil)
+    }
+
+    @Test(arguments: [
+        ("redis-sentinel://10.0.0.1:26379", "master's name is missing"),
+        ("redis-sentinel://10.0.0.1:26379/", "master's name is missing"),
+        ("redis-sentinel://10.0.0.1:26379,,10.0.0.2/rsess", "empty sentinel address"),
+        ("redis-sentinel://10.0.0.1:0/rsess", "port '0'"),
+        ("redis-sentinel://10.0.0.1/rsess/x", "database 'x'"),
+        ("redis-sentinel://10.0.0.1/rsess/1/extra", "unexpected 'extra'"),
+        ("redis-sentinel://10.0.0.1/rsess?sentinel_poll_ms=0", "sentinel_poll_ms '0'"),
+        ("redis-sentinel://10.0.0.1/rsess?colour=blue", "unknown URL parameter 'colour'"),
+    ])
+    func rejectsBadSentinelURLs(url: String, problem: String) {
+        do {
+            _ = try RedisConfiguration(url: url)
+            Issue.record("accepted \(url)")
+        } catch {
+            #expect(error.code == .invalidConfiguration)
+            #expect(error.message.contains(problem), "\(error.message)")
+        }
+    }
+
     @Test func parsesTLSThroughALocalTunnel() throws {
         let tls = try RedisConfiguration(url: "rediss://:pw@redis.example.com:6380/3?tunnel=127.0.0.1:16380")
         #expect(tls.endpoint == .tcp(host: "redis.example.com", port: 6380))

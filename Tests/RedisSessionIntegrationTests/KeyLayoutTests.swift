@@ -104,7 +104,8 @@ import Testing
     /// The keys of one command, as the server itself finds them (`COMMAND GETKEYS`); none for key-less commands.
     static func keys(of arguments: [String], on client: RedisClient) async throws -> [String] {
         guard let name = arguments.first?.uppercased(),
-            !["MULTI", "EXEC", "TIME", "CLIENT", "SELECT", "PUBLISH", "SCRIPT", "COMMAND"].contains(name)
+            !["MULTI", "EXEC", "TIME", "CLIENT", "SELECT", "PUBLISH", "SCRIPT", "COMMAND", "ROLE", "WAIT"].contains(
+                name)
         else { return [] }
         let reply = try await client.send(RedisCommand(strings: ["COMMAND", "GETKEYS"] + arguments))
         if case .error(let message) = reply {

@@ -135,6 +135,26 @@ import Testing
         #expect(cache.statistics.isSubscribed)
     }
 
+    /// A failover can lose a settings write the old master acknowledged, so the new master reuses its version for
+    /// the next change. The master change is a gap (the subscription moves), and after it the reused, lower version
+    /// is applied, never ignored as "not newer".
+    @Test func versionsThatGoBackwardsAfterAFailoverAreApplied() throws {
+        let cache = try makeCache(.init())
+        cache.apply(.subscribed)
+        cache.remember("erin", UserSettings(timezone: "Asia/Tokyo", version: 7))  // acknowledged, then lost
+        cache.apply(.disconnected(RedisError(.notMaster, "the master changed")))
+        cache.apply(.resubscribed)
+        // The new master had only version 6; the next change is version 7 again, with another timezone.
+        cache.apply(change("erin", "Europe/Lisbon", 7))
+        cache.remember("erin", UserSettings(timezone: "Europe/Lisbon", version: 7))
+        #expect(cache.cachedTimezone(for: "erin") == "Europe/Lisbon")
+        // And a record older than the lost one is served too: the cache holds what the new master holds.
+        cache.apply(.disconnected(RedisError(.notMaster, "another failover")))
+        cache.apply(.resubscribed)
+        cache.remember("erin", UserSettings(timezone: "UTC", version: 5))
+        #expect(cache.cachedTimezone(for: "erin") == "UTC")
+    }
+
     @Test func boundedLeastRecentlyUsed() throws {
         let cache = try makeCache(.init(capacity: 3))
         cache.apply(.subscribed)

@@ -47,11 +47,14 @@ final class ConnectionWorker: Sendable {
     private let name: String
 
     private let counters: ClientCounters
+    /// Where the master is, when it is found through Sentinel.
+    private let monitor: SentinelMonitor?
 
-    init(configuration: RedisConfiguration, name: String, counters: ClientCounters) {
+    init(configuration: RedisConfiguration, name: String, counters: ClientCounters, monitor: SentinelMonitor? = nil) {
         self.configuration = configuration
         self.name = name
         self.counters = counters
+        self.monitor = monitor
     }
 
     /// The status as last published, read without the lock by the pool's dispatcher.
@@ -157,6 +160,12 @@ final class ConnectionWorker: Sendable {
         fail(failed, RedisError(.closed, "the client was closed"))
     }
 
+    /// The sentinels announced a new master: shut the socket, so in-flight commands fail now and a blocked read
+    /// wakes. The next batch then sees the new generation and goes to the new master.
+    func masterChanged() {
+        lock.withLock { wakeSocketLocked() }
+    }
+
     /// Returns once the connection thread has exited and freed its connection.
     func waitUntilExited() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
@@ -185,6 +194,9 @@ final class ConnectionWorker: Sendable {
 
     private func runConnectionThread() {
         var connection: HiredisConnection?
+        // Through Sentinel: the node connected to and the generation it was the master in.
+        var node: RedisConfiguration.Endpoint?
+        var connectedGeneration: UInt64 = 0
         var failedAttempts = 0
         var batch: [PendingRequest] = []
         var lastUse: UInt64 = 0
@@ -194,8 +206,10 @@ final class ConnectionWorker: Sendable {
         while true {
             guard let current = connection else {
                 switch connect() {
-                case .connected(let new):
+                case .connected(let new, let master, let generation):
                     connection = new
+                    node = master
+                    connectedGeneration = generation
                     failedAttempts = 0
                     lastUse = monotonicNanoseconds()
                 case .failed:
@@ -227,7 +241,10 @@ final class ConnectionWorker: Sendable {
             // An idle socket may have been closed by the server (restart, CLIENT KILL, timeout): check before
             // writing, and put the batch back untouched, so the first command after a restart does not fail.
             let now = monotonicNanoseconds()
-            if now &- lastUse > 1_000_000_000 && current.isClosedByPeer() {
+            // A new master since this connection was made: nothing more may be written to the old one. One atomic
+            // load per batch, and the batch goes back untouched to be written on a connection to the new master.
+            let demoted = monitor.map { $0.generation != connectedGeneration } ?? false
+            if demoted || (now &- lastUse > 1_000_000_000 && current.isClosedByPeer()) {
                 lock.withLock {
                     shared.queue.insert(contentsOf: batch, at: 0)
                     shared.socket = -1
@@ -240,6 +257,7 @@ final class ConnectionWorker: Sendable {
             for request in batch { current.append(request.payload) }
             counters.batches.add(1, ordering: .relaxed)
             var index = 0
+            var refusedAsReplica = false
             do throws(RedisError) {
                 if replyPolling.shouldPoll(batchOf: batch.count) {
                     let deadline = monotonicNanoseconds() &+ replyPolling.windowNanoseconds
@@ -259,8 +277,27 @@ final class ConnectionWorker: Sendable {
                         for _ in 0..<request.replyCount { values.append(try current.readReply()) }
                         value = .array(values)
                     }
-                    complete(request, with: .success(value))
+                    if monitor != nil, value.isReadOnlyRefusal {
+                        // The node was demoted under this connection: a lost connection, then rediscovery.
+                        refusedAsReplica = true
+                        complete(
+                            request,
+                            with: .failure(
+                                RedisError(
+                                    .notMaster, "the node answered READONLY: it is no longer the master",
+                                    context: "\(request.name) on \(node?.description ?? "?")")))
+                    } else {
+                        complete(request, with: .success(value))
+                    }
                     index += 1
+                }
+                if refusedAsReplica, let node {
+                    lock.withLock {
+                        shared.socket = -1
+                        if shared.status != .shutDown { setStatusLocked(.connecting) }
+                    }
+                    connection = nil
+                    monitor?.nodeIsNotMaster(node)
                 }
             } catch {
                 let reported = isShutDown ? RedisError(.closed, "the client was closed") : error
@@ -307,23 +344,28 @@ final class ConnectionWorker: Sendable {
     }
 
     private enum ConnectOutcome {
-        case connected(HiredisConnection)
+        /// Connected; through Sentinel, to this master in this generation.
+        case connected(HiredisConnection, RedisConfiguration.Endpoint?, UInt64)
         case failed
         case shutDown
     }
 
     private func connect() -> ConnectOutcome {
         if isShutDown { return .shutDown }
-        do {
-            let connection = try HiredisConnection(configuration: configuration)
+        var master: (RedisConfiguration.Endpoint, UInt64)?
+        do throws(RedisError) {
+            master = try monitor?.master()
+            let connection = try HiredisConnection(
+                configuration: configuration, node: master?.0, requiresMaster: master != nil)
             lock.lock()
             defer { lock.unlock() }
             if shared.status == .shutDown { return .shutDown }
             shared.socket = connection.fileDescriptor
             shared.lastError = nil
             setStatusLocked(.connected)
-            return .connected(connection)
+            return .connected(connection, master?.0, master?.1 ?? 0)
         } catch {
+            if error.code == .notMaster, let node = master?.0 { monitor?.nodeIsNotMaster(node) }
             lock.lock()
             shared.lastError = error
             if shared.status != .shutDown { setStatusLocked(.backingOff) }
@@ -398,8 +440,8 @@ final class ConnectionWorker: Sendable {
     private func unavailableError() -> RedisError {
         let reason = shared.lastError.map { ": \($0.message)" } ?? ""
         return RedisError(
-            .connectionFailed, "no connection to \(configuration.endpoint) is available\(reason)",
-            context: configuration.endpoint.description)
+            .connectionFailed, "no connection to \(configuration.serverDescription) is available\(reason)",
+            context: configuration.serverDescription)
     }
 }
 

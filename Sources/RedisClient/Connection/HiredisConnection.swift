@@ -22,15 +22,23 @@ final class HiredisConnection {
     /// Connects, applies the read/write timeout, and runs the handshake (`AUTH`, `SELECT`, `CLIENT SETNAME`)
     /// in one pipelined round trip.
     ///
-    /// - Parameter readTimeout: The socket timeout; `nil` uses the configuration's command timeout.
-    init(configuration: RedisConfiguration, readTimeout: Duration? = nil) throws(RedisError) {
+    /// - Parameters:
+    ///   - configuration: Credentials, timeouts and where to connect.
+    ///   - node: A node to connect to instead of the configuration's endpoint (one a sentinel named).
+    ///   - readTimeout: The socket timeout; `nil` uses the configuration's command timeout.
+    ///   - requiresMaster: Whether the handshake also asks `ROLE` and refuses a node that is not a master.
+    init(
+        configuration: RedisConfiguration, node: RedisConfiguration.Endpoint? = nil, readTimeout: Duration? = nil,
+        requiresMaster: Bool = false
+    ) throws(RedisError) {
         chiredis_ignore_sigpipe()
         endpointDescription =
-            configuration.tlsTunnel.map { "\(configuration.endpoint) (TLS through \($0))" }
+            node?.description
+            ?? configuration.tlsTunnel.map { "\(configuration.endpoint) (TLS through \($0))" }
             ?? configuration.endpoint.description
         let connectMilliseconds = configuration.connectTimeout.wholeMillisecondsRoundedUp
         let connected: UnsafeMutablePointer<redisContext>? =
-            switch configuration.connectEndpoint {
+            switch node ?? configuration.connectEndpoint {
             case .tcp(let host, let port): chiredis_connect_tcp(host, Int32(port), connectMilliseconds)
             case .unixSocket(let path): chiredis_connect_unix(path, connectMilliseconds)
             }
@@ -52,13 +60,13 @@ final class HiredisConnection {
         if chiredis_set_timeout(connected, timeout) != REDIS_OK {
             throw RedisError(.connectionFailed, "cannot set the socket timeout", context: endpointDescription)
         }
-        if case .tcp = configuration.connectEndpoint { _ = redisEnableKeepAlive(connected) }
-        try handshake(configuration)
+        if case .tcp = node ?? configuration.connectEndpoint { _ = redisEnableKeepAlive(connected) }
+        try handshake(configuration, requiresMaster: requiresMaster)
     }
 
     deinit { redisFree(context) }
 
-    private func handshake(_ configuration: RedisConfiguration) throws(RedisError) {
+    private func handshake(_ configuration: RedisConfiguration, requiresMaster: Bool) throws(RedisError) {
         var commands: [(RedisCommand, RedisError.Code)] = []
         if let password = configuration.password {
             let auth =
@@ -80,6 +88,10 @@ final class HiredisConnection {
             // leg fails (refused, wrong certificate). One PING proves the whole path before the pool uses it.
             commands.append((RedisCommand("PING"), .connectionFailed))
         }
+        if requiresMaster {
+            // A node a sentinel named may have been demoted since: never write to one that says it is a replica.
+            commands.append((RedisCommand("ROLE"), .connectionFailed))
+        }
         guard !commands.isEmpty else { return }
         for (command, _) in commands { append(command.encoded) }
         for (command, code) in commands {
@@ -96,6 +108,12 @@ final class HiredisConnection {
             }
             if case .error(let message) = reply {
                 throw RedisError(code, message, context: "\(command.name) on \(endpointDescription)")
+            }
+            if command.name == "ROLE", reply.array?.first?.string != "master" {
+                throw RedisError(
+                    .notMaster,
+                    "the node says it is a \(reply.array?.first?.string ?? "node of unknown role"), not a master",
+                    context: "ROLE on \(endpointDescription)")
             }
         }
     }

@@ -15,6 +15,7 @@ struct RedisURLParser {
         switch scheme {
         case "redis": try applyTCP(rest, to: &configuration)
         case "unix", "redis+unix", "redis-socket": try applyUnix(rest, to: &configuration)
+        case "redis-sentinel": try applySentinel(rest, to: &configuration)
         case "rediss":
             try applyTCP(rest, to: &configuration, allowsTunnel: true)
             guard configuration.tlsTunnel != nil else {
@@ -22,8 +23,67 @@ struct RedisURLParser {
                     "rediss:// needs a local TLS tunnel: hiredis 0.14.1 has no TLS, so run stunnel (see docs/TLS.md) "
                         + "and add ?tunnel=127.0.0.1:<its port>")
             }
-        default: throw invalid("unsupported scheme '\(scheme)': expected redis://, rediss:// or unix://")
+        default:
+            throw invalid("unsupported scheme '\(scheme)': expected redis://, rediss://, redis-sentinel:// or unix://")
         }
+    }
+
+    /// `redis-sentinel://[[user]:password@]host1:port1,host2:port2/<master-name>[/db][?sentinel_password=...]`
+    private func applySentinel(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
+        var remainder = rest
+        var query: Substring = ""
+        if let questionMark = remainder.firstIndex(of: "?") {
+            query = remainder[remainder.index(after: questionMark)...]
+            remainder = remainder[..<questionMark]
+        }
+        guard let slash = remainder.firstIndex(of: "/") else {
+            throw invalid("the master's name is missing: redis-sentinel://host:26379[,host:26379...]/<master-name>")
+        }
+        let path = remainder[remainder.index(after: slash)...].split(separator: "/", omittingEmptySubsequences: false)
+        var hosts = remainder[..<slash]
+        if let at = hosts.lastIndex(of: "@") {
+            try applyUserInfo(hosts[..<at], to: &configuration)
+            hosts = hosts[hosts.index(after: at)...]
+        }
+        var sentinels: [RedisConfiguration.Endpoint] = []
+        for host in hosts.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !host.isEmpty else { throw invalid("an empty sentinel address in '\(hosts)'") }
+            let (name, port) = try parseHostPort(host, defaultPort: 26379)
+            sentinels.append(.tcp(host: name, port: port))
+        }
+        guard !sentinels.isEmpty else { throw invalid("no sentinel address") }
+        guard let name = path.first, !name.isEmpty else {
+            throw invalid("the master's name is missing: redis-sentinel://host:26379[,host:26379...]/<master-name>")
+        }
+        guard path.count <= 2 else {
+            throw invalid("unexpected '\(path.dropFirst(2).joined(separator: "/"))' after the database")
+        }
+        if path.count == 2, !path[1].isEmpty {
+            guard let database = Int(path[1]), database >= 0 else {
+                throw invalid("database '\(path[1])' is not a non-negative integer")
+            }
+            configuration.database = database
+        }
+        var sentinel = RedisConfiguration.Sentinel(
+            sentinels: sentinels, masterName: try percentDecoded(name, what: "master name"))
+        var remaining: [Substring] = []
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let value = parts.count > 1 ? parts[1] : ""
+            switch parts[0].lowercased() {
+            case "sentinel_password": sentinel.password = try percentDecoded(value, what: "sentinel password")
+            case "sentinel_user", "sentinel_username":
+                sentinel.username = try percentDecoded(value, what: "sentinel user name")
+            case "sentinel_poll_ms":
+                guard let milliseconds = Int(value), milliseconds > 0 else {
+                    throw invalid("sentinel_poll_ms '\(value)' is not a positive number of milliseconds")
+                }
+                sentinel.pollInterval = .milliseconds(milliseconds)
+            default: remaining.append(pair)
+            }
+        }
+        configuration.sentinel = sentinel
+        try applyQuery(Substring(remaining.joined(separator: "&")), to: &configuration)
     }
 
     /// The tunnel's address: loopback or a Unix socket only, because the leg to it is plaintext.
@@ -103,7 +163,7 @@ struct RedisURLParser {
         }
     }
 
-    private func parseHostPort(_ hostPort: Substring) throws(RedisError) -> (String, Int) {
+    private func parseHostPort(_ hostPort: Substring, defaultPort: Int = 6379) throws(RedisError) -> (String, Int) {
         var host: Substring
         var portText: Substring?
         if hostPort.hasPrefix("[") {
@@ -124,7 +184,7 @@ struct RedisURLParser {
         guard !host.contains(where: { $0 == " " || $0 == "/" || $0 == "@" }) else {
             throw invalid("host '\(host)' is not a valid host name")
         }
-        var port = 6379
+        var port = defaultPort
         if let portText {
             guard let value = Int(portText), (1...65535).contains(value) else {
                 throw invalid("port '\(portText)' is not a number between 1 and 65535")
@@ -153,7 +213,10 @@ struct RedisURLParser {
             case "tunnel":
                 guard allowsTunnel else { throw invalid("tunnel= belongs to rediss:// URLs (a TLS server)") }
                 configuration.tlsTunnel = try parseTunnel(value)
-            default: throw invalid("unknown URL parameter '\(key)': expected db, password, user or tunnel")
+            default:
+                throw invalid(
+                    "unknown URL parameter '\(key)': expected db, password, user, tunnel, sentinel_password, "
+                        + "sentinel_user or sentinel_poll_ms")
             }
         }
     }

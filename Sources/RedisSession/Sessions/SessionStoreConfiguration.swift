@@ -13,6 +13,33 @@ public struct SessionStoreConfiguration: Sendable, Hashable {
     public var maximumEncodedSize: Int
     /// Most attributes one session may hold. Default 64.
     public var maximumAttributeCount: Int
+    /// How writes that end sessions wait for a replica: `destroy`, `destroyAll` (log out everywhere, a password
+    /// change), `regenerate` and a change of user. Lost in a failover, such a write would bring a session back, so
+    /// it is followed by `WAIT` in the same round trip; when the master has replicas and none confirms in time, the
+    /// call fails with ``SessionError/Code/storeUnavailable``. A master without replicas has nothing to wait for.
+    /// Default: one replica within 250 ms.
+    ///
+    /// This narrows the loss window of an unplanned failover; it does not close it. A write can be confirmed by a
+    /// replica that is not the one promoted, and a manual `SENTINEL FAILOVER` keeps the old master accepting writes
+    /// for seconds before it is demoted (see docs/SENTINEL.md).
+    public var replicaAcknowledgement: ReplicaAcknowledgement?
+
+    /// How many replicas must confirm a security-relevant write, and how long to wait for them.
+    public struct ReplicaAcknowledgement: Sendable, Hashable {
+        /// Replicas that must confirm. Default 1.
+        public var replicas: Int
+        /// How long the server waits for them. Default 250 ms.
+        public var timeout: Duration
+
+        /// - Parameters:
+        ///   - replicas: Replicas that must confirm (at least 1).
+        ///   - timeout: How long the server waits.
+        public init(replicas: Int = 1, timeout: Duration = .milliseconds(250)) {
+            precondition(replicas >= 1 && timeout > .zero, "a replica acknowledgement needs replicas and a timeout")
+            self.replicas = replicas
+            self.timeout = timeout
+        }
+    }
 
     /// Creates a configuration; every argument has a default.
     ///
@@ -23,13 +50,15 @@ public struct SessionStoreConfiguration: Sendable, Hashable {
     ///   - touchInterval: Minimum interval between two expiry refreshes of one session.
     ///   - maximumEncodedSize: Byte limit on attributes.
     ///   - maximumAttributeCount: Count limit on attributes.
+    ///   - replicaAcknowledgement: How writes that end sessions wait for a replica, or `nil` not to wait.
     public init(
         keyPrefix: String = "rsess:",
         idleTimeout: Duration = .seconds(30 * 60),
         absoluteLifetime: Duration = .seconds(12 * 3600),
         touchInterval: Duration = .seconds(60),
         maximumEncodedSize: Int = 64 * 1024,
-        maximumAttributeCount: Int = 64
+        maximumAttributeCount: Int = 64,
+        replicaAcknowledgement: ReplicaAcknowledgement? = ReplicaAcknowledgement()
     ) {
         precondition(idleTimeout > .zero && absoluteLifetime > .zero, "timeouts must be positive")
         precondition(touchInterval >= .zero && touchInterval < idleTimeout, "touchInterval must be below idleTimeout")
@@ -40,6 +69,7 @@ public struct SessionStoreConfiguration: Sendable, Hashable {
         self.touchInterval = touchInterval
         self.maximumEncodedSize = maximumEncodedSize
         self.maximumAttributeCount = maximumAttributeCount
+        self.replicaAcknowledgement = replicaAcknowledgement
     }
 }
 

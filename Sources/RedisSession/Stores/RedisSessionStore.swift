@@ -50,6 +50,8 @@ public struct RedisSessionStore: SessionStore {
 
     /// Built once: every load names its key through it.
     private let keys: SessionKeys
+    /// Whether writes that end sessions have a replica to wait for.
+    private let replicas = ReplicaCount()
     private var idleMilliseconds: Int64 { configuration.idleTimeout.wholeMilliseconds }
     private var absoluteMilliseconds: Int64 { configuration.absoluteLifetime.wholeMilliseconds }
 
@@ -67,7 +69,9 @@ public struct RedisSessionStore: SessionStore {
     }
 
     /// Runs the `create` script for `session` (new, or taken from another user), and marks it saved.
-    private func insert(_ session: inout Session, created: Int?, version: Int?) async throws(SessionError) {
+    private func insert(
+        _ session: inout Session, created: Int?, version: Int?, durable: Bool = false
+    ) async throws(SessionError) {
         var arguments: [any RedisArgumentConvertible] = [
             idleMilliseconds, absoluteMilliseconds, session.userID ?? "", session.id.handle.text,
             created.map(String.init) ?? "", version.map(String.init) ?? "",
@@ -78,7 +82,7 @@ public struct RedisSessionStore: SessionStore {
         }
         var scriptKeys = [keys.session(session.id)]
         if let userID = session.userID { scriptKeys.append(keys.userIndex(userID)) }
-        let reply = try await run(SessionScripts.create, keys: scriptKeys, arguments: arguments)
+        let reply = try await run(SessionScripts.create, keys: scriptKeys, arguments: arguments, durable: durable)
         guard let values = reply.array, values.count == 2, let createdAt = values[0].int, let now = values[1].int
         else {
             throw SessionError(.corruptSession, "the create script answered \(reply)")
@@ -162,7 +166,8 @@ public struct RedisSessionStore: SessionStore {
 
     public func destroy(id: SessionID) async throws(SessionError) {
         defer { cache?.invalidate(id) }
-        let reply = try await run(SessionScripts.destroy, keys: [keys.session(id)], arguments: ["", id.handle.text])
+        let reply = try await run(
+            SessionScripts.destroy, keys: [keys.session(id)], arguments: ["", id.handle.text], durable: true)
         // The script cannot know the user's index before it reads the session: a second command, in the same slot.
         guard let user = reply.array?.last?.string, SessionID.tag(forUser: user) == id.tag else { return }
         do {
@@ -178,7 +183,8 @@ public struct RedisSessionStore: SessionStore {
         let key = keys.sessionPrefix + storageName
         defer { cache?.invalidate(storageName: storageName) }
         let reply = try await run(
-            SessionScripts.destroy, keys: [key, keys.userIndex(userID)], arguments: [userID, handle.text])
+            SessionScripts.destroy, keys: [key, keys.userIndex(userID)], arguments: [userID, handle.text], durable: true
+        )
         return reply.array?.first?.int == 1
     }
 
@@ -241,7 +247,7 @@ public struct RedisSessionStore: SessionStore {
             let sessionKeys = members.map { keys.sessionPrefix + "{" + tag + "}" + $0 }
             let reply = try await run(
                 SessionScripts.destroyAll, keys: [index] + sessionKeys,
-                arguments: members.map { $0 as any RedisArgumentConvertible })
+                arguments: members.map { $0 as any RedisArgumentConvertible }, durable: true)
             guard let live = reply.int else { throw SessionError(.corruptSession, "destroy-all answered \(reply)") }
             if live >= 0 { return live }
         }
@@ -330,7 +336,7 @@ public struct RedisSessionStore: SessionStore {
         for field in session.removedFields { arguments.append(field) }
         var scriptKeys = [keys.session(session.id), keys.session(newID)]
         if let userID = session.storedUserID { scriptKeys.append(keys.userIndex(userID)) }
-        let reply = try await run(SessionScripts.move, keys: scriptKeys, arguments: arguments)
+        let reply = try await run(SessionScripts.move, keys: scriptKeys, arguments: arguments, durable: true)
         guard let values = reply.array, values.count == 3, let version = values[0].int, let now = values[2].int else {
             throw SessionError(.corruptSession, "the save script answered \(reply)")
         }
@@ -361,7 +367,8 @@ public struct RedisSessionStore: SessionStore {
         for (key, value) in attributes { moved.setEncoded(key, value) }
         moved.labelsChanged = true
         do {
-            try await insert(&moved, created: created, version: stored.version + 1)
+            // Waiting after the create also covers the take before it: replication is one ordered stream.
+            try await insert(&moved, created: created, version: stored.version + 1, durable: true)
         } catch  where error.code != .sessionNotFound {
             throw SessionError(
                 .storeUnavailable, "the session was taken for a change of user but not stored again",
@@ -380,11 +387,31 @@ public struct RedisSessionStore: SessionStore {
         }
     }
 
+    /// Runs a script; a `durable` one (a write that ends a session) also waits for the configured replicas.
     private func run(
-        _ script: RedisScript, keys: [String], arguments: [any RedisArgumentConvertible]
+        _ script: RedisScript, keys: [String], arguments: [any RedisArgumentConvertible], durable: Bool = false
     ) async throws(SessionError) -> RedisValue {
         do {
-            return try await client.evaluate(script, keys: keys, arguments: arguments)
+            guard durable, let acknowledgement = configuration.replicaAcknowledgement,
+                try await replicas.current(on: client) > 0
+            else {
+                return try await client.evaluate(script, keys: keys, arguments: arguments)
+            }
+            let (reply, acknowledged) = try await client.evaluate(
+                script, keys: keys, arguments: arguments, waitingFor: acknowledgement.replicas,
+                timeout: acknowledgement.timeout)
+            if acknowledged < acknowledgement.replicas {
+                // Fine if the replicas just went away (nothing to wait for); a failure if they lag.
+                if try await replicas.refresh(on: client) > 0 {
+                    throw SessionError(
+                        .storeUnavailable,
+                        "\(acknowledged) of \(acknowledgement.replicas) replicas confirmed within "
+                            + "\(acknowledgement.timeout); a failover now could undo this write")
+                }
+            }
+            return reply
+        } catch let error as SessionError {
+            throw error
         } catch let error as RedisError {
             throw mapError(error)
         } catch {
