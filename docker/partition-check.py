@@ -26,14 +26,15 @@ import argparse
 import http.client
 import os
 import queue
-import re
-import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rigkit import Browser, landing  # noqa: E402
 
 PASSED, FAILED = [], []
 # The instance's Redis bounds: connect timeout 1 s, command timeout 2 s (RedisConfiguration's defaults, which the
@@ -149,56 +150,6 @@ class DelayingProxy:
                 source.close()
                 destination.close()
                 return
-
-
-class Browser:
-    """One user's cookie jar against one instance, over plain HTTP/1.1."""
-
-    def __init__(self, port):
-        self.port, self.cookies = port, {}
-
-    def request(self, method, path, form=None, timeout=15):
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())} if self.cookies else {}
-        body = None
-        if form is not None:
-            body = "&".join(f"{k}={v.replace('/', '%2F')}" for k, v in form.items())
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            text = response.read().decode(errors="replace")
-            for header, value in response.getheaders():
-                if header.lower() == "set-cookie":
-                    name, _, rest = value.partition("=")
-                    cookie_value = rest.split(";", 1)[0]
-                    if "max-age=0" in value.lower() or not cookie_value:
-                        self.cookies.pop(name, None)
-                    else:
-                        self.cookies[name] = cookie_value
-            return response.status, text
-        finally:
-            connection.close()
-
-    def csrf(self, path):
-        _, page = self.request("GET", path)
-        match = re.search(r'name="csrf" value="([^"]+)"', page)
-        return match.group(1) if match else ""
-
-    def sign_in(self, user, password):
-        status, _ = self.request("POST", "/login", {"username": user, "password": password, "csrf": self.csrf("/")})
-        return status
-
-    def set_timezone(self, timezone):
-        status, _ = self.request("POST", "/settings", {"timezone": timezone, "csrf": self.csrf("/settings")})
-        return status
-
-
-def landing(page):
-    """(user, timezone) that a landing page shows, or None for the sign-in page."""
-    user = re.search(r"<h1>Hello, ([^<]+)</h1>", page)
-    timezone = re.search(r'data-timezone="([^"]+)"', page)
-    return (user.group(1), timezone.group(1)) if user and timezone else None
 
 
 class Load:

@@ -274,7 +274,10 @@ def manual_failover(env, topology, lb):
     refused_at = None
     deadline = time.time() + 30
     while time.time() < deadline:
-        answer = probe.call("SET", "rsess-probe:old-master", str(time.time()))
+        try:
+            answer = probe.call("SET", "rsess-probe:old-master", str(time.time()))
+        except (OSError, ConnectionError):
+            answer = RespError("closed")  # demoted: it dropped its clients
         if isinstance(answer, RespError):
             refused_at = time.time()
             break
