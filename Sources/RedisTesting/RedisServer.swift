@@ -134,6 +134,16 @@ public final class RedisServer: Sendable {
         Self.terminate(running)
     }
 
+    /// Freezes the process (SIGSTOP): it keeps its connections but answers nothing, like a stalled host.
+    public func suspend() {
+        if let running = pid.withLock({ $0 }) { kill(running, SIGSTOP) }
+    }
+
+    /// Thaws a process frozen by ``suspend()`` (SIGCONT).
+    public func resume() {
+        if let running = pid.withLock({ $0 }) { kill(running, SIGCONT) }
+    }
+
     /// Kills the server with SIGKILL, as a crashed host would: no shutdown, no goodbye to its clients.
     public func crash() {
         let running = pid.withLock { pid -> pid_t? in

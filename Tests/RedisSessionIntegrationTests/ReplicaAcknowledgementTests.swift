@@ -23,6 +23,17 @@ import Testing
         defer { replica.stop() }
         try await waitForLink(replica: replica)
         let client = RedisClient(configuration: try RedisConfiguration(url: master.url))
+        // The master counts a replica once it is online (after the initial sync), not when the link is merely up.
+        let online = await eventually(timeout: .seconds(10), interval: .milliseconds(20)) {
+            (try? await client.connectedReplicaCount()) == 1
+        }
+        try #require(online, "the master never listed its replica as online")
+        // Right after its initial sync a replica can take a moment to acknowledge; wait until it does.
+        let acknowledging = await eventually(timeout: .seconds(10), interval: .milliseconds(20)) {
+            _ = try? await client.send("SET", "ack:warm-up", "1")
+            return (try? await client.send("WAIT", 1, 100).int) == 1
+        }
+        try #require(acknowledging, "the replica never acknowledged a write")
         let replicaClient = RedisClient(configuration: try RedisConfiguration(url: replica.url))
         let prefix = "ack\(UUID().uuidString.prefix(6)):"
         let store = RedisSessionStore(client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix))
@@ -39,11 +50,9 @@ import Testing
         try await store.destroy(id: third.id)
         #expect(try await replicaClient.send("EXISTS", keys.session(third.id)).int == 0)
 
-        // The replica stalls (a long command): no confirmation within 250 ms, so the logout reports it.
-        let stalled = try await store.create(userID: "bob", attributes: [:], labels: [:])
-        try await Task.sleep(for: .milliseconds(50))
-        let stall = Task { _ = try? await replicaClient.send("DEBUG", "SLEEP", "1.5") }
-        try await Task.sleep(for: .milliseconds(100))
+        // The replica stalls (frozen): no confirmation within 250 ms, so the logout reports it.
+        _ = try await store.create(userID: "bob", attributes: [:], labels: [:])
+        replica.suspend()
         let started = ContinuousClock.now
         await #expect {
             try await store.destroyAll(userID: "bob")
@@ -52,8 +61,7 @@ import Testing
                 && (error as? SessionError)?.message.contains("replicas confirmed") == true
         }
         #expect(ContinuousClock.now - started < .seconds(1), "the wait is bounded by its timeout")
-        await stall.value
-        _ = stalled
+        replica.resume()
         await client.close()
         await replicaClient.close()
     }
