@@ -30,6 +30,8 @@ public final class RedisClient: Sendable {
     private let monitor: SentinelMonitor?
     private let monitorObserver: Int?
     private let released = Atomic<Bool>(false)
+    /// On a Redis Cluster: the slot table and one pool per primary (``workers`` is then empty).
+    let router: ClusterRouter?
     /// Names this pool's threads (`redis<N>.<i>`), so they can be told apart in a debugger or `/proc`.
     let threadNamePrefix: String
     private static let instances = Atomic<Int>(0)
@@ -42,6 +44,15 @@ public final class RedisClient: Sendable {
         let prefix = "redis\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 100_000)."
         self.threadNamePrefix = prefix
         let counters = self.counters
+        if let cluster = configuration.cluster {
+            self.router = ClusterRouter(
+                configuration: configuration, cluster: cluster, counters: counters, namePrefix: prefix)
+            self.monitor = nil
+            self.monitorObserver = nil
+            self.workers = []
+            return
+        }
+        self.router = nil
         let monitor = SentinelMonitor.acquire(for: configuration)
         self.monitor = monitor
         // `poolSize` is a `var`: a configuration edited after its `init` may say 0; a pool always has a connection.
@@ -57,6 +68,7 @@ public final class RedisClient: Sendable {
 
     deinit {
         for worker in workers { worker.shutdown() }
+        router?.shutdown()
         releaseMonitor()
     }
 
@@ -75,6 +87,7 @@ public final class RedisClient: Sendable {
     public func run() async {
         precondition(!runStarted.exchange(true, ordering: .relaxed), "RedisClient.run() was called twice")
         for worker in workers { worker.start() }
+        await router?.start()
         await waitForCancellation()
         await close()
     }
@@ -84,6 +97,7 @@ public final class RedisClient: Sendable {
     public func close() async {
         for worker in workers { worker.shutdown() }
         for worker in workers { await worker.waitUntilExited() }
+        await router?.close()
         releaseMonitor()
     }
 
@@ -114,7 +128,8 @@ public final class RedisClient: Sendable {
 
     /// How many pooled connections are connected right now (for health checks).
     public var connectedCount: Int {
-        workers.reduce(0) { $0 + ($1.status == .connected ? 1 : 0) }
+        if let router { return router.connectedCount }
+        return workers.reduce(0) { $0 + ($1.status == .connected ? 1 : 0) }
     }
 
     /// Sends one command and returns its reply.
@@ -147,7 +162,12 @@ public final class RedisClient: Sendable {
     ///
     /// - Parameter command: The command.
     public func sendDetached(_ command: RedisCommand) {
-        guard !command.name.isEmpty, let worker = try? pickWorker() else { return }
+        guard !command.name.isEmpty else { return }
+        if let router {
+            router.submitDetached(command)
+            return
+        }
+        guard let worker = try? pickWorker() else { return }
         counters.requests.add(1, ordering: .relaxed)
         counters.commands.add(1, ordering: .relaxed)
         worker.submitDetached(
@@ -203,6 +223,7 @@ public final class RedisClient: Sendable {
     // MARK: Internals
 
     func execute(payload: [UInt8], replyCount: Int, name: String) async throws -> RedisValue {
+        if let router { return try await router.execute(payload: payload, replyCount: replyCount, name: name) }
         let worker = try pickWorker()
         counters.requests.add(1, ordering: .relaxed)
         counters.commands.add(replyCount, ordering: .relaxed)
@@ -216,36 +237,8 @@ public final class RedisClient: Sendable {
         }
     }
 
-    /// The connected worker with the fewest requests outstanding (the first on a tie), else one that is connecting;
-    /// never one that is backing off after failures.
-    ///
-    /// Preferring the least loaded, and the same one while all are idle, keeps a lone caller on the connection
-    /// whose thread is still watching for its next command, and spreads a crowd evenly for pipelining.
     private func pickWorker() throws(RedisError) -> ConnectionWorker {
-        var best: ConnectionWorker?
-        var bestLoad = Int.max
-        var fallback: ConnectionWorker?
-        for worker in workers {
-            switch worker.status {
-            case .connected:
-                let load = worker.outstanding
-                if load < bestLoad {
-                    best = worker
-                    bestLoad = load
-                }
-            case .connecting, .notStarted: if fallback == nil { fallback = worker }
-            case .backingOff, .shutDown: continue
-            }
-        }
-        if let best { return best }
-        if let fallback { return fallback }
-        if workers.allSatisfy({ $0.status == .shutDown }) {
-            throw RedisError(.closed, "the client was closed")
-        }
-        let reason = workers.lazy.compactMap(\.lastError).first.map { ": \($0.message)" } ?? ""
-        throw RedisError(
-            .connectionFailed, "no connection to \(configuration.serverDescription) is available\(reason)",
-            context: configuration.serverDescription)
+        try ConnectionWorker.pick(from: workers, configuration: configuration)
     }
 }
 

@@ -86,6 +86,28 @@ public struct RedisConfiguration: Sendable, Hashable {
         }
     }
 
+    /// A Redis Cluster: the nodes to ask for the slot table first.
+    ///
+    /// With one, ``endpoint`` is not used: the client reads `CLUSTER SLOTS`, keeps one pool of ``poolSize``
+    /// connections per primary, and sends each command to the owner of its keys' slot (see ``RedisClient``).
+    public struct Cluster: Sendable, Hashable {
+        /// Nodes to ask for the table (any node of the cluster; the primaries it names are used from then on).
+        public var seeds: [Endpoint]
+        /// How often the table is read again, besides after a `MOVED` to an unknown node or a lost node.
+        /// Default 5 s.
+        public var refreshInterval: Duration
+
+        /// - Parameters:
+        ///   - seeds: Nodes to ask for the slot table (at least one).
+        ///   - refreshInterval: The period of the background refresh.
+        public init(seeds: [Endpoint], refreshInterval: Duration = .seconds(5)) {
+            precondition(!seeds.isEmpty, "a cluster needs at least one seed node")
+            precondition(refreshInterval > .zero, "refreshInterval must be positive")
+            self.seeds = seeds
+            self.refreshInterval = refreshInterval
+        }
+    }
+
     /// Where the server listens. Default `127.0.0.1:6379`.
     ///
     /// With a ``tlsTunnel`` this is the TLS server the tunnel reaches; it names the server in errors and logs.
@@ -99,6 +121,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var tlsTunnel: Endpoint?
     /// The sentinels to ask for the master, or `nil` to use ``endpoint`` directly.
     public var sentinel: Sentinel?
+    /// The cluster's seed nodes, or `nil` for a single server (or a Sentinel-managed one).
+    public var cluster: Cluster?
     /// The ACL user name for `AUTH user password`; `nil` sends `AUTH password` (the `default` user).
     public var username: String?
     /// The password sent with `AUTH` on every (re)connect; `nil` sends no `AUTH`.
@@ -134,6 +158,7 @@ public struct RedisConfiguration: Sendable, Hashable {
 
     /// The server as errors and logs name it: the endpoint, or the master's name and its sentinels.
     public var serverDescription: String {
+        if let cluster { return "cluster via \(cluster.seeds.map(\.description).joined(separator: ","))" }
         guard let sentinel else { return endpoint.description }
         return
             "master '\(sentinel.masterName)' via sentinels \(sentinel.sentinels.map(\.description).joined(separator: ","))"
@@ -195,6 +220,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// - `redis-sentinel://[[user]:password@]host1:26379[,host2:26379...]/<master-name>[/db]`: a master found through
     ///   Redis Sentinel (``sentinel``). The user and password are the master's; the sentinels' own are
     ///   `?sentinel_user=` and `?sentinel_password=`, and `?sentinel_poll_ms=` sets the backstop poll.
+    /// - `redis-cluster://[[user]:password@]host:port[,host:port...]`: a Redis Cluster reached through these seed nodes
+    ///   (``cluster``); `?refresh_ms=` sets the background refresh of the slot table.
     ///
     /// User name and password are percent-decoded. Other fields keep their defaults.
     ///

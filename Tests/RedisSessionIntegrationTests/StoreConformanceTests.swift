@@ -4,9 +4,10 @@ import RedisSession
 import RedisTesting
 import Testing
 
-/// The store under test: the same suite runs against Redis, Redis behind an instance's session cache, and memory.
+/// The store under test: the same suite runs against Redis, Redis behind an instance's session cache, a 3-primary
+/// Redis Cluster (with and without the cache: the users of each test land on every primary), and memory.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case redis, cachedRedis, memory
+    case redis, cachedRedis, cluster, cachedCluster, memory
     var testDescription: String { rawValue }
 }
 
@@ -26,7 +27,10 @@ struct StoreFixture {
         let prefix = "t\(UUID().uuidString.prefix(8)):"
         let configuration = SessionStoreConfiguration(
             keyPrefix: prefix, idleTimeout: idle, absoluteLifetime: absolute, touchInterval: touch,
-            maximumEncodedSize: maxSize, maximumAttributeCount: maxCount)
+            maximumEncodedSize: maxSize, maximumAttributeCount: maxCount,
+            // The suite is about semantics; a loaded 2-core machine with six cluster nodes can take longer than the
+            // default 250 ms to replicate (ReplicaAcknowledgementTests test the wait itself).
+            replicaAcknowledgement: .init(timeout: .seconds(2)))
         switch kind {
         case .memory:
             return StoreFixture(store: MemorySessionStore(configuration: configuration), client: nil, prefix: prefix)
@@ -34,8 +38,13 @@ struct StoreFixture {
             let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
             return StoreFixture(
                 store: RedisSessionStore(client: client, configuration: configuration), client: client, prefix: prefix)
-        case .cachedRedis:
-            let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
+        case .cluster:
+            let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisCluster.shared().url))
+            return StoreFixture(
+                store: RedisSessionStore(client: client, configuration: configuration), client: client, prefix: prefix)
+        case .cachedRedis, .cachedCluster:
+            let url = kind == .cachedCluster ? try await RedisCluster.shared().url : try await RedisServer.sharedURL()
+            let client = RedisClient(configuration: try RedisConfiguration(url: url))
             let cache = SessionCache(client: client, keyPrefix: prefix)
             let task = Task { await cache.run() }
             let tracking = await eventually { cache.statistics.isTracking }

@@ -445,6 +445,42 @@ final class ConnectionWorker: Sendable {
     }
 }
 
+extension ConnectionWorker {
+    /// The connected worker with the fewest requests outstanding (the first on a tie), else one that is connecting;
+    /// never one that is backing off after failures.
+    ///
+    /// Preferring the least loaded, and the same one while all are idle, keeps a lone caller on the connection
+    /// whose thread is still watching for its next command, and spreads a crowd evenly for pipelining.
+    static func pick(from workers: [ConnectionWorker], configuration: RedisConfiguration) throws(RedisError)
+        -> ConnectionWorker
+    {
+        var best: ConnectionWorker?
+        var bestLoad = Int.max
+        var fallback: ConnectionWorker?
+        for worker in workers {
+            switch worker.status {
+            case .connected:
+                let load = worker.outstanding
+                if load < bestLoad {
+                    best = worker
+                    bestLoad = load
+                }
+            case .connecting, .notStarted: if fallback == nil { fallback = worker }
+            case .backingOff, .shutDown: continue
+            }
+        }
+        if let best { return best }
+        if let fallback { return fallback }
+        if !workers.isEmpty && workers.allSatisfy({ $0.status == .shutDown }) {
+            throw RedisError(.closed, "the client was closed")
+        }
+        let reason = workers.lazy.compactMap(\.lastError).first.map { ": \($0.message)" } ?? ""
+        throw RedisError(
+            .connectionFailed, "no connection to \(configuration.serverDescription) is available\(reason)",
+            context: configuration.serverDescription)
+    }
+}
+
 extension RedisError {
     static func cancelled(_ command: String) -> RedisError {
         RedisError(.cancelled, "the waiting task was cancelled", context: command)

@@ -71,6 +71,14 @@ public struct RedisSubscriber: Sendable {
         channels: [String], patterns: [String], trackedPrefixes: [String]?
     ) -> (AsyncStream<SubscriberLoop.Output>, String) {
         let (stream, continuation) = AsyncStream.makeStream(of: SubscriberLoop.Output.self)
+        if configuration.cluster != nil {
+            let subscription = ClusterSubscription(
+                subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
+                continuation: continuation)
+            continuation.onTermination = { _ in subscription.stop() }
+            subscription.start()
+            return (stream, subscription.threadName)
+        }
         let loop = SubscriberLoop(
             subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
             continuation: continuation)

@@ -16,6 +16,7 @@ struct RedisURLParser {
         case "redis": try applyTCP(rest, to: &configuration)
         case "unix", "redis+unix", "redis-socket": try applyUnix(rest, to: &configuration)
         case "redis-sentinel": try applySentinel(rest, to: &configuration)
+        case "redis-cluster": try applyCluster(rest, to: &configuration)
         case "rediss":
             try applyTCP(rest, to: &configuration, allowsTunnel: true)
             guard configuration.tlsTunnel != nil else {
@@ -24,7 +25,9 @@ struct RedisURLParser {
                         + "and add ?tunnel=127.0.0.1:<its port>")
             }
         default:
-            throw invalid("unsupported scheme '\(scheme)': expected redis://, rediss://, redis-sentinel:// or unix://")
+            throw invalid(
+                "unsupported scheme '\(scheme)': expected redis://, rediss://, redis-sentinel://, redis-cluster:// or unix://"
+            )
         }
     }
 
@@ -84,6 +87,49 @@ struct RedisURLParser {
         }
         configuration.sentinel = sentinel
         try applyQuery(Substring(remaining.joined(separator: "&")), to: &configuration)
+    }
+
+    /// `redis-cluster://[[user]:password@]host:port[,host:port...][?refresh_ms=N]`
+    private func applyCluster(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
+        var remainder = rest
+        var query: Substring = ""
+        if let questionMark = remainder.firstIndex(of: "?") {
+            query = remainder[remainder.index(after: questionMark)...]
+            remainder = remainder[..<questionMark]
+        }
+        if let slash = remainder.firstIndex(of: "/") {
+            let path = remainder[remainder.index(after: slash)...]
+            guard path.isEmpty || path == "0" else { throw invalid("a cluster has only database 0, not '\(path)'") }
+            remainder = remainder[..<slash]
+        }
+        if let at = remainder.lastIndex(of: "@") {
+            try applyUserInfo(remainder[..<at], to: &configuration)
+            remainder = remainder[remainder.index(after: at)...]
+        }
+        var seeds: [RedisConfiguration.Endpoint] = []
+        for host in remainder.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !host.isEmpty else { throw invalid("an empty node address in '\(remainder)'") }
+            let (name, port) = try parseHostPort(host)
+            seeds.append(.tcp(host: name, port: port))
+        }
+        guard !seeds.isEmpty else { throw invalid("no seed node") }
+        var cluster = RedisConfiguration.Cluster(seeds: seeds)
+        var remaining: [Substring] = []
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let value = parts.count > 1 ? parts[1] : ""
+            if parts[0].lowercased() == "refresh_ms" {
+                guard let milliseconds = Int(value), milliseconds > 0 else {
+                    throw invalid("refresh_ms '\(value)' is not a positive number of milliseconds")
+                }
+                cluster.refreshInterval = .milliseconds(milliseconds)
+            } else {
+                remaining.append(pair)
+            }
+        }
+        configuration.cluster = cluster
+        try applyQuery(Substring(remaining.joined(separator: "&")), to: &configuration)
+        guard configuration.database == 0 else { throw invalid("a cluster has only database 0") }
     }
 
     /// The tunnel's address: loopback or a Unix socket only, because the leg to it is plaintext.

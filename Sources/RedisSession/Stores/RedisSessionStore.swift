@@ -371,7 +371,7 @@ public struct RedisSessionStore: SessionStore {
             try await insert(&moved, created: created, version: stored.version + 1, durable: true)
         } catch  where error.code != .sessionNotFound {
             throw SessionError(
-                .storeUnavailable, "the session was taken for a change of user but not stored again",
+                .storeUnavailable, "the session was taken for a change of user but not stored again: \(error.message)",
                 underlying: error.underlying)
         }
         session = moved

@@ -1,0 +1,332 @@
+import Synchronization
+
+/// The cluster side of ``RedisClient``: a slot table, one pool per primary, and the redirections.
+///
+/// - **Routing.** Each request is cut into units (a command, or `MULTI` ... `EXEC` with everything between), and
+///   each unit goes to the owner of its keys' slot. A request whose units all share a slot, which is every request
+///   the session store makes, goes out unchanged in one write. A pipeline spanning slots is split per node, and the
+///   replies come back in the caller's order.
+/// - **Redirections.** They are resent, because each of these replies proves that nothing ran:
+///   - `MOVED`: patch the slot, then resend;
+///   - `ASK`: resend to the importing node, with `ASKING` before *each* command, or once before a transaction's
+///     `MULTI`;
+///   - `TRYAGAIN` and `CLUSTERDOWN`: back off, then resend.
+///
+///   Each request is resent at most ``maximumRedirections`` times.
+/// - **Never resent after a connection error.** The command may have run, so the caller gets the error. The table is
+///   read again in the background, because a lost node usually means a failover.
+/// - **The table is read** (`CLUSTER SLOTS`) on first use, after a `MOVED` to an unknown node, after a connection
+///   error, and every ``RedisConfiguration/Cluster/refreshInterval``. Observers hear of every new generation, so the
+///   caches can treat it as a gap.
+/// - **Pools are never retired while the client lives.** Closing a former primary's pool would fail the requests
+///   queued on it, and a request that failed with `closed` may or may not have run. A demoted node answers `MOVED`,
+///   which is resent, and a dead node's pool backs off quietly: one idle connection per former primary is the price.
+final class ClusterRouter: Sendable {
+    typealias Endpoint = RedisConfiguration.Endpoint
+
+    /// How often one request may be redirected or retried before its last reply is returned as it is.
+    static let maximumRedirections = 5
+
+    let configuration: RedisConfiguration
+    private let topology: Mutex<ClusterTopology>
+    private let pools = Mutex<[Endpoint: [ConnectionWorker]]>([:])
+    private let counters: ClientCounters
+    private let namePrefix: String
+    private let refresh = Mutex<Task<Void, Never>?>(nil)
+    private let periodic = Mutex<Task<Void, Never>?>(nil)
+    private let closed = Atomic<Bool>(false)
+    private let observers = Mutex<(next: Int, handlers: [Int: @Sendable (UInt64) -> Void])>((0, [:]))
+
+    init(
+        configuration: RedisConfiguration, cluster: RedisConfiguration.Cluster, counters: ClientCounters,
+        namePrefix: String
+    ) {
+        self.configuration = configuration
+        self.topology = Mutex(ClusterTopology(seeds: cluster.seeds))
+        self.counters = counters
+        self.namePrefix = namePrefix
+    }
+
+    // MARK: Lifecycle
+
+    /// Reads the table now and keeps it fresh until ``close()``.
+    func start() async {
+        try? await refreshTopology()
+        startPeriodicRefresh()
+    }
+
+    func close() async {
+        for worker in shutdown() { await worker.waitUntilExited() }
+    }
+
+    /// Stops the refreshes and every node's connections without waiting for their threads; returns them.
+    @discardableResult
+    func shutdown() -> [ConnectionWorker] {
+        closed.store(true, ordering: .relaxed)
+        periodic.withLock { $0?.cancel() }
+        refresh.withLock { $0?.cancel() }
+        let all = pools.withLock { pools in
+            defer { pools = [:] }
+            return pools.values.flatMap { $0 }
+        }
+        for worker in all { worker.shutdown() }
+        return all
+    }
+
+    /// Connected connections across every node's pool.
+    var connectedCount: Int {
+        pools.withLock { $0.values.reduce(0) { $0 + $1.reduce(0) { $0 + ($1.status == .connected ? 1 : 0) } } }
+    }
+
+    /// The primaries and the table's generation, reading the table first when it is empty.
+    func primaries() async throws -> (nodes: [Endpoint], generation: UInt64) {
+        if topology.withLock({ $0.primaries.isEmpty }) { try await refreshTopology() }
+        return topology.withLock { ($0.primaries, $0.generation) }
+    }
+
+    /// Calls `handler` with the new generation whenever the table changes.
+    func addObserver(_ handler: @escaping @Sendable (UInt64) -> Void) -> Int {
+        observers.withLock {
+            $0.next += 1
+            $0.handlers[$0.next] = handler
+            return $0.next
+        }
+    }
+
+    func removeObserver(_ id: Int) { _ = observers.withLock { $0.handlers.removeValue(forKey: id) } }
+
+    // MARK: Requests
+
+    func execute(payload: [UInt8], replyCount: Int, name: String) async throws -> RedisValue {
+        let parsed = try ClusterCommands(payload: payload)
+        if topology.withLock({ $0.primaries.isEmpty }) {
+            try await refreshTopology()
+            startPeriodicRefresh()
+        }
+        let slots = Set(parsed.units.compactMap(\.slot))
+        if slots.count <= 1 {
+            return try await send(payload, commands: parsed, replyCount: replyCount, slot: slots.first, name: name)
+        }
+        return try await split(payload, parsed: parsed, replyCount: replyCount, name: name)
+    }
+
+    /// A pipeline over several slots: one request per unit, sent concurrently, replies in the caller's order.
+    private func split(_ payload: [UInt8], parsed: ClusterCommands, replyCount: Int, name: String) async throws
+        -> RedisValue
+    {
+        var replies = [RedisValue](repeating: .null, count: parsed.commands.count)
+        try await withThrowingTaskGroup(of: (Int, [RedisValue]).self) { group in
+            for unit in parsed.units {
+                let bytes = Array(
+                    payload[
+                        parsed.commands[unit.commands.lowerBound].range
+                            .lowerBound..<parsed.commands[unit.commands.upperBound - 1].range.upperBound])
+                let sub = try ClusterCommands(payload: bytes)
+                let count = unit.commands.count
+                group.addTask {
+                    let reply = try await self.send(
+                        bytes, commands: sub, replyCount: count, slot: unit.slot, name: name)
+                    return (unit.commands.lowerBound, count == 1 ? [reply] : reply.array ?? [])
+                }
+            }
+            for try await (start, values) in group {
+                for (offset, value) in values.enumerated() where start + offset < replies.count {
+                    replies[start + offset] = value
+                }
+            }
+        }
+        return replyCount == 1 ? replies[0] : .array(replies)
+    }
+
+    /// One request for one slot (or none), following redirections.
+    private func send(
+        _ payload: [UInt8], commands: ClusterCommands, replyCount: Int, slot: Int?, name: String
+    ) async throws -> RedisValue {
+        var askTarget: Endpoint?
+        var attempt = 0
+        let isTransaction = commands.commands.first?.name == "MULTI"
+        while true {
+            let node: Endpoint
+            if let askTarget {
+                node = askTarget
+            } else if let owner = topology.withLock({ state in
+                slot.flatMap { state.owner(of: $0) } ?? state.primaries.first
+            }) {
+                node = owner
+            } else {
+                throw RedisError(
+                    .connectionFailed, "no primary of the cluster owns slot \(slot.map(String.init) ?? "-")",
+                    context: configuration.serverDescription)
+            }
+            let reply: RedisValue
+            do {
+                if askTarget != nil {
+                    reply = try await submitAsking(
+                        payload, commands: commands, replyCount: replyCount, transaction: isTransaction, to: node,
+                        name: name)
+                } else {
+                    reply = try await submit(payload, replyCount: replyCount, to: node, name: name)
+                }
+            } catch let error as RedisError where [.connectionFailed, .connectionClosed, .timeout].contains(error.code)
+            {
+                // It may have run: never resent. A lost node is usually a failover; read the table again.
+                scheduleRefresh()
+                throw error
+            }
+            askTarget = nil
+            guard let redirection = Self.redirection(in: reply, replyCount: replyCount),
+                attempt < Self.maximumRedirections
+            else { return reply }
+            attempt += 1
+            switch redirection {
+            case .moved(let movedSlot, let target):
+                let outcome = topology.withLock { $0.moved(slot: movedSlot, to: target) }
+                if outcome != .unchanged { notify() }
+                if outcome == .patchedToNewNode { scheduleRefresh() }
+            case .ask(_, let target):
+                askTarget = target
+            case .retryLater:
+                // CLUSTERDOWN lasts about as long as a failover (under a second here with a 1 s node timeout):
+                // 50, 100, 200, 400 ms covers it without hammering the nodes.
+                try await Task.sleep(for: .milliseconds(50 << (attempt - 1)))
+                if attempt >= 2 { scheduleRefresh() }
+            }
+        }
+    }
+
+    /// The first redirection in a reply: the reply itself, one of a pipeline's replies, or a command queued in a
+    /// transaction (whose `EXEC` then answers `EXECABORT`).
+    static func redirection(in reply: RedisValue, replyCount: Int) -> ClusterRedirection? {
+        if replyCount == 1 { return ClusterRedirection(reply) }
+        guard case .array(let replies) = reply else { return ClusterRedirection(reply) }
+        for value in replies {
+            if let redirection = ClusterRedirection(value) { return redirection }
+        }
+        return nil
+    }
+
+    /// `ASKING` covers the next command only (or, before `MULTI`, the whole transaction): one before each command of
+    /// a pipeline, and the `ASKING` replies dropped.
+    private func submitAsking(
+        _ payload: [UInt8], commands: ClusterCommands, replyCount: Int, transaction: Bool, to node: Endpoint,
+        name: String
+    ) async throws -> RedisValue {
+        let asking = RedisCommand("ASKING").encoded
+        var prefixed: [UInt8] = []
+        prefixed.reserveCapacity(payload.count + asking.count * commands.commands.count)
+        if transaction {
+            prefixed = asking + payload
+            let reply = try await submit(prefixed, replyCount: replyCount + 1, to: node, name: name)
+            return .array(Array((reply.array ?? []).dropFirst()))
+        }
+        for command in commands.commands {
+            prefixed += asking
+            prefixed += payload[command.range]
+        }
+        let reply = try await submit(prefixed, replyCount: replyCount * 2, to: node, name: name)
+        let values = reply.array ?? []
+        let kept = stride(from: 1, to: values.count, by: 2).map { values[$0] }
+        return replyCount == 1 ? (kept.first ?? .null) : .array(kept)
+    }
+
+    /// Hands the bytes to a connection of the node's pool and waits for the replies.
+    private func submit(_ payload: [UInt8], replyCount: Int, to node: Endpoint, name: String) async throws -> RedisValue
+    {
+        let worker = try pool(for: node)
+        counters.requests.add(1, ordering: .relaxed)
+        counters.commands.add(replyCount, ordering: .relaxed)
+        let request = PendingRequest(payload: payload, replyCount: replyCount, name: name)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                worker.submit(request, continuation: continuation)
+            }
+        } onCancel: {
+            worker.cancel(request)
+        }
+    }
+
+    /// A best-effort command nobody waits for, to the owner of its slot; dropped when that is not known.
+    func submitDetached(_ command: RedisCommand) {
+        guard let parsed = try? ClusterCommands(payload: command.encoded),
+            let node = topology.withLock({ state in parsed.units.first?.slot.flatMap { state.owner(of: $0) } }),
+            let worker = try? pool(for: node)
+        else { return }
+        counters.requests.add(1, ordering: .relaxed)
+        counters.commands.add(1, ordering: .relaxed)
+        worker.submitDetached(
+            PendingRequest(payload: command.encoded, replyCount: 1, name: command.name, detached: true))
+    }
+
+    private func pool(for node: Endpoint) throws(RedisError) -> ConnectionWorker {
+        let workers = pools.withLock { pools in
+            if let existing = pools[node] { return existing }
+            var nodeConfiguration = configuration
+            nodeConfiguration.endpoint = node
+            nodeConfiguration.cluster = nil
+            let created = (0..<max(1, configuration.poolSize)).map { index in
+                ConnectionWorker(
+                    configuration: nodeConfiguration, name: "\(namePrefix)\(pools.count).\(index)", counters: counters)
+            }
+            pools[node] = created
+            return created
+        }
+        return try ConnectionWorker.pick(from: workers, configuration: configuration)
+    }
+
+    // MARK: Topology
+
+    /// Reads `CLUSTER SLOTS` from the first node that answers; one read at a time.
+    func refreshTopology() async throws {
+        let task = refresh.withLock { current -> Task<Void, Never> in
+            if let current { return current }
+            let created = Task { await self.readTable() }
+            current = created
+            return created
+        }
+        await task.value
+        refresh.withLock { if $0 == task { $0 = nil } }
+        if topology.withLock({ $0.primaries.isEmpty }) {
+            throw RedisError(
+                .connectionFailed, "no node of the cluster answered CLUSTER SLOTS",
+                context: configuration.serverDescription)
+        }
+    }
+
+    private func scheduleRefresh() {
+        guard !closed.load(ordering: .relaxed) else { return }
+        Task { try? await self.refreshTopology() }
+    }
+
+    private func readTable() async {
+        for node in topology.withLock({ $0.nodesToAsk }) {
+            guard
+                let reply = try? await submit(
+                    RedisCommand("CLUSTER", "SLOTS").encoded, replyCount: 1, to: node, name: "CLUSTER"),
+                let ranges = ClusterTopology.parseSlots(reply, answeredBy: node), !ranges.isEmpty
+            else { continue }
+            let changed = topology.withLock { $0.apply(ranges) }
+            if changed { notify() }
+            return
+        }
+    }
+
+    private func notify() {
+        let generation = topology.withLock { $0.generation }
+        let handlers = observers.withLock { Array($0.handlers.values) }
+        for handler in handlers { handler(generation) }
+    }
+
+    private func startPeriodicRefresh() {
+        let interval = configuration.cluster?.refreshInterval ?? .seconds(5)
+        periodic.withLock { task in
+            guard task == nil else { return }
+            task = Task { [weak self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    guard let self, !self.closed.load(ordering: .relaxed) else { return }
+                    try? await self.refreshTopology()
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import Synchronization
+
+/// A subscription or a tracker on a Redis Cluster: one ``SubscriberLoop`` per primary, merged into one stream.
+///
+/// - **Pub/sub.** A classic `PUBLISH` reaches every node. One subscriber on the publishing node hears it in under a
+///   millisecond; one on another node hears it through the cluster bus, 27-33 ms at p99 as measured here. So this
+///   subscribes on every primary and passes on the first copy of each message, dropping the later copies.
+/// - **Tracking.** Tracking is per node, and under RESP2 the redirect target must be on the same node. So there is
+///   one self-redirected tracker per primary.
+/// - **Gaps.** The merged stream is subscribed only while every primary of the current table has a confirmed
+///   connection. Losing any of them, or a new table (a failover, a reshard), is a gap: `.disconnected`, then, once
+///   every loop of the new table is up, `.subscribed(again: true)`. A cache built on it starts empty after each gap.
+final class ClusterSubscription: Sendable {
+    private let subscriber: RedisSubscriber
+    private let channels: [String]
+    private let patterns: [String]
+    private let trackedPrefixes: [String]?
+    private let continuation: AsyncStream<SubscriberLoop.Output>.Continuation
+    private let task = Mutex<Task<Void, Never>?>(nil)
+    let threadName = "rsub-cluster"
+
+    init(
+        subscriber: RedisSubscriber, channels: [String], patterns: [String], trackedPrefixes: [String]?,
+        continuation: AsyncStream<SubscriberLoop.Output>.Continuation
+    ) {
+        self.subscriber = subscriber
+        self.channels = channels
+        self.patterns = patterns
+        self.trackedPrefixes = trackedPrefixes
+        self.continuation = continuation
+    }
+
+    func start() {
+        task.withLock { $0 = Task { await self.run() } }
+    }
+
+    func stop() {
+        task.withLock { $0?.cancel() }
+    }
+
+    private enum Event: Sendable {
+        case child(Int, SubscriberLoop.Output)
+        case topologyChanged
+    }
+
+    private func run() async {
+        let client = RedisClient(configuration: subscriber.configuration)
+        var hasSubscribedOnce = false
+        var inOutage = false
+        var failures = 0
+        while !Task.isCancelled {
+            let primaries: [RedisConfiguration.Endpoint]
+            do {
+                primaries = try await client.router?.primaries().nodes ?? []
+                guard !primaries.isEmpty else { throw RedisError(.connectionFailed, "the cluster has no primaries") }
+            } catch {
+                if !inOutage {
+                    inOutage = true
+                    continuation.yield(.disconnected(error as? RedisError ?? RedisError(.connectionFailed, "\(error)")))
+                }
+                let delay = subscriber.configuration.reconnectBackoff.delay(attempt: failures)
+                failures += 1
+                try? await Task.sleep(for: delay)
+                continue
+            }
+            failures = 0
+            let (events, sink) = AsyncStream.makeStream(of: Event.self)
+            let observer = client.router?.addObserver { _ in sink.yield(.topologyChanged) }
+            var loops: [SubscriberLoop] = []
+            for (index, primary) in primaries.enumerated() {
+                var configuration = subscriber.configuration
+                configuration.cluster = nil
+                configuration.endpoint = primary
+                var nodeSubscriber = subscriber
+                nodeSubscriber.configuration = configuration
+                let (stream, childContinuation) = AsyncStream.makeStream(of: SubscriberLoop.Output.self)
+                let loop = SubscriberLoop(
+                    subscriber: nodeSubscriber, channels: channels, patterns: patterns,
+                    trackedPrefixes: trackedPrefixes, continuation: childContinuation)
+                loops.append(loop)
+                Task {
+                    for await output in stream { sink.yield(.child(index, output)) }
+                }
+                loop.start()
+            }
+            // The table is read in the background every few seconds; a change ends this round.
+            let refresher = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: subscriber.configuration.cluster?.refreshInterval ?? .seconds(5))
+                    try? await client.router?.refreshTopology()
+                }
+            }
+            var subscribed = Set<Int>()
+            var recent = RecentMessages(copies: primaries.count)
+            roundLoop: for await event in events {
+                if Task.isCancelled { break }
+                switch event {
+                case .topologyChanged:
+                    break roundLoop
+                case .child(let index, .subscribed):
+                    subscribed.insert(index)
+                    if subscribed.count == primaries.count {
+                        continuation.yield(.subscribed(again: hasSubscribedOnce))
+                        hasSubscribedOnce = true
+                        inOutage = false
+                    }
+                case .child(let index, .disconnected(let error)):
+                    subscribed.remove(index)
+                    if !inOutage {
+                        inOutage = true
+                        continuation.yield(.disconnected(error))
+                    }
+                case .child(_, .message(let message)):
+                    if recent.isFirstCopy(message) { continuation.yield(.message(message)) }
+                case .child(_, .invalidated(let keys)):
+                    continuation.yield(.invalidated(keys))
+                }
+            }
+            refresher.cancel()
+            if let observer { client.router?.removeObserver(observer) }
+            for loop in loops { loop.stop() }
+            sink.finish()
+            if !Task.isCancelled && !inOutage {
+                inOutage = true
+                continuation.yield(.disconnected(RedisError(.connectionClosed, "the cluster's slot table changed")))
+            }
+        }
+        await client.close()
+        continuation.finish()
+    }
+}
+
+/// Which messages were already passed on: each arrives once per primary, and only the first copy counts.
+struct RecentMessages {
+    private let copies: Int
+    private var remaining: [Int: Int] = [:]
+    private var order: [Int] = []
+    private static let limit = 10_000
+
+    init(copies: Int) { self.copies = copies }
+
+    /// Whether this is the first copy of `message`; later copies (up to one per other primary) are not.
+    mutating func isFirstCopy(_ message: RedisPubSubMessage) -> Bool {
+        var hasher = Hasher()
+        hasher.combine(message.channel)
+        hasher.combine(message.pattern)
+        hasher.combine(message.payload)
+        let key = hasher.finalize()
+        if let left = remaining[key] {
+            if left <= 1 { remaining[key] = nil } else { remaining[key] = left - 1 }
+            return false
+        }
+        guard copies > 1 else { return true }
+        remaining[key] = copies - 1
+        order.append(key)
+        if order.count > Self.limit {
+            // Copies that never came (a node was down) must not hold memory forever.
+            for old in order.prefix(order.count - Self.limit) { remaining[old] = nil }
+            order.removeFirst(order.count - Self.limit)
+        }
+        return true
+    }
+}

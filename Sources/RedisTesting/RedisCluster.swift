@@ -1,0 +1,236 @@
+import Foundation
+public import RedisClient
+import Synchronization
+
+/// A Redis Cluster of real `redis-server --cluster-enabled yes` processes on free loopback ports, created with
+/// `redis-cli --cluster create`, for tests and benchmarks.
+///
+/// ```swift
+/// let cluster = try await RedisCluster.start()          // 3 primaries, 1 replica each
+/// defer { cluster.stop() }
+/// let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
+/// ```
+///
+/// Nodes run with `--cluster-node-timeout 1000`, `--repl-diskless-sync-delay 0` and
+/// `--cluster-require-full-coverage no` (a lost shard does not stop the others); start-up waits for
+/// `cluster_state:ok` everywhere and for every replica's link, since a primary killed while its replica still syncs
+/// leaves the cluster down.
+public final class RedisCluster: Sendable {
+    /// Every node, primaries and replicas.
+    public var nodes: [RedisServer] { nodeList.withLock { $0 } }
+    private let nodeList: Mutex<[RedisServer]>
+
+    /// `redis-cluster://127.0.0.1:<first>,127.0.0.1:<second>`: two seeds, any node would do.
+    public var url: String {
+        "redis-cluster://" + nodes.prefix(2).map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+    }
+
+    private init(nodes: [RedisServer]) { self.nodeList = Mutex(nodes) }
+
+    static let nodeArguments = [
+        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
+        "--repl-diskless-sync-delay", "0", "--cluster-require-full-coverage", "no",
+    ]
+
+    /// Starts `primaries` primaries with `replicas` replicas each, and returns once the cluster is ok.
+    public static func start(primaries: Int = 3, replicas: Int = 1) async throws -> RedisCluster {
+        var nodes: [RedisServer] = []
+        for _ in 0..<(primaries * (1 + replicas)) {
+            nodes.append(try await RedisServer.start(arguments: nodeArguments))
+        }
+        let cluster = RedisCluster(nodes: nodes)
+        try runCLI(
+            ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
+                + ["--cluster-replicas", String(replicas), "--cluster-yes"])
+        try await cluster.waitUntilHealthy()
+        return cluster
+    }
+
+    /// The cluster shared by a whole test process, started on first use (a cluster takes seconds to create).
+    public static func shared() async throws -> RedisCluster {
+        try await SharedCluster.instance.cluster()
+    }
+
+    /// Stops every node.
+    public func stop() {
+        for node in nodes { node.stop() }
+    }
+
+    /// One command to one node, on a connection of its own.
+    public func ask(_ port: Int, _ arguments: String...) async throws -> RedisValue {
+        try await ask(port, arguments)
+    }
+
+    func ask(_ port: Int, _ arguments: [String]) async throws -> RedisValue {
+        var configuration = RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), poolSize: 1)
+        configuration.busyPollWindow = .zero
+        let client = RedisClient(configuration: configuration)
+        do {
+            let reply = try await client.send(RedisCommand(strings: arguments))
+            await client.close()
+            return reply
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// The port of the primary that owns `slot`, as the first node that answers sees it.
+    public func owner(ofSlot slot: Int) async throws -> Int {
+        for node in nodes where node.isRunning {
+            guard let ranges = try? await ask(node.port, "CLUSTER", "SLOTS").array else { continue }
+            for range in ranges {
+                guard let fields = range.array, fields.count >= 3, let start = fields[0].int, let end = fields[1].int,
+                    let port = fields[2].array?[1].int
+                else { continue }
+                if (start...end).contains(slot) { return port }
+            }
+        }
+        throw RedisServerError("no node knows the owner of slot \(slot)")
+    }
+
+    /// The ports of the primaries that own slots now.
+    public func primaryPorts() async throws -> [Int] {
+        for node in nodes where node.isRunning {
+            guard let ranges = try? await ask(node.port, "CLUSTER", "SLOTS").array else { continue }
+            return Array(Set(ranges.compactMap { $0.array?[2].array?[1].int })).sorted()
+        }
+        throw RedisServerError("no node answers CLUSTER SLOTS")
+    }
+
+    /// The node's cluster ID (`CLUSTER MYID`).
+    public func nodeID(_ port: Int) async throws -> String {
+        guard let id = try await ask(port, "CLUSTER", "MYID").string else { throw RedisServerError("no node ID") }
+        return id
+    }
+
+    /// Waits until every running node says `cluster_state:ok`, every replica's link is up, and every primary's
+    /// replicas acknowledge a write (`WAIT`): a replica that has just synced can take a second to do so.
+    public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws {
+        let healthy = await eventually(timeout: timeout, interval: .milliseconds(50)) {
+            for node in self.nodes where node.isRunning {
+                guard let info = try? await self.ask(node.port, "CLUSTER", "INFO").string,
+                    info.contains("cluster_state:ok")
+                else { return false }
+                guard let replication = try? await self.ask(node.port, "INFO", "replication").string else {
+                    return false
+                }
+                if replication.contains("role:slave") && !replication.contains("master_link_status:up") { return false }
+                if let role = try? await self.ask(node.port, "ROLE").array, role.first?.string == "master",
+                    role.count >= 3, let replicas = role[2].array?.count, replicas > 0
+                {
+                    // A write to a key this node owns, then WAIT on the same connection.
+                    guard let key = try? await self.keyOwned(by: node.port) else { return false }
+                    let acknowledged = try? await self.askOnOneConnection(
+                        node.port, [["INCR", key], ["WAIT", String(replicas), "200"]])
+                    guard acknowledged?.last?.int == replicas else { return false }
+                }
+            }
+            return true
+        }
+        if !healthy { throw RedisServerError("the cluster did not become healthy within \(timeout)") }
+    }
+
+    /// A key whose slot the primary on `port` owns.
+    func keyOwned(by port: Int) async throws -> String {
+        let ranges = try await ask(port, "CLUSTER", "SLOTS").array ?? []
+        let owned = ranges.compactMap { range -> ClosedRange<Int>? in
+            guard let fields = range.array, fields.count >= 3, let start = fields[0].int, let end = fields[1].int,
+                fields[2].array?[1].int == port
+            else { return nil }
+            return start...end
+        }
+        for index in 0..<100_000 {
+            let key = "rsess-test:health:\(index)"
+            let slot = HashSlot(key).value
+            if owned.contains(where: { $0.contains(slot) }) { return key }
+        }
+        throw RedisServerError("the node on port \(port) owns no slot")
+    }
+
+    /// Several commands on one connection, which `WAIT` needs: it counts only that connection's writes.
+    func askOnOneConnection(_ port: Int, _ commands: [[String]]) async throws -> [RedisValue] {
+        var configuration = RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), poolSize: 1)
+        configuration.busyPollWindow = .zero
+        let client = RedisClient(configuration: configuration)
+        do {
+            let replies = try await client.pipeline(commands.map { RedisCommand(strings: $0) })
+            await client.close()
+            return replies
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+
+    /// Moves `count` slots from one primary to another with `redis-cli --cluster reshard` (keys migrate, so clients
+    /// see `ASK` and then `MOVED`).
+    public func reshard(count: Int, from source: Int, to destination: Int) async throws {
+        let from = try await nodeID(source)
+        let to = try await nodeID(destination)
+        try Self.runCLI([
+            "--cluster", "reshard", "127.0.0.1:\(source)", "--cluster-from", from, "--cluster-to", to,
+            "--cluster-slots", String(count), "--cluster-yes",
+        ])
+    }
+
+    /// `CLUSTER FAILOVER` on a replica: it becomes the primary of its shard without losing writes.
+    public func failover(replica port: Int) async throws {
+        _ = try await ask(port, "CLUSTER", "FAILOVER")
+        let promoted = await eventually(timeout: .seconds(10), interval: .milliseconds(20)) {
+            (try? await self.ask(port, "ROLE").array?.first?.string) == "master"
+        }
+        if !promoted { throw RedisServerError("the replica on port \(port) was not promoted") }
+    }
+
+    /// A replica of the primary on `port`.
+    public func replica(of port: Int) async throws -> Int {
+        for node in nodes where node.isRunning && node.port != port {
+            guard let replication = try? await ask(node.port, "INFO", "replication").string else { continue }
+            if replication.contains("role:slave") && replication.contains("master_port:\(port)\r") { return node.port }
+        }
+        throw RedisServerError("the primary on port \(port) has no replica")
+    }
+
+    /// Starts an empty primary and joins it to the cluster (`redis-cli --cluster add-node`); it owns no slots yet.
+    @discardableResult
+    public func addPrimary() async throws -> RedisServer {
+        let node = try await RedisServer.start(arguments: Self.nodeArguments)
+        nodeList.withLock { $0.append(node) }
+        try Self.runCLI(["--cluster", "add-node", "127.0.0.1:\(node.port)", "127.0.0.1:\(nodes[0].port)"])
+        try await waitUntilHealthy()
+        return node
+    }
+
+    static func runCLI(_ arguments: [String]) throws {
+        guard let cli = RedisServer.findExecutable("redis-cli") else {
+            throw RedisServerError("redis-cli is not installed (apt-get install redis-tools)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: cli)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw RedisServerError(
+                "redis-cli \(arguments.prefix(2).joined(separator: " ")) failed: \(text.suffix(600))")
+        }
+    }
+}
+
+/// One cluster per process, started on first use.
+private actor SharedCluster {
+    static let instance = SharedCluster()
+    private var starting: Task<RedisCluster, any Error>?
+
+    func cluster() async throws -> RedisCluster {
+        if let starting { return try await starting.value }
+        let task = Task { try await RedisCluster.start() }
+        starting = task
+        return try await task.value
+    }
+}

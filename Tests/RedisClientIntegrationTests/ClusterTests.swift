@@ -1,0 +1,210 @@
+import Foundation
+@testable import RedisClient
+import RedisTesting
+import Synchronization
+import Testing
+
+/// A real 3-primary, 3-replica cluster, shared by the suite: routing, pipelines over slots, redirections during a
+/// reshard and a failover, a killed primary, and pub/sub and tracking on every primary.
+@Suite(.serialized, .timeLimit(.minutes(4))) struct ClusterTests {
+    private func client(_ cluster: RedisCluster, commandTimeout: Duration = .seconds(2)) throws -> RedisClient {
+        var configuration = try RedisConfiguration(url: cluster.url)
+        configuration.commandTimeout = commandTimeout
+        return RedisClient(configuration: configuration)
+    }
+
+    /// Keys spread over every primary: one per slot range.
+    private func spreadKeys(_ prefix: String, count: Int = 60) -> [String] {
+        (0..<count).map { "\(prefix):\($0)" }
+    }
+
+    @Test func eachCommandGoesToTheOwnerOfItsSlot() async throws {
+        let cluster = try await RedisCluster.shared()
+        let client = try client(cluster)
+        let keys = spreadKeys("route")
+        for key in keys { try await client.send("SET", key, key) }
+        for key in keys { #expect(try await client.send("GET", key).string == key) }
+        // Every key lives on the primary that owns its slot, and the keys span every primary.
+        var owners = Set<Int>()
+        for key in keys.prefix(20) {
+            let owner = try await cluster.owner(ofSlot: HashSlot(key).value)
+            owners.insert(owner)
+            #expect(try await cluster.ask(owner, "GET", key).string == key)
+        }
+        #expect(owners.count == 3)
+        await client.close()
+    }
+
+    @Test func aPipelineOverSlotsIsSplitPerNodeAndAnsweredInOrder() async throws {
+        let cluster = try await RedisCluster.shared()
+        let client = try client(cluster)
+        let keys = spreadKeys("pipe", count: 40)
+        var commands = keys.map { RedisCommand("SET", $0, "v-\($0)") }
+        commands += keys.map { RedisCommand("GET", $0) }
+        let replies = try await client.pipeline(commands)
+        #expect(replies.count == 80)
+        for (index, key) in keys.enumerated() {
+            #expect(replies[index] == .simpleString("OK"))
+            #expect(replies[40 + index].string == "v-\(key)")
+        }
+        await client.close()
+    }
+
+    @Test func keysInTwoSlotsAreRefusedBeforeAnythingIsSent() async throws {
+        let cluster = try await RedisCluster.shared()
+        let client = try client(cluster)
+        await #expect {
+            try await client.send("MGET", "a", "b")
+        } throws: { error in
+            (error as? RedisError)?.code == .invalidCommand
+                && (error as? RedisError)?.message.contains("CROSSSLOT") == true
+        }
+        // Hash tags put them in one slot: a transaction and a script over them run.
+        let replies = try await client.transaction([
+            RedisCommand("SET", "{tag}a", "1"), RedisCommand("SET", "{tag}b", "2"),
+        ])
+        #expect(replies.count == 2)
+        let sum = RedisScript("return redis.call('GET', KEYS[1]) + redis.call('GET', KEYS[2])")
+        #expect(try await client.evaluate(sum, keys: ["{tag}a", "{tag}b"]).int == 3)
+        await client.close()
+    }
+
+    /// Steady traffic over keys on every primary, counting what failed.
+    private final class Traffic: Sendable {
+        let done = Atomic<Int>(0)
+        let failures = Mutex<[String]>([])
+        let stop = Atomic<Bool>(false)
+        let worst = Mutex<Duration>(.zero)
+
+        func run(_ client: RedisClient, keys: [String], tasks: Int) async {
+            await withTaskGroup(of: Void.self) { group in
+                for task in 0..<tasks {
+                    group.addTask {
+                        var index = task
+                        while !self.stop.load(ordering: .relaxed) {
+                            let key = keys[index % keys.count]
+                            index += tasks
+                            let started = ContinuousClock.now
+                            do {
+                                try await client.send("SET", key, index)
+                                _ = try await client.send("GET", key)
+                                self.done.add(1, ordering: .relaxed)
+                            } catch {
+                                self.failures.withLock { $0.append("\(key): \(error)") }
+                            }
+                            let took = ContinuousClock.now - started
+                            self.worst.withLock { $0 = max($0, took) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func aReshardAndAFailoverUnderLoadFailNothing() async throws {
+        let cluster = try await RedisCluster.shared()
+        try await cluster.waitUntilHealthy()
+        let client = try client(cluster)
+        let keys = spreadKeys("reshard", count: 2000)
+        for key in keys { try await client.send("SET", key, 0) }
+        let traffic = Traffic()
+        let task = Task { await traffic.run(client, keys: keys, tasks: 8) }
+        try await Task.sleep(for: .milliseconds(300))
+
+        let primaries = try await cluster.primaryPorts()
+        try await cluster.reshard(count: 100, from: primaries[0], to: primaries[1])
+        try await Task.sleep(for: .milliseconds(300))
+        let replica = try await cluster.replica(of: primaries[2])
+        try await cluster.failover(replica: replica)
+        try await Task.sleep(for: .milliseconds(500))
+        traffic.stop.store(true, ordering: .relaxed)
+        await task.value
+        let failures = traffic.failures.withLock { $0 }
+        #expect(failures.isEmpty, "\(failures.count) failed, first: \(failures.prefix(3))")
+        #expect(traffic.done.load(ordering: .relaxed) > 100)
+        print(
+            "figure: reshard of 100 slots and a CLUSTER FAILOVER under 8 tasks: \(traffic.done.load(ordering: .relaxed)) SET+GET pairs, \(failures.count) failed, slowest pair \(traffic.worst.withLock { $0 })"
+        )
+        await client.close()
+    }
+
+    @Test func aKilledPrimaryFailsOnlyItsShardAndRecovers() async throws {
+        let cluster = try await RedisCluster.shared()
+        try await cluster.waitUntilHealthy()
+        let client = try client(cluster, commandTimeout: .milliseconds(500))
+        let keys = spreadKeys("kill", count: 300)
+        for key in keys { try await client.send("SET", key, 0) }
+        let primaries = try await cluster.primaryPorts()
+        let victim = primaries[0]
+        var victimKeys: [String] = []
+        for key in keys where try await cluster.owner(ofSlot: HashSlot(key).value) == victim { victimKeys.append(key) }
+        let otherKeys = keys.filter { !victimKeys.contains($0) }
+        let traffic = Traffic()
+        let task = Task { await traffic.run(client, keys: keys, tasks: 8) }
+        try await Task.sleep(for: .milliseconds(300))
+
+        let killed = ContinuousClock.now
+        try #require(cluster.nodes.first { $0.port == victim }).crash()
+        // The shard is back when a key of it can be written again.
+        let probe = try #require(victimKeys.first)
+        let recovered = await eventually(timeout: .seconds(15), interval: .milliseconds(20)) {
+            (try? await client.send("SET", probe, "back")) != nil
+        }
+        let recovery = ContinuousClock.now - killed
+        try await Task.sleep(for: .milliseconds(300))
+        traffic.stop.store(true, ordering: .relaxed)
+        await task.value
+        #expect(recovered)
+        #expect(recovery < .milliseconds(1000 + 2000), "node timeout + 2 s; took \(recovery)")
+        let failures = traffic.failures.withLock { $0 }
+        let otherFailures = failures.filter { failure in otherKeys.contains { failure.hasPrefix("\($0):") } }
+        print(
+            "figure: kill -9 of a primary under 8 tasks: its shard back after \(recovery); \(failures.count) failed requests, \(otherFailures.count) of them on other shards"
+        )
+        #expect(
+            failures.allSatisfy { !$0.contains("unexpectedReply") && !$0.contains("serverError") },
+            "only connection-kind failures: \(failures.filter { $0.contains("serverError") }.prefix(3))")
+        // With cluster-require-full-coverage no, the other shards never notice.
+        #expect(otherFailures.isEmpty, "\(otherFailures.prefix(3))")
+        // The killed node returns as a replica of its shard's new primary (the cluster remembers it).
+        try await cluster.nodes.first { $0.port == victim }?.launch()
+        try await cluster.waitUntilHealthy()
+        await client.close()
+    }
+
+    @Test func pubSubHearsEachMessageOnceFromAnyPrimaryAndTrackingCoversEveryPrimary() async throws {
+        let cluster = try await RedisCluster.shared()
+        try await cluster.waitUntilHealthy()
+        let configuration = try RedisConfiguration(url: cluster.url)
+        let subscriber = RedisSubscriber(configuration: configuration)
+        var events = subscriber.subscribe(to: ["cluster:events"]).makeAsyncIterator()
+        #expect(await events.next() == .subscribed)
+        var invalidations = subscriber.trackInvalidations(prefixes: ["track:"]).makeAsyncIterator()
+        #expect(await invalidations.next() == .tracking)
+        let primaries = try await cluster.primaryPorts()
+        for (index, port) in primaries.enumerated() {
+            _ = try await cluster.ask(port, "PUBLISH", "cluster:events", "from-\(index)")
+        }
+        for index in primaries.indices {
+            #expect(
+                await events.next()
+                    == .message(RedisPubSubMessage(channel: "cluster:events", payload: Array("from-\(index)".utf8))))
+        }
+        // A key on each primary is reported by that primary's tracker.
+        let client = try client(cluster)
+        var reported = Set<String>()
+        let keys = spreadKeys("track", count: 30)
+        for key in keys { try await client.send("SET", key, 1) }
+        while reported.count < keys.count, let next = await invalidations.next() {
+            if case .keys(let changed) = next {
+                for key in changed { reported.insert(String(decoding: key, as: UTF8.self)) }
+            }
+        }
+        #expect(reported.isSuperset(of: keys))
+        // No copy of the messages arrives later: the next event is the next message.
+        _ = try await cluster.ask(primaries[0], "PUBLISH", "cluster:events", "last")
+        #expect(
+            await events.next() == .message(RedisPubSubMessage(channel: "cluster:events", payload: Array("last".utf8))))
+        await client.close()
+    }
+}
