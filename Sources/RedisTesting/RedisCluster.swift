@@ -132,7 +132,7 @@ public final class RedisCluster: Sendable {
     }
 
     /// A key whose slot the primary on `port` owns.
-    func keyOwned(by port: Int) async throws -> String {
+    public func keyOwned(by port: Int) async throws -> String {
         let ranges = try await ask(port, "CLUSTER", "SLOTS").array ?? []
         let owned = ranges.compactMap { range -> ClosedRange<Int>? in
             guard let fields = range.array, fields.count >= 3, let start = fields[0].int, let end = fields[1].int,

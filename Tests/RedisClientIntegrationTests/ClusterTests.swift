@@ -172,6 +172,34 @@ import Testing
         await client.close()
     }
 
+    /// `CLUSTER FAILOVER` closes no connection and tells no tracker. The first `MOVED` any client of this process
+    /// sees is a new table for all of them, so the trackers move and a cache built on them starts again empty.
+    @Test func aFailoverSeenAsMovedIsAGapForTheTrackers() async throws {
+        let cluster = try await RedisCluster.shared()
+        try await cluster.waitUntilHealthy()
+        let configuration = try RedisConfiguration(url: cluster.url)
+        var invalidations = RedisSubscriber(configuration: configuration).trackInvalidations(prefixes: ["gap:"])
+            .makeAsyncIterator()
+        #expect(await invalidations.next() == .tracking)
+        let client = try client(cluster)
+        let primaries = try await cluster.primaryPorts()
+        let key = try await cluster.keyOwned(by: primaries[1])
+        try await client.send("SET", key, "before")
+        try await cluster.failover(replica: try await cluster.replica(of: primaries[1]))
+        let started = ContinuousClock.now
+        try await client.send("SET", key, "after")  // MOVED, patched, resent
+        guard case .disconnected = await invalidations.next() else {
+            Issue.record("expected a gap once the MOVED was seen")
+            return
+        }
+        #expect(await invalidations.next() == .tracking)
+        print(
+            "figure: CLUSTER FAILOVER, first MOVED until the trackers run on the new table: \(ContinuousClock.now - started)"
+        )
+        try await cluster.waitUntilHealthy()
+        await client.close()
+    }
+
     @Test func pubSubHearsEachMessageOnceFromAnyPrimaryAndTrackingCoversEveryPrimary() async throws {
         let cluster = try await RedisCluster.shared()
         try await cluster.waitUntilHealthy()
@@ -190,15 +218,26 @@ import Testing
                 await events.next()
                     == .message(RedisPubSubMessage(channel: "cluster:events", payload: Array("from-\(index)".utf8))))
         }
-        // A key on each primary is reported by that primary's tracker.
+        // A key on each primary is reported by that primary's tracker. A gap (a table changed by an earlier test)
+        // loses what was written during it, so the keys are written again once tracking is back.
         let client = try client(cluster)
-        var reported = Set<String>()
         let keys = spreadKeys("track", count: 30)
-        for key in keys { try await client.send("SET", key, 1) }
-        while reported.count < keys.count, let next = await invalidations.next() {
-            if case .keys(let changed) = next {
-                for key in changed { reported.insert(String(decoding: key, as: UTF8.self)) }
+        var reported = Set<String>()
+        rounds: for _ in 0..<3 {
+            reported = []
+            for key in keys { try await client.send("SET", key, 1) }
+            while reported.count < keys.count, let next = await invalidations.next() {
+                switch next {
+                case .keys(let changed):
+                    for key in changed { reported.insert(String(decoding: key, as: UTF8.self)) }
+                case .disconnected:
+                    while let again = await invalidations.next(), again != .tracking {}
+                    continue rounds
+                default:
+                    break
+                }
             }
+            break
         }
         #expect(reported.isSuperset(of: keys))
         // No copy of the messages arrives later: the next event is the next message.

@@ -28,21 +28,21 @@ final class ClusterRouter: Sendable {
     static let maximumRedirections = 5
 
     let configuration: RedisConfiguration
-    private let topology: Mutex<ClusterTopology>
+    /// The table, shared with every client of this process for the same cluster.
+    private let shared: SharedClusterTable
     private let pools = Mutex<[Endpoint: [ConnectionWorker]]>([:])
     private let counters: ClientCounters
     private let namePrefix: String
     private let refresh = Mutex<Task<Void, Never>?>(nil)
     private let periodic = Mutex<Task<Void, Never>?>(nil)
     private let closed = Atomic<Bool>(false)
-    private let observers = Mutex<(next: Int, handlers: [Int: @Sendable (UInt64) -> Void])>((0, [:]))
 
     init(
         configuration: RedisConfiguration, cluster: RedisConfiguration.Cluster, counters: ClientCounters,
         namePrefix: String
     ) {
         self.configuration = configuration
-        self.topology = Mutex(ClusterTopology(seeds: cluster.seeds))
+        self.shared = SharedClusterTable.table(for: cluster)
         self.counters = counters
         self.namePrefix = namePrefix
     }
@@ -80,26 +80,20 @@ final class ClusterRouter: Sendable {
 
     /// The primaries and the table's generation, reading the table first when it is empty.
     func primaries() async throws -> (nodes: [Endpoint], generation: UInt64) {
-        if topology.withLock({ $0.primaries.isEmpty }) { try await refreshTopology() }
-        return topology.withLock { ($0.primaries, $0.generation) }
+        if shared.table.withLock({ $0.primaries.isEmpty }) { try await refreshTopology() }
+        return shared.table.withLock { ($0.primaries, $0.generation) }
     }
 
     /// Calls `handler` with the new generation whenever the table changes.
-    func addObserver(_ handler: @escaping @Sendable (UInt64) -> Void) -> Int {
-        observers.withLock {
-            $0.next += 1
-            $0.handlers[$0.next] = handler
-            return $0.next
-        }
-    }
+    func addObserver(_ handler: @escaping @Sendable (UInt64) -> Void) -> Int { shared.addObserver(handler) }
 
-    func removeObserver(_ id: Int) { _ = observers.withLock { $0.handlers.removeValue(forKey: id) } }
+    func removeObserver(_ id: Int) { shared.removeObserver(id) }
 
     // MARK: Requests
 
     func execute(payload: [UInt8], replyCount: Int, name: String) async throws -> RedisValue {
         let parsed = try ClusterCommands(payload: payload)
-        if topology.withLock({ $0.primaries.isEmpty }) {
+        if shared.table.withLock({ $0.primaries.isEmpty }) {
             try await refreshTopology()
             startPeriodicRefresh()
         }
@@ -149,7 +143,7 @@ final class ClusterRouter: Sendable {
             let node: Endpoint
             if let askTarget {
                 node = askTarget
-            } else if let owner = topology.withLock({ state in
+            } else if let owner = shared.table.withLock({ state in
                 slot.flatMap { state.owner(of: $0) } ?? state.primaries.first
             }) {
                 node = owner
@@ -180,7 +174,7 @@ final class ClusterRouter: Sendable {
             attempt += 1
             switch redirection {
             case .moved(let movedSlot, let target):
-                let outcome = topology.withLock { $0.moved(slot: movedSlot, to: target) }
+                let outcome = shared.table.withLock { $0.moved(slot: movedSlot, to: target) }
                 if outcome != .unchanged { notify() }
                 if outcome == .patchedToNewNode { scheduleRefresh() }
             case .ask(_, let target):
@@ -248,7 +242,7 @@ final class ClusterRouter: Sendable {
     /// A best-effort command nobody waits for, to the owner of its slot; dropped when that is not known.
     func submitDetached(_ command: RedisCommand) {
         guard let parsed = try? ClusterCommands(payload: command.encoded),
-            let node = topology.withLock({ state in parsed.units.first?.slot.flatMap { state.owner(of: $0) } }),
+            let node = shared.table.withLock({ state in parsed.units.first?.slot.flatMap { state.owner(of: $0) } }),
             let worker = try? pool(for: node)
         else { return }
         counters.requests.add(1, ordering: .relaxed)
@@ -285,7 +279,7 @@ final class ClusterRouter: Sendable {
         }
         await task.value
         refresh.withLock { if $0 == task { $0 = nil } }
-        if topology.withLock({ $0.primaries.isEmpty }) {
+        if shared.table.withLock({ $0.primaries.isEmpty }) {
             throw RedisError(
                 .connectionFailed, "no node of the cluster answered CLUSTER SLOTS",
                 context: configuration.serverDescription)
@@ -298,23 +292,19 @@ final class ClusterRouter: Sendable {
     }
 
     private func readTable() async {
-        for node in topology.withLock({ $0.nodesToAsk }) {
+        for node in shared.table.withLock({ $0.nodesToAsk }) {
             guard
                 let reply = try? await submit(
                     RedisCommand("CLUSTER", "SLOTS").encoded, replyCount: 1, to: node, name: "CLUSTER"),
                 let ranges = ClusterTopology.parseSlots(reply, answeredBy: node), !ranges.isEmpty
             else { continue }
-            let changed = topology.withLock { $0.apply(ranges) }
+            let changed = shared.table.withLock { $0.apply(ranges) }
             if changed { notify() }
             return
         }
     }
 
-    private func notify() {
-        let generation = topology.withLock { $0.generation }
-        let handlers = observers.withLock { Array($0.handlers.values) }
-        for handler in handlers { handler(generation) }
-    }
+    private func notify() { shared.notify() }
 
     private func startPeriodicRefresh() {
         let interval = configuration.cluster?.refreshInterval ?? .seconds(5)
