@@ -10,6 +10,13 @@ import sys
 
 import yaml
 
+
+class Override(dict):
+    """Compose's `!override` tag: this value replaces the base file's instead of merging with it."""
+
+
+yaml.SafeLoader.add_constructor("!override", lambda loader, node: Override(loader.construct_mapping(node, deep=True)))
+
 here = os.path.dirname(os.path.abspath(__file__))
 results = []
 
@@ -108,6 +115,8 @@ check("nginx.conf balances round-robin over an upstream", "upstream webtier" in 
 # The TLS override (docker-compose.tls.yml), merged onto the base file as `docker compose -f ... -f ...` does:
 # mappings merge, `command` and `healthcheck.test` are replaced, volumes merge by their target path.
 def merged(base, override, key=""):
+    if isinstance(override, Override):
+        return dict(override)
     if isinstance(base, dict) and isinstance(override, dict):
         result = dict(base)
         for name, value in override.items():
@@ -188,6 +197,34 @@ for name, service in sentinel_services.items():
         source = str(volume).split(":")[0]
         if not source.startswith("."):
             check(f"sentinel: {name}'s volume {source} is declared", source in sentinel_volumes)
+
+# The Redis Cluster override (docker-compose.cluster.yml).
+with open(os.path.join(here, "docker-compose.cluster.yml")) as handle:
+    clustered = merged(compose, yaml.safe_load(handle))
+cluster_services = clustered.get("services", {})
+nodes = [f"redis-{n}" for n in range(1, 7)]
+for name in nodes:
+    text = " ".join(str(p) for p in cluster_services.get(name, {}).get("command") or [])
+    check(f"cluster: {name} is a cluster node with a 1 s node timeout that announces its host name",
+          "--cluster-enabled yes" in text and "--cluster-node-timeout 1000" in text
+          and "--cluster-announce-hostname" in text and "--cluster-require-full-coverage no" in text, text)
+create = " ".join(str(p) for p in cluster_services.get("cluster-create", {}).get("command") or [])
+check("cluster: a one-shot service creates 3 primaries with a replica each",
+      "--cluster create" in create and all(f"{n}:6379" in create for n in nodes) and "--cluster-replicas 1" in create)
+check("cluster: the base file's standalone redis is left out", "standalone-only" in (cluster_services.get("redis", {}).get("profiles") or []))
+cluster_url = "redis-cluster://redis-1:6379,redis-2:6379,redis-3:6379"
+for name in ("web1", "web2", "web3", "listener", "check"):
+    service = cluster_services.get(name, {})
+    text = " ".join(str(part) for part in service.get("command") or []) + " " + " ".join(
+        f"{k}={v}" for k, v in (service.get("environment") or {}).items())
+    check(f"cluster: {name} shards through the cluster's seeds", cluster_url in text, text)
+    check(f"cluster: {name} keeps no standalone redis:// URL", "redis://redis" not in text, text)
+    depends = service.get("depends_on") or {}
+    check(f"cluster: {name} waits for the cluster, not for the standalone redis",
+          name == "check" or ("cluster-create" in depends and "redis" not in depends), str(depends))
+for name, service in cluster_services.items():
+    for target in (service.get("depends_on") or {}):
+        check(f"cluster: {name} depends on an existing service ({target})", target in cluster_services)
 
 failed = results.count(False)
 print(f"{len(results) - failed} passed, {failed} failed")

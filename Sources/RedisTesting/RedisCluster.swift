@@ -35,9 +35,7 @@ public final class RedisCluster: Sendable {
     /// Starts `primaries` primaries with `replicas` replicas each, and returns once the cluster is ok.
     public static func start(primaries: Int = 3, replicas: Int = 1) async throws -> RedisCluster {
         var nodes: [RedisServer] = []
-        for _ in 0..<(primaries * (1 + replicas)) {
-            nodes.append(try await RedisServer.start(arguments: nodeArguments))
-        }
+        for _ in 0..<(primaries * (1 + replicas)) { nodes.append(try await startNode()) }
         let cluster = RedisCluster(nodes: nodes)
         try runCLI(
             ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
@@ -195,11 +193,26 @@ public final class RedisCluster: Sendable {
     /// Starts an empty primary and joins it to the cluster (`redis-cli --cluster add-node`); it owns no slots yet.
     @discardableResult
     public func addPrimary() async throws -> RedisServer {
-        let node = try await RedisServer.start(arguments: Self.nodeArguments)
+        let node = try await Self.startNode()
         nodeList.withLock { $0.append(node) }
         try Self.runCLI(["--cluster", "add-node", "127.0.0.1:\(node.port)", "127.0.0.1:\(nodes[0].port)"])
         try await waitUntilHealthy()
         return node
+    }
+
+    /// A node on a port whose cluster bus port (+10000) is free too, which caps it at 55535.
+    static func startNode() async throws -> RedisServer {
+        var lastError: any Error = RedisServerError("no free port for a cluster node")
+        for _ in 0..<20 {
+            let port = Int.random(in: 20_000..<55_000)
+            guard RedisServer.isFree(port: port), RedisServer.isFree(port: port + 10_000) else { continue }
+            do {
+                return try await RedisServer.start(port: port, arguments: nodeArguments)
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
     }
 
     static func runCLI(_ arguments: [String]) throws {

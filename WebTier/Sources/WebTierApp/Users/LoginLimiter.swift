@@ -34,10 +34,16 @@ struct LoginLimiter: Sendable {
         case wait(seconds: Int)
     }
 
-    private func pairKey(_ account: String, _ address: String) -> String {
-        keyPrefix + "login:pair:" + account + "|" + address
+    // Both keys carry the client address as their hash tag, so the one script that takes an attempt touches one slot
+    // on a Redis Cluster (the pair counter is per client anyway). Braces in an address cannot move the tag: they are
+    // replaced, since a tag ends at the first `}`.
+    private func tag(_ address: String) -> String {
+        "{" + String(address.map { $0 == "{" ? "(" : $0 == "}" ? ")" : $0 }) + "}"
     }
-    private func clientKey(_ address: String) -> String { keyPrefix + "login:client:" + address }
+    private func pairKey(_ account: String, _ address: String) -> String {
+        keyPrefix + "login:pair:" + tag(address) + account
+    }
+    private func clientKey(_ address: String) -> String { keyPrefix + "login:client:" + tag(address) }
 
     /// Takes one attempt for `account` from `address`.
     ///
