@@ -151,6 +151,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// task gets out of a nearby server. The price is CPU: at most this window per command, spent only while replies
     /// keep arriving within it. A connection whose replies usually take longer (a distant server, a loaded one)
     /// stops polling for them on its own.
+    ///
+    /// On a Redis Cluster connections never poll: with one pool per primary there are more connection threads than
+    /// cores.
     public var busyPollWindow: Duration
 
     /// Where connections actually go: the TLS tunnel when there is one, the server otherwise.

@@ -29,6 +29,9 @@ struct BenchReport {
         lines.append(Line(label: label, value: String(format: "%.\(digits)f \(unit)", value)))
     }
 
+    /// A figure recorded under `key`, for a benchmark that reports another's figures under its own names.
+    func value(_ key: String) -> Double? { figures.first { $0.0 == key }?.1 }
+
     func print(json: Bool) {
         let width = lines.map(\.label.count).max() ?? 0
         for line in lines {

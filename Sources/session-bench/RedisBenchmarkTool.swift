@@ -5,6 +5,8 @@ import RedisTesting
 struct RedisBenchmarkTool {
     let host: String
     let port: Int
+    /// `--cluster`: spread the keys over a Redis Cluster's primaries, as a cluster client does.
+    var cluster = false
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -17,10 +19,11 @@ struct RedisBenchmarkTool {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = [
-            "-h", host, "-p", String(port), "-t", test, "-c", String(clients), "-n", String(requests),
-            "-P", String(pipeline), "--csv",
-        ]
+        process.arguments =
+            [
+                "-h", host, "-p", String(port), "-t", test, "-c", String(clients), "-n", String(requests),
+                "-P", String(pipeline), "--csv",
+            ] + (cluster ? ["--cluster"] : [])
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

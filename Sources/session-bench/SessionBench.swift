@@ -12,6 +12,8 @@ struct SessionBench {
           client     GET from 1 and 64 concurrent tasks vs redis-benchmark -c 1 / -c 64 (and -P 16)
           sessions   session load and save from 64 concurrent tasks vs redis-benchmark -c 64 -t get
           events     settings-event propagation to 3 instances (p50/p99) and the cached timezone lookup cost
+          cluster    on a 3-primary Redis Cluster of its own: session load vs redis-benchmark --cluster -c 64,
+                     event propagation and a destroy reaching another instance's cache (p99)
 
         Options:
           --json           print one JSON object of every figure as the last line
@@ -45,6 +47,7 @@ struct SessionBench {
             case "client": report = try await ClientBenchmark(options: options).run()
             case "sessions": report = try await SessionsBenchmark(options: options).run()
             case "events": report = try await EventsBenchmark(options: options).run()
+            case "cluster": report = try await ClusterBenchmark(options: options).run()
             default:
                 FileHandle.standardError.write(
                     Data("session-bench: unknown benchmark '\(benchmark)'\n\n\(usage)\n".utf8))

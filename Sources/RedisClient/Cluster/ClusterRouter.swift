@@ -257,6 +257,9 @@ final class ClusterRouter: Sendable {
             var nodeConfiguration = configuration
             nodeConfiguration.endpoint = node
             nodeConfiguration.cluster = nil
+            // A pool per primary means more connection threads than cores: spinning for replies would take the
+            // cores the nodes need (measured: 1.27x against redis-benchmark --cluster with polling, 1.40x without).
+            nodeConfiguration.busyPollWindow = .zero
             let created = (0..<max(1, configuration.poolSize)).map { index in
                 ConnectionWorker(
                     configuration: nodeConfiguration, name: "\(namePrefix)\(pools.count).\(index)", counters: counters)
