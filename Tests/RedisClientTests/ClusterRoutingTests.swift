@@ -86,6 +86,23 @@ import Testing
         #expect(parsed.commands.last?.range.upperBound == payload.count)
     }
 
+    @Test func theFastPathFindsTheSlotOfSingleKeyCommandsAndLeavesTheRestToTheFullCut() {
+        let key = "rsess:s:{abc}digest"
+        let slot = HashSlot(key).value
+        let load = RedisCommand("HGETALL", key).encoded + RedisCommand("PTTL", key).encoded
+        #expect(ClusterCommands.singleKeySlot(load) == slot)
+        #expect(ClusterCommands.singleKeySlot(RedisCommand("SET", "k", "v", "PX", 5).encoded) == HashSlot("k").value)
+        #expect(
+            ClusterCommands.singleKeySlot(RedisCommand("GET", "a").encoded + RedisCommand("GET", "b").encoded) == nil)
+        #expect(ClusterCommands.singleKeySlot(RedisCommand("MULTI").encoded) == nil)
+        #expect(ClusterCommands.singleKeySlot(RedisCommand("EVALSHA", "x", 1, key).encoded) == nil)
+        #expect(ClusterCommands.singleKeySlot(RedisCommand("DEL", key).encoded) == nil)
+        #expect(ClusterCommands.singleKeySlot(RedisCommand("PING").encoded) == nil)
+        #expect(ClusterCommands.singleKeySlot(Array("*2\r\n$3\r\nGET".utf8)) == nil)
+        #expect(
+            HashSlot.value(of: Array("xx{user1000}.following".utf8)[2...]) == HashSlot("{user1000}.followers").value)
+    }
+
     @Test func keysInTwoSlotsAreRefused() {
         #expect(throws: RedisError.self) { try ClusterCommands(payload: RedisCommand("DEL", "a", "b").encoded) }
         #expect(throws: RedisError.self) {

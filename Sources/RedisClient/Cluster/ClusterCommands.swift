@@ -59,6 +59,58 @@ struct ClusterCommands: Sendable {
         self.units = units
     }
 
+    /// The one slot of a payload whose every command has its only key first (`HGETALL k`, `PTTL k`, `SET k v`),
+    /// read without allocating: the store's loads and most commands. `nil` when the payload needs the full cut
+    /// (a transaction, a script, a key-less or multi-key command, or keys in several slots).
+    static func singleKeySlot(_ payload: [UInt8]) -> Int? {
+        var index = 0
+        var slot: Int?
+        while index < payload.count {
+            guard payload[index] == UInt8(ascii: "*"), let (count, afterCount) = number(payload, at: index),
+                count >= 2, let (nameLength, nameStart) = number(payload, at: afterCount),
+                nameStart + nameLength + 2 <= payload.count
+            else { return nil }
+            let name = RedisCommand.commandName(Array(payload[nameStart..<(nameStart + nameLength)]))
+            guard !keyless.contains(name), !allKeys.contains(name), !special.contains(name) else { return nil }
+            var position = nameStart + nameLength + 2
+            guard let (keyLength, keyStart) = number(payload, at: position),
+                keyStart + keyLength + 2 <= payload.count
+            else { return nil }
+            let keySlot = HashSlot.value(of: payload[keyStart..<(keyStart + keyLength)])
+            if let slot, slot != keySlot { return nil }
+            slot = keySlot
+            position = keyStart + keyLength + 2
+            for _ in 2..<count {
+                guard let (length, start) = number(payload, at: position), start + length + 2 <= payload.count else {
+                    return nil
+                }
+                position = start + length + 2
+            }
+            index = position
+        }
+        return slot
+    }
+
+    /// Commands whose keys are not simply their first argument.
+    private static let special: Set<String> = [
+        "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO", "MSET", "MSETNX",
+    ]
+
+    /// The number after a type byte at `start` (`*2\r\n`, `$7\r\n`) and where what follows begins.
+    private static func number(_ bytes: [UInt8], at start: Int) -> (Int, Int)? {
+        guard start < bytes.count else { return nil }
+        var value = 0
+        var position = start + 1
+        while position < bytes.count, bytes[position] != 13 {
+            let digit = Int(bytes[position]) &- 48
+            guard (0...9).contains(digit) else { return nil }
+            value = value * 10 + digit
+            position += 1
+        }
+        guard position + 1 < bytes.count, bytes[position + 1] == 10 else { return nil }
+        return (value, position + 2)
+    }
+
     /// Commands with no key at all: they run on whichever primary the router picks.
     private static let keyless: Set<String> = [
         "PING", "ECHO", "INFO", "ROLE", "WAIT", "CLIENT", "PUBLISH", "SCRIPT", "TIME", "COMMAND", "CLUSTER", "DBSIZE",

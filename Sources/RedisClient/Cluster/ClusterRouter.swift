@@ -92,11 +92,15 @@ final class ClusterRouter: Sendable {
     // MARK: Requests
 
     func execute(payload: [UInt8], replyCount: Int, name: String) async throws -> RedisValue {
-        let parsed = try ClusterCommands(payload: payload)
         if shared.table.withLock({ $0.primaries.isEmpty }) {
             try await refreshTopology()
             startPeriodicRefresh()
         }
+        // The common case, a single-key command or a pipeline on one key, without building the units.
+        if let slot = ClusterCommands.singleKeySlot(payload) {
+            return try await send(payload, commands: nil, replyCount: replyCount, slot: slot, name: name)
+        }
+        let parsed = try ClusterCommands(payload: payload)
         let slots = Set(parsed.units.compactMap(\.slot))
         if slots.count <= 1 {
             return try await send(payload, commands: parsed, replyCount: replyCount, slot: slots.first, name: name)
@@ -134,11 +138,10 @@ final class ClusterRouter: Sendable {
 
     /// One request for one slot (or none), following redirections.
     private func send(
-        _ payload: [UInt8], commands: ClusterCommands, replyCount: Int, slot: Int?, name: String
+        _ payload: [UInt8], commands known: ClusterCommands?, replyCount: Int, slot: Int?, name: String
     ) async throws -> RedisValue {
         var askTarget: Endpoint?
         var attempt = 0
-        let isTransaction = commands.commands.first?.name == "MULTI"
         while true {
             let node: Endpoint
             if let askTarget {
@@ -155,9 +158,11 @@ final class ClusterRouter: Sendable {
             let reply: RedisValue
             do {
                 if askTarget != nil {
+                    // Rare (a migration): the commands are cut only now.
+                    let commands = try known ?? ClusterCommands(payload: payload)
                     reply = try await submitAsking(
-                        payload, commands: commands, replyCount: replyCount, transaction: isTransaction, to: node,
-                        name: name)
+                        payload, commands: commands, replyCount: replyCount,
+                        transaction: commands.commands.first?.name == "MULTI", to: node, name: name)
                 } else {
                     reply = try await submit(payload, replyCount: replyCount, to: node, name: name)
                 }

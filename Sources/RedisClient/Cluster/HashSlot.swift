@@ -31,6 +31,17 @@ public struct HashSlot: Sendable, Hashable, Comparable, CustomStringConvertible 
 
     public var description: String { String(value) }
 
+    /// The slot of a key inside a larger buffer, without copying it (the router's hot path).
+    static func value(of key: ArraySlice<UInt8>) -> Int {
+        var hashed = key
+        if let open = key.firstIndex(of: UInt8(ascii: "{")),
+            let close = key[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1
+        {
+            hashed = key[(open + 1)..<close]
+        }
+        return Int(crc16(hashed) & 0x3FFF)
+    }
+
     public static func < (lhs: HashSlot, rhs: HashSlot) -> Bool { lhs.value < rhs.value }
 
     /// CRC16-CCITT as Redis Cluster uses it: polynomial 0x1021, initial value 0, no reflection (XMODEM).
