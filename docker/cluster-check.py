@@ -22,7 +22,6 @@ Prints "ok"/"FAIL" lines, the figures, and "N passed, M failed". `--json FILE` a
 import argparse
 import base64
 import hashlib
-import json
 import os
 import random
 import socket
@@ -32,16 +31,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rigkit import STATE, Browser, call, landing, rig_env, wait_until  # noqa: E402
-
-PASSED, FAILED = [], []
-FIGURES = {}
-
-
-def check(name, ok, detail=""):
-    (PASSED if ok else FAILED).append(name)
-    print(f"{'ok  ' if ok else 'FAIL'}  {name}{'' if ok else ': ' + str(detail)}", flush=True)
-
+from rigkit import FIGURES, STATE, Browser, call, check, finish, landing, rig_env, wait_until  # noqa: E402
 
 def crc16(data):
     crc = 0
@@ -274,12 +264,7 @@ def main():
     check("after the kill every instance shows alice the timezone she set", set(shown.values()) == {"Asia/Kolkata"},
           shown)
     check("the killed primary comes back as a replica and the cluster heals", wait_until(cluster.healthy, 60, 0.2))
-    if options.json:
-        with open(options.json, "w") as file:
-            json.dump(FIGURES, file, indent=2)
-    print(json.dumps(FIGURES))
-    print(f"{len(PASSED)} passed, {len(FAILED)} failed", flush=True)
-    return 1 if FAILED else 0
+    return finish(options.json)
 
 
 if __name__ == "__main__":

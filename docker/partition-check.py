@@ -34,21 +34,11 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rigkit import Browser, landing  # noqa: E402
+from rigkit import Browser, check, figure, finish, landing  # noqa: E402
 
-PASSED, FAILED = [], []
 # The instance's Redis bounds: connect timeout 1 s, command timeout 2 s (RedisConfiguration's defaults, which the
 # web tier uses). A request waits for at most one of each, plus the HTTP work.
 REQUEST_BOUND = 3.5
-
-
-def check(name, ok, detail=""):
-    (PASSED if ok else FAILED).append(name)
-    print(f"{'ok  ' if ok else 'FAIL'}  {name}{'' if ok else ': ' + detail}", flush=True)
-
-
-def figure(text):
-    print(f"figure: {text}", flush=True)
 
 
 def run(*command, namespace=None, check_result=True):
@@ -409,8 +399,7 @@ def scenario(options, network, children):
         time.sleep(0.02)
     check("and instance A shows it within 2 s (events flow again)",
           landing(alice_a.request("GET", "/")[1]) == ("alice", "Europe/Berlin"))
-    print(f"{len(PASSED)} passed, {len(FAILED)} failed", flush=True)
-    return 1 if FAILED else 0
+    return finish()
 
 
 if __name__ == "__main__":

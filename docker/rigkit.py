@@ -1,6 +1,7 @@
 """What the rig's Python checkers share: a browser with a cookie jar over plain HTTP/1.1, page parsing, the rig's
 state file, and a minimal RESP client for talking to Redis and Sentinel directly (stdlib only)."""
 import http.client
+import json
 import os
 import re
 import socket
@@ -8,6 +9,31 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 STATE = os.path.join(ROOT, "docker", ".rig")
+
+
+PASSED, FAILED = [], []
+FIGURES = {}
+
+
+def check(name, ok, detail=""):
+    """One verdict line: "ok" or "FAIL", with the detail when it failed."""
+    (PASSED if ok else FAILED).append(name)
+    print(f"{'ok  ' if ok else 'FAIL'}  {name}{'' if ok else ': ' + str(detail)}", flush=True)
+
+
+def figure(text):
+    print(f"figure: {text}", flush=True)
+
+
+def finish(json_path=None):
+    """Prints the figures as JSON (and writes them to json_path) and "N passed, M failed"; the exit status."""
+    if json_path:
+        with open(json_path, "w") as file:
+            json.dump(FIGURES, file, indent=2)
+    if FIGURES:
+        print(json.dumps(FIGURES))
+    print(f"{len(PASSED)} passed, {len(FAILED)} failed", flush=True)
+    return 1 if FAILED else 0
 
 
 def rig_env(state=STATE):

@@ -14,25 +14,14 @@ Under steady load through the load balancer (page views, and timezone changes as
 Prints "ok"/"FAIL" lines, the figures, and "N passed, M failed". `--json FILE` writes the figures there too.
 """
 import argparse
-import json
 import os
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rigkit import STATE, Browser, Resp, RespError, call, landing, pairs, rig_env, wait_until  # noqa: E402
-
-PASSED, FAILED = [], []
-FIGURES = {}
-WRITES = {"EVALSHA", "EVAL", "MULTI", "EXEC", "HSET", "HDEL", "DEL", "UNLINK", "PEXPIRE", "PEXPIREAT", "EXPIRE",
-          "ZADD", "ZREM", "SET", "INCR", "INCRBY", "HINCRBY", "RENAME"}
-
-
-def check(name, ok, detail=""):
-    (PASSED if ok else FAILED).append(name)
-    print(f"{'ok  ' if ok else 'FAIL'}  {name}{'' if ok else ': ' + str(detail)}", flush=True)
-
+from rigkit import (  # noqa: E402
+    FIGURES, STATE, Browser, Resp, RespError, call, check, finish, landing, pairs, rig_env, wait_until)
 
 class Topology:
     def __init__(self, env):
@@ -332,12 +321,7 @@ def main():
     check("the set is healthy before the faults", wait_until(topology.healed, 60, 0.2))
     kill_the_master(env, topology, webs, lb)
     manual_failover(env, topology, lb)
-    if options.json:
-        with open(options.json, "w") as file:
-            json.dump(FIGURES, file, indent=2)
-    print(json.dumps(FIGURES))
-    print(f"{len(PASSED)} passed, {len(FAILED)} failed", flush=True)
-    return 1 if FAILED else 0
+    return finish(options.json)
 
 
 if __name__ == "__main__":

@@ -227,14 +227,7 @@ public final class RedisClient: Sendable {
         let worker = try pickWorker()
         counters.requests.add(1, ordering: .relaxed)
         counters.commands.add(replyCount, ordering: .relaxed)
-        let request = PendingRequest(payload: payload, replyCount: replyCount, name: name)
-        return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { continuation in
-                worker.submit(request, continuation: continuation)
-            }
-        } onCancel: {
-            worker.cancel(request)
-        }
+        return try await worker.perform(PendingRequest(payload: payload, replyCount: replyCount, name: name))
     }
 
     private func pickWorker() throws(RedisError) -> ConnectionWorker {

@@ -60,17 +60,7 @@ public final class RedisCluster: Sendable {
     }
 
     func ask(_ port: Int, _ arguments: [String]) async throws -> RedisValue {
-        var configuration = RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), poolSize: 1)
-        configuration.busyPollWindow = .zero
-        let client = RedisClient(configuration: configuration)
-        do {
-            let reply = try await client.send(RedisCommand(strings: arguments))
-            await client.close()
-            return reply
-        } catch {
-            await client.close()
-            throw error
-        }
+        try await RedisServer.ask(port: port, arguments)
     }
 
     /// The port of the primary that owns `slot`, as the first node that answers sees it.
@@ -148,17 +138,7 @@ public final class RedisCluster: Sendable {
 
     /// Several commands on one connection, which `WAIT` needs: it counts only that connection's writes.
     func askOnOneConnection(_ port: Int, _ commands: [[String]]) async throws -> [RedisValue] {
-        var configuration = RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), poolSize: 1)
-        configuration.busyPollWindow = .zero
-        let client = RedisClient(configuration: configuration)
-        do {
-            let replies = try await client.pipeline(commands.map { RedisCommand(strings: $0) })
-            await client.close()
-            return replies
-        } catch {
-            await client.close()
-            throw error
-        }
+        try await RedisServer.ask(port: port, commands)
     }
 
     /// Moves `count` slots from one primary to another with `redis-cli --cluster reshard` (keys migrate, so clients
@@ -173,12 +153,18 @@ public final class RedisCluster: Sendable {
     }
 
     /// `CLUSTER FAILOVER` on a replica: it becomes the primary of its shard without losing writes.
+    ///
+    /// A manual failover waits for the replica to catch up with its primary and for the primary's vote; when one
+    /// does not complete in 5 s (a primary that was itself just failed over), it is asked again, three times at most.
     public func failover(replica port: Int) async throws {
-        _ = try await ask(port, "CLUSTER", "FAILOVER")
-        let promoted = await eventually(timeout: .seconds(10), interval: .milliseconds(20)) {
-            (try? await self.ask(port, "ROLE").array?.first?.string) == "master"
+        for _ in 0..<3 {
+            _ = try? await ask(port, "CLUSTER", "FAILOVER")
+            let promoted = await eventually(timeout: .seconds(5), interval: .milliseconds(20)) {
+                (try? await self.ask(port, "ROLE").array?.first?.string) == "master"
+            }
+            if promoted { return }
         }
-        if !promoted { throw RedisServerError("the replica on port \(port) was not promoted") }
+        throw RedisServerError("the replica on port \(port) was not promoted")
     }
 
     /// A replica of the primary on `port`.

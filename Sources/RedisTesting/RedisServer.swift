@@ -1,4 +1,5 @@
 import Foundation
+public import RedisClient
 import Synchronization
 
 #if canImport(Glibc)
@@ -287,6 +288,35 @@ public final class RedisServer: Sendable {
             if FileManager.default.isExecutableFile(atPath: file.path) { return file.path }
         }
         return nil
+    }
+
+    /// Commands to the server on a loopback port, on one connection of their own, closed before this returns.
+    ///
+    /// - Parameters:
+    ///   - port: The server's port on `127.0.0.1`.
+    ///   - commands: Each command's name and arguments; sent together, in order.
+    /// - Returns: One reply per command (an error reply stays a ``RedisClient/RedisValue/error(_:)`` value).
+    public static func ask(port: Int, _ commands: [[String]]) async throws -> [RedisValue] {
+        try await withClient(port: port) { try await $0.pipeline(commands.map { RedisCommand(strings: $0) }) }
+    }
+
+    /// One command to the server on a loopback port, on a connection of its own; an error reply is thrown.
+    public static func ask(port: Int, _ command: [String]) async throws -> RedisValue {
+        try await withClient(port: port) { try await $0.send(RedisCommand(strings: command)) }
+    }
+
+    private static func withClient<T>(port: Int, _ body: (RedisClient) async throws -> T) async throws -> T {
+        var configuration = RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), poolSize: 1)
+        configuration.busyPollWindow = .zero
+        let client = RedisClient(configuration: configuration)
+        do {
+            let result = try await body(client)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
     }
 
     /// Whether a loopback port can be bound right now.

@@ -51,6 +51,11 @@ public final class SentinelSet: Sendable {
         return set
     }
 
+    /// The set shared by a whole test process, started on first use (it takes seconds to agree).
+    public static func shared() async throws -> SentinelSet {
+        try await SharedSentinelSet.instance.set()
+    }
+
     /// Stops every process.
     public func stop() {
         for sentinel in sentinels { sentinel.stop() }
@@ -59,17 +64,7 @@ public final class SentinelSet: Sendable {
 
     /// One command to one server, on a connection of its own.
     public func ask(_ port: Int, _ arguments: String...) async throws -> RedisValue {
-        var configuration = RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), poolSize: 1)
-        configuration.busyPollWindow = .zero
-        let client = RedisClient(configuration: configuration)
-        do {
-            let reply = try await client.send(RedisCommand(arguments: arguments))
-            await client.close()
-            return reply
-        } catch {
-            await client.close()
-            throw error
-        }
+        try await RedisServer.ask(port: port, arguments)
     }
 
     /// The master's port as the first sentinel that answers names it.
@@ -175,5 +170,18 @@ public final class SentinelSet: Sendable {
         }
         guard switched else { throw RedisServerError("no failover away from port \(port) within \(timeout)") }
         return try await master()
+    }
+}
+
+/// One sentinel set per process, started on first use.
+private actor SharedSentinelSet {
+    static let instance = SharedSentinelSet()
+    private var starting: Task<SentinelSet, any Error>?
+
+    func set() async throws -> SentinelSet {
+        if let starting { return try await starting.value }
+        let task = Task { try await SentinelSet.start() }
+        starting = task
+        return try await task.value
     }
 }

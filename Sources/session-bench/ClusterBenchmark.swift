@@ -21,15 +21,8 @@ struct ClusterBenchmark {
         let client = RedisClient(configuration: configuration)
         let store = RedisSessionStore(client: client, configuration: SessionStoreConfiguration(keyPrefix: "bench:"))
 
-        // 1,000 signed-in sessions of 1,000 users: their slots cover every primary.
-        var ids: [SessionID] = []
-        for index in 0..<1000 {
-            let session = try await store.create(
-                userID: "user\(index)",
-                attributes: ["timezone": "Europe/Paris", "csrf": String(repeating: "c", count: 43), "flash": ""])
-            ids.append(session.id)
-        }
-        let sessions = ids
+        // 1,000 users: their slots cover every primary.
+        let sessions = try await createBenchmarkSessions(store)
         _ = try await loads(store, sessions, operations: 20_000)
         var reference: [Double] = []
         var load: [Double] = []

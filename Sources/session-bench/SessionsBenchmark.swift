@@ -16,15 +16,7 @@ struct SessionsBenchmark {
                 client: client, configuration: SessionStoreConfiguration(keyPrefix: "bench:"))
             try await client.send("SET", "key:__rand_int__", "xxx")
 
-            // 1,000 signed-in sessions shaped like the web tier's: user, timezone, CSRF token, a flash message.
-            var ids: [SessionID] = []
-            for index in 0..<1000 {
-                let session = try await store.create(
-                    userID: "user\(index)",
-                    attributes: ["timezone": "Europe/Paris", "csrf": String(repeating: "c", count: 43), "flash": ""])
-                ids.append(session.id)
-            }
-            let sessions = ids
+            let sessions = try await createBenchmarkSessions(store)
             _ = try await loads(store, sessions, tasks: 64, operations: 20_000)
 
             let (loadCommands, loadTrips) = try await costPerOperation(client) {
@@ -160,6 +152,18 @@ struct SessionsBenchmark {
 }
 
 /// Operations per second with `tasks` concurrent tasks sharing `operations`.
+/// 1,000 signed-in sessions of 1,000 users, shaped like the web tier's: user, timezone, CSRF token, a flash message.
+func createBenchmarkSessions(_ store: RedisSessionStore) async throws -> [SessionID] {
+    var ids: [SessionID] = []
+    for index in 0..<1000 {
+        let session = try await store.create(
+            userID: "user\(index)",
+            attributes: ["timezone": "Europe/Paris", "csrf": String(repeating: "c", count: 43), "flash": ""])
+        ids.append(session.id)
+    }
+    return ids
+}
+
 func throughput(tasks: Int, operations: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws
     -> Double
 {

@@ -7,7 +7,6 @@ import Testing
 /// One master, one replica and three real sentinels, shared by the suite (a failover takes seconds): discovery,
 /// `SENTINEL FAILOVER` and `kill -9` under load, and the subscriber following the master.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct SentinelFailoverTests {
-    private static let shared = SharedSentinelSet()
 
     private func client(_ url: String, poolSize: Int = 2) throws -> RedisClient {
         var configuration = try RedisConfiguration(url: url)
@@ -49,7 +48,7 @@ import Testing
     }
 
     @Test func discoversTheMasterSkippingADeadSentinelAndChecksItsRole() async throws {
-        let set = try await Self.shared.set()
+        let set = try await SentinelSet.shared()
         let dead = try RedisServer.freeLoopbackPort()
         let url = set.url.replacingOccurrences(of: "redis-sentinel://", with: "redis-sentinel://127.0.0.1:\(dead),")
         let client = try client(url)
@@ -62,7 +61,7 @@ import Testing
     }
 
     @Test func aManualFailoverMovesEveryWriteWithin100msOfTheFirstAnnouncement() async throws {
-        let set = try await Self.shared.set()
+        let set = try await SentinelSet.shared()
         try await set.waitUntilReplicated()
         try await set.waitUntilSentinelsAgree()
         let client = try client(set.url, poolSize: 2)
@@ -104,7 +103,7 @@ import Testing
     }
 
     @Test func killingTheMasterRecoversWithin1sOfTheAnnouncementAndTheOldMasterRejoinsAsAReplica() async throws {
-        let set = try await Self.shared.set()
+        let set = try await SentinelSet.shared()
         try await set.waitUntilReplicated()
         try await set.waitUntilSentinelsAgree()
         let client = try client(set.url, poolSize: 2)
@@ -153,7 +152,7 @@ import Testing
     }
 
     @Test func aSubscriberFollowsTheMasterThroughAFailover() async throws {
-        let set = try await Self.shared.set()
+        let set = try await SentinelSet.shared()
         try await set.waitUntilReplicated()
         try await set.waitUntilSentinelsAgree()
         let configuration = try RedisConfiguration(url: set.url)
@@ -173,18 +172,6 @@ import Testing
         #expect(
             await events.next()
                 == .message(RedisPubSubMessage(channel: "sentinel:events", payload: Array("after".utf8))))
-    }
-}
-
-/// The suite's one sentinel set, started on first use and stopped when the test process exits.
-private actor SharedSentinelSet {
-    private var starting: Task<SentinelSet, any Error>?
-
-    func set() async throws -> SentinelSet {
-        if let starting { return try await starting.value }
-        let task = Task { try await SentinelSet.start() }
-        starting = task
-        return try await task.value
     }
 }
 

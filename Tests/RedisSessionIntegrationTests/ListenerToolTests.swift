@@ -76,6 +76,35 @@ import Testing
         #expect(objects.allSatisfy { ($0["lag_ms"] as? Double).map { $0 >= 0 } ?? false })
     }
 
+    /// On a cluster the listener hears every primary (the quickest copy of each event) and prints each event once.
+    @Test func onAClusterEachEventIsPrintedOnce() async throws {
+        let cluster = try await RedisCluster.shared()
+        let prefix = "listen\(UUID().uuidString.prefix(6)):"
+        let run = try launch(["--url", cluster.url, "--prefix", prefix, "--json", "--timeout", "2"])
+        let client = RedisClient(configuration: try RedisConfiguration(url: cluster.url))
+        let bus = SessionEventBus(client: client, keyPrefix: prefix)
+        // Subscribed on every primary: each reports the listener's subscription.
+        let primaries = try await cluster.primaryPorts()
+        let subscribed = await eventually(timeout: .seconds(10), interval: .milliseconds(20)) {
+            for port in primaries {
+                let count = try? await cluster.ask(port, "PUBSUB", "NUMSUB", bus.channel).array?.last?.int
+                if (count ?? 0) < 1 { return false }
+            }
+            return true
+        }
+        #expect(subscribed)
+        let settings = UserSettingsStore(client: client, keyPrefix: prefix)
+        for (index, user) in ["alice", "bob", "carol", "dave", "erin"].enumerated() {
+            _ = try await settings.write(
+                userID: user, timezone: "Asia/Tokyo", publishing: .settingsChanged, origin: "web-\(index)",
+                channel: bus.channel)
+        }
+        let result = run.wait()  // exits 1 after 2 s without an event: every copy has arrived by then
+        await client.close()
+        let lines = result.stdout.split(separator: "\n").filter { $0.contains("settings.changed") }
+        #expect(lines.count == 5, "each event once: \(lines)")
+    }
+
     @Test func typeFilterTimeoutAndUsageErrors() async throws {
         let url = try await RedisServer.sharedURL()
         let quiet = try launch(["--url", url, "--prefix", "nobody-publishes:", "--timeout", "0.3"])

@@ -4,10 +4,11 @@ import RedisSession
 import RedisTesting
 import Testing
 
-/// The store under test: the same suite runs against Redis, Redis behind an instance's session cache, a 3-primary
-/// Redis Cluster (with and without the cache: the users of each test land on every primary), and memory.
+/// The store under test: the same suite runs against Redis, Redis behind an instance's session cache, a master found
+/// through Sentinel, a 3-primary Redis Cluster (with and without the cache: the users of each test land on every
+/// primary), and memory.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case redis, cachedRedis, cluster, cachedCluster, memory
+    case redis, cachedRedis, sentinel, cluster, cachedCluster, memory
     var testDescription: String { rawValue }
 }
 
@@ -36,6 +37,10 @@ struct StoreFixture {
             return StoreFixture(store: MemorySessionStore(configuration: configuration), client: nil, prefix: prefix)
         case .redis:
             let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
+            return StoreFixture(
+                store: RedisSessionStore(client: client, configuration: configuration), client: client, prefix: prefix)
+        case .sentinel:
+            let client = RedisClient(configuration: try RedisConfiguration(url: try await SentinelSet.shared().url))
             return StoreFixture(
                 store: RedisSessionStore(client: client, configuration: configuration), client: client, prefix: prefix)
         case .cluster:

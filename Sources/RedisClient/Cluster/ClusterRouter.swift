@@ -234,14 +234,7 @@ final class ClusterRouter: Sendable {
         let worker = try pool(for: node)
         counters.requests.add(1, ordering: .relaxed)
         counters.commands.add(replyCount, ordering: .relaxed)
-        let request = PendingRequest(payload: payload, replyCount: replyCount, name: name)
-        return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { continuation in
-                worker.submit(request, continuation: continuation)
-            }
-        } onCancel: {
-            worker.cancel(request)
-        }
+        return try await worker.perform(PendingRequest(payload: payload, replyCount: replyCount, name: name))
     }
 
     /// A best-effort command nobody waits for, to the owner of its slot; dropped when that is not known.

@@ -104,6 +104,17 @@ final class ConnectionWorker: Sendable {
         lock.unlock()
     }
 
+    /// Queues a request and suspends until its replies arrive; cancelling the task resumes it at once.
+    func perform(_ request: PendingRequest) async throws -> RedisValue {
+        try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                submit(request, continuation: continuation)
+            }
+        } onCancel: {
+            cancel(request)
+        }
+    }
+
     /// Queues a request nobody waits for; dropped when the worker cannot take requests right now.
     func submitDetached(_ request: PendingRequest) {
         lock.lock()

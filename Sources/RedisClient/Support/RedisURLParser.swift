@@ -33,12 +33,7 @@ struct RedisURLParser {
 
     /// `redis-sentinel://[[user]:password@]host1:port1,host2:port2/<master-name>[/db][?sentinel_password=...]`
     private func applySentinel(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
-        var remainder = rest
-        var query: Substring = ""
-        if let questionMark = remainder.firstIndex(of: "?") {
-            query = remainder[remainder.index(after: questionMark)...]
-            remainder = remainder[..<questionMark]
-        }
+        let (remainder, query) = Self.splitQuery(rest)
         guard let slash = remainder.firstIndex(of: "/") else {
             throw invalid("the master's name is missing: redis-sentinel://host:26379[,host:26379...]/<master-name>")
         }
@@ -91,12 +86,8 @@ struct RedisURLParser {
 
     /// `redis-cluster://[[user]:password@]host:port[,host:port...][?refresh_ms=N]`
     private func applyCluster(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
-        var remainder = rest
-        var query: Substring = ""
-        if let questionMark = remainder.firstIndex(of: "?") {
-            query = remainder[remainder.index(after: questionMark)...]
-            remainder = remainder[..<questionMark]
-        }
+        let (head, query) = Self.splitQuery(rest)
+        var remainder = head
         if let slash = remainder.firstIndex(of: "/") {
             let path = remainder[remainder.index(after: slash)...]
             guard path.isEmpty || path == "0" else { throw invalid("a cluster has only database 0, not '\(path)'") }
@@ -132,6 +123,12 @@ struct RedisURLParser {
         guard configuration.database == 0 else { throw invalid("a cluster has only database 0") }
     }
 
+    /// `rest` before the first `?`, and what follows it.
+    private static func splitQuery(_ rest: Substring) -> (Substring, Substring) {
+        guard let questionMark = rest.firstIndex(of: "?") else { return (rest, "") }
+        return (rest[..<questionMark], rest[rest.index(after: questionMark)...])
+    }
+
     /// The tunnel's address: loopback or a Unix socket only, because the leg to it is plaintext.
     private func parseTunnel(_ value: Substring) throws(RedisError) -> RedisConfiguration.Endpoint {
         let text = try percentDecoded(value, what: "tunnel")
@@ -153,12 +150,8 @@ struct RedisURLParser {
     private func applyTCP(
         _ rest: Substring, to configuration: inout RedisConfiguration, allowsTunnel: Bool = false
     ) throws(RedisError) {
-        var remainder = rest
-        var query: Substring = ""
-        if let questionMark = remainder.firstIndex(of: "?") {
-            query = remainder[remainder.index(after: questionMark)...]
-            remainder = remainder[..<questionMark]
-        }
+        let (head, query) = Self.splitQuery(rest)
+        var remainder = head
         var path: Substring = ""
         if let slash = remainder.firstIndex(of: "/") {
             path = remainder[remainder.index(after: slash)...]
@@ -181,12 +174,8 @@ struct RedisURLParser {
     }
 
     private func applyUnix(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
-        var path = rest
-        var query: Substring = ""
-        if let questionMark = path.firstIndex(of: "?") {
-            query = path[path.index(after: questionMark)...]
-            path = path[..<questionMark]
-        }
+        let (head, query) = Self.splitQuery(rest)
+        var path = head
         if let at = path.lastIndex(of: "@"), !path.hasPrefix("/") {
             try applyUserInfo(path[..<at], to: &configuration)
             path = path[path.index(after: at)...]
