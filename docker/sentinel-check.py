@@ -22,6 +22,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rigkit import (  # noqa: E402
     FIGURES, STATE, Browser, Resp, RespError, call, check, finish, landing, pairs, rig_env, wait_until)
+# What the web tier writes with; a sentinel's own commands (PING, INFO, PUBLISH hello, REPLICAOF) are not among them.
+WRITES = {"EVALSHA", "EVAL", "MULTI", "EXEC", "HSET", "HDEL", "DEL", "UNLINK", "PEXPIRE", "PEXPIREAT", "EXPIRE",
+          "ZADD", "ZREM", "SET", "INCR", "INCRBY", "HINCRBY", "RENAME"}
+
 
 class Topology:
     def __init__(self, env):

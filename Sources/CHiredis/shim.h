@@ -77,18 +77,7 @@ static inline int chiredis_flush(redisContext *c, int *saved_errno) {
 
 static inline const char *chiredis_errstr(const redisContext *c) { return c->errstr; }
 
-/// A dedicated subscriber connection may survive its own read timeout: clear the sticky error and keep reading.
-static inline void chiredis_clear_error(redisContext *c) {
-    c->err = 0;
-    c->errstr[0] = '\0';
-}
-
 static inline redisReply *chiredis_reply_element(const redisReply *r, size_t index) { return r->element[index]; }
-
-/// Wakes a thread blocked on this socket without closing the descriptor (its number could be reused).
-static inline void chiredis_shutdown_socket(int fd) {
-    if (fd >= 0) { shutdown(fd, SHUT_RDWR); }
-}
 
 /// hiredis 0.14.1 writes without MSG_NOSIGNAL: a write to a closed peer would kill the process.
 static inline void chiredis_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }

@@ -84,6 +84,9 @@ final class ClusterRouter: Sendable {
         return shared.table.withLock { ($0.primaries, $0.generation) }
     }
 
+    /// The primaries in the table now, without reading it again.
+    var currentPrimaries: Set<Endpoint> { shared.table.withLock { Set($0.primaries) } }
+
     /// Calls `handler` with the new generation whenever the table changes.
     func addObserver(_ handler: @escaping @Sendable (UInt64) -> Void) -> Int { shared.addObserver(handler) }
 
@@ -112,25 +115,30 @@ final class ClusterRouter: Sendable {
     private func split(_ payload: [UInt8], parsed: ClusterCommands, replyCount: Int, name: String) async throws
         -> RedisValue
     {
+        // One request per slot, its units in the caller's order (a GET after a SET of the same key must see it);
+        // different slots are different keys, so their requests run concurrently.
+        var groups: [Int?: [ClusterCommands.Unit]] = [:]
+        var order: [Int?] = []
+        for unit in parsed.units {
+            if groups[unit.slot] == nil { order.append(unit.slot) }
+            groups[unit.slot, default: []].append(unit)
+        }
         var replies = [RedisValue](repeating: .null, count: parsed.commands.count)
-        try await withThrowingTaskGroup(of: (Int, [RedisValue]).self) { group in
-            for unit in parsed.units {
-                let bytes = Array(
-                    payload[
-                        parsed.commands[unit.commands.lowerBound].range
-                            .lowerBound..<parsed.commands[unit.commands.upperBound - 1].range.upperBound])
+        try await withThrowingTaskGroup(of: ([Int], [RedisValue]).self) { group in
+            for slot in order {
+                let units = groups[slot] ?? []
+                let indices = units.flatMap { Array($0.commands) }
+                var bytes: [UInt8] = []
+                for index in indices { bytes += payload[parsed.commands[index].range] }
                 let sub = try ClusterCommands(payload: bytes)
-                let count = unit.commands.count
                 group.addTask {
                     let reply = try await self.send(
-                        bytes, commands: sub, replyCount: count, slot: unit.slot, name: name)
-                    return (unit.commands.lowerBound, count == 1 ? [reply] : reply.array ?? [])
+                        bytes, commands: sub, replyCount: indices.count, slot: slot, name: name)
+                    return (indices, indices.count == 1 ? [reply] : reply.array ?? [])
                 }
             }
-            for try await (start, values) in group {
-                for (offset, value) in values.enumerated() where start + offset < replies.count {
-                    replies[start + offset] = value
-                }
+            for try await (indices, values) in group {
+                for (index, value) in zip(indices, values) { replies[index] = value }
             }
         }
         return replyCount == 1 ? replies[0] : .array(replies)
@@ -138,10 +146,11 @@ final class ClusterRouter: Sendable {
 
     /// One request for one slot (or none), following redirections.
     private func send(
-        _ payload: [UInt8], commands known: ClusterCommands?, replyCount: Int, slot: Int?, name: String
+        _ payload: [UInt8], commands known: ClusterCommands?, replyCount: Int, slot: Int?, name: String,
+        attempt startingAttempt: Int = 0
     ) async throws -> RedisValue {
         var askTarget: Endpoint?
-        var attempt = 0
+        var attempt = startingAttempt
         while true {
             let node: Endpoint
             if let askTarget {
@@ -177,6 +186,17 @@ final class ClusterRouter: Sendable {
                 attempt < Self.maximumRedirections
             else { return reply }
             attempt += 1
+            if replyCount > 1, case .array(let replies) = reply {
+                let commands = try known ?? ClusterCommands(payload: payload)
+                if commands.commands.first?.name != "MULTI" {
+                    // A pipeline is not atomic: during a migration some of its commands ran and some were
+                    // redirected. Only the redirected ones are resent, alone and in order; the others must not run twice.
+                    return .array(
+                        try await resendRedirected(
+                            replies, of: payload, commands: commands, name: name, attempt: attempt))
+                }
+                // A transaction that was redirected did not run at all (EXECABORT): the whole of it is resent.
+            }
             switch redirection {
             case .moved(let movedSlot, let target):
                 let outcome = shared.table.withLock { $0.moved(slot: movedSlot, to: target) }
@@ -191,6 +211,26 @@ final class ClusterRouter: Sendable {
                 if attempt >= 2 { scheduleRefresh() }
             }
         }
+    }
+
+    /// A pipeline's replies with each redirected command sent again on its own (following its own redirections).
+    private func resendRedirected(
+        _ replies: [RedisValue], of payload: [UInt8], commands: ClusterCommands, name: String, attempt: Int
+    ) async throws -> [RedisValue] {
+        var result = replies
+        for (index, reply) in replies.enumerated() where index < commands.commands.count {
+            guard let redirection = ClusterRedirection(reply) else { continue }
+            if case .moved(let movedSlot, let target) = redirection {
+                let outcome = shared.table.withLock { $0.moved(slot: movedSlot, to: target) }
+                if outcome != .unchanged { notify() }
+                if outcome == .patchedToNewNode { scheduleRefresh() }
+            }
+            let command = commands.commands[index]
+            result[index] = try await send(
+                Array(payload[command.range]), commands: nil, replyCount: 1, slot: command.slot, name: name,
+                attempt: attempt)
+        }
+        return result
     }
 
     /// The first redirection in a reply: the reply itself, one of a pipeline's replies, or a command queued in a

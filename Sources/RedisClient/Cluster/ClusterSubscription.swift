@@ -8,8 +8,10 @@ import Synchronization
 /// - **Tracking.** Tracking is per node, and under RESP2 the redirect target must be on the same node. So there is
 ///   one self-redirected tracker per primary.
 /// - **Gaps.** The merged stream is subscribed only while every primary of the current table has a confirmed
-///   connection. Losing any of them, or a new table (a failover, a reshard), is a gap: `.disconnected`, then, once
-///   every loop of the new table is up, `.subscribed(again: true)`. A cache built on it starts empty after each gap.
+///   connection. Losing any of them, or a table with other primaries (a failover, a node added or removed), is a
+///   gap: `.disconnected`, then, once every loop of the new table is up, `.subscribed(again: true)`. A cache built on
+///   it starts empty after each gap. A reshard between the same primaries is not a gap: both ends report the keys
+///   that migrate.
 final class ClusterSubscription: Sendable {
     private let subscriber: RedisSubscriber
     private let channels: [String]
@@ -96,7 +98,9 @@ final class ClusterSubscription: Sendable {
                 if Task.isCancelled { break }
                 switch event {
                 case .topologyChanged:
-                    break roundLoop
+                    // A slot moving between the same primaries needs nothing: source and destination both report
+                    // the keys that migrate. A new or lost primary (a failover, a node added) moves the loops.
+                    if client.router?.currentPrimaries != Set(primaries) { break roundLoop }
                 case .child(let index, .subscribed):
                     subscribed.insert(index)
                     if subscribed.count == primaries.count {

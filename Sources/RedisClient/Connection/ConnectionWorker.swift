@@ -33,6 +33,8 @@ final class ConnectionWorker: Sendable {
         var socket: Int32 = -1
         var lastError: RedisError?
         var exited = false
+        /// Set by a master change: a backoff sleep ends at once, since the next attempt goes to a new node.
+        var retryNow = false
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -174,7 +176,11 @@ final class ConnectionWorker: Sendable {
     /// The sentinels announced a new master: shut the socket, so in-flight commands fail now and a blocked read
     /// wakes. The next batch then sees the new generation and goes to the new master.
     func masterChanged() {
-        lock.withLock { wakeSocketLocked() }
+        lock.withLock {
+            wakeSocketLocked()
+            shared.retryNow = true
+            lock.signal()
+        }
     }
 
     /// Returns once the connection thread has exited and freed its connection.
@@ -393,9 +399,10 @@ final class ConnectionWorker: Sendable {
         let deadline = monotonicNanoseconds() + delay.nanoseconds
         lock.lock()
         defer { lock.unlock() }
-        while shared.status != .shutDown && monotonicNanoseconds() < deadline {
+        while shared.status != .shutDown && !shared.retryNow && monotonicNanoseconds() < deadline {
             lock.wait(untilMonotonicNanoseconds: deadline)
         }
+        shared.retryNow = false
         if shared.status == .shutDown { return false }
         setStatusLocked(.connecting)
         return true

@@ -96,7 +96,9 @@ final class SentinelMonitor: Sendable {
         _ = observers.withLock { $0.handlers.removeValue(forKey: id) }
     }
 
-    private func publishChange() {
+    /// Publishes the new generation and tells the observers, so every connection to the old master is shut.
+    /// `notifying: false` for a discovery that follows no master at all: nothing can be connected to a stale one.
+    private func publishChange(notifying: Bool = true) {
         let (generation, master) = state.withLock { ($0.generation, $0.master) }
         publishedGeneration.store(generation, ordering: .releasing)
         var wallClock = timespec()
@@ -104,6 +106,7 @@ final class SentinelMonitor: Sendable {
         changes.withLock {
             $0.append((generation, master, Double(wallClock.tv_sec) + Double(wallClock.tv_nsec) / 1e9))
         }
+        guard notifying else { return }
         let handlers = observers.withLock { Array($0.handlers.values) }
         for handler in handlers { handler() }
     }
@@ -132,7 +135,7 @@ final class SentinelMonitor: Sendable {
                     continue
                 }
                 let changed = state.withLock { $0.discovered(.tcp(host: host, port: port), from: candidate) }
-                if changed { publishChange() }
+                if changed { publishChange(notifying: false) }
                 if let known = state.withLock({ state in state.master.map { ($0, state.generation) } }) {
                     return known
                 }

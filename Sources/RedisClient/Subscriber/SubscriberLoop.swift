@@ -79,6 +79,26 @@ final class SubscriberLoop: Sendable {
         }
     }
 
+    /// Ends the current connection or backoff at once without stopping: the master changed, so the next attempt
+    /// goes to the new one now.
+    func nudge() {
+        wake.withLock { pipe in
+            if pipe.open && !pipe.stopped {
+                var byte: UInt8 = 2
+                _ = write(pipe.writeEnd, &byte, 1)
+            }
+        }
+    }
+
+    /// Empties the wake-up pipe after a nudge, so the next `poll` waits again.
+    private func drainWakePipe() {
+        let readEnd = wakeDescriptor
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while chiredis_wait_readable(-1, readEnd, 0) & 2 != 0 {
+            if read(readEnd, &buffer, buffer.count) <= 0 { break }
+        }
+    }
+
     /// Asks the thread to stop; returns at once.
     func stop() {
         wake.withLock { pipe in
@@ -114,6 +134,7 @@ final class SubscriberLoop: Sendable {
         let observer = monitor?.addObserver { [self] in
             let descriptor = socket.load(ordering: .acquiring)
             if descriptor >= 0 { shutdownSocket(descriptor) }
+            nudge()
         }
         defer {
             if let monitor, let observer { monitor.removeObserver(observer) }
@@ -152,7 +173,10 @@ final class SubscriberLoop: Sendable {
             // The first reconnect after a working subscription is immediate; after that, attempts back off.
             if failedAttempts > 0 {
                 let delay = subscriber.configuration.reconnectBackoff.delay(attempt: failedAttempts - 1)
-                if chiredis_wait_readable(-1, wakeFD, Int32(delay.wholeMillisecondsRoundedUp)) & 2 != 0 { break }
+                if chiredis_wait_readable(-1, wakeFD, Int32(delay.wholeMillisecondsRoundedUp)) & 2 != 0 {
+                    if isStopped { break }
+                    drainWakePipe()  // a nudge: retry now
+                }
             }
             failedAttempts += 1
         }
@@ -214,7 +238,11 @@ final class SubscriberLoop: Sendable {
                 let ready = chiredis_wait_readable(
                     connection.fileDescriptor, wakeFD, Int32(max(1, waitNanoseconds / 1_000_000)))
                 if ready < 0 { return RedisError(.connectionClosed, "poll failed: errno \(errno)") }
-                if ready & 2 != 0 { return RedisError(.closed, "the subscription ended") }
+                if ready & 2 != 0 {
+                    if isStopped { return RedisError(.closed, "the subscription ended") }
+                    drainWakePipe()
+                    return RedisError(.notMaster, "the master changed")
+                }
                 if ready & 1 != 0 { try connection.fillReader() }
             }
         } catch {
@@ -242,7 +270,11 @@ final class SubscriberLoop: Sendable {
             let ready = chiredis_wait_readable(
                 connection.fileDescriptor, wakeFD, Int32(max(1, (deadline - now) / 1_000_000)))
             if ready < 0 { throw RedisError(.connectionClosed, "poll failed: errno \(errno)") }
-            if ready & 2 != 0 { throw RedisError(.closed, "the subscription ended") }
+            if ready & 2 != 0 {
+                if isStopped { throw RedisError(.closed, "the subscription ended") }
+                drainWakePipe()
+                throw RedisError(.notMaster, "the master changed")
+            }
             if ready & 1 != 0 { try connection.fillReader() }
         }
         guard case .integer(let id) = reply else {
