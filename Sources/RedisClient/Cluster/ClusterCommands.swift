@@ -70,8 +70,10 @@ struct ClusterCommands: Sendable {
                 count >= 2, let (nameLength, nameStart) = number(payload, at: afterCount),
                 nameStart + nameLength + 2 <= payload.count
             else { return nil }
-            let name = RedisCommand.commandName(Array(payload[nameStart..<(nameStart + nameLength)]))
-            guard !keyless.contains(name), !allKeys.contains(name), !special.contains(name) else { return nil }
+            // The name packed into one integer (at most 8 letters, uppercased): no allocation, one set lookup.
+            guard let name = packedName(payload, nameStart, nameLength), !notFirstKey.contains(name) else {
+                return nil
+            }
             var position = nameStart + nameLength + 2
             guard let (keyLength, keyStart) = number(payload, at: position),
                 keyStart + keyLength + 2 <= payload.count
@@ -95,6 +97,26 @@ struct ClusterCommands: Sendable {
     private static let special: Set<String> = [
         "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO", "MSET", "MSETNX",
     ]
+
+    /// Every name of up to 8 letters whose key is not its first argument, packed as ``packedName`` does. A longer
+    /// name is not packed at all, so it takes the full cut.
+    private static let notFirstKey: Set<UInt64> = Set(
+        (keyless.union(allKeys).union(special)).compactMap { name in
+            let bytes = Array(name.utf8)
+            return packedName(bytes, 0, bytes.count)
+        })
+
+    /// Up to 8 bytes of a command name, ASCII-uppercased, in one integer; `nil` for a longer name.
+    private static func packedName(_ bytes: [UInt8], _ start: Int, _ length: Int) -> UInt64? {
+        guard length <= 8 else { return nil }
+        var packed: UInt64 = 0
+        for offset in 0..<length {
+            var byte = bytes[start + offset]
+            if byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") { byte -= 32 }
+            packed = packed << 8 | UInt64(byte)
+        }
+        return packed
+    }
 
     /// The number after a type byte at `start` (`*2\r\n`, `$7\r\n`) and where what follows begins.
     private static func number(_ bytes: [UInt8], at start: Int) -> (Int, Int)? {

@@ -1,3 +1,5 @@
+internal import CHiredis
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
