@@ -85,6 +85,18 @@ struct StoreFixture {
 }
 
 @Suite(.timeLimit(.minutes(1))) struct StoreConformanceTests {
+    /// The suite's users were chosen by name, and their keys' slots land on every primary of the test cluster, so
+    /// every script and pipeline of the suite runs against each primary.
+    @Test func theUsersOfThisSuiteLandOnEveryPrimaryOfTheCluster() async throws {
+        let cluster = try await RedisCluster.shared()
+        let users = ["alice", "bob", "carol", "dave", "erin", "frank", "heidi", "ivan", "judy", "kim"]
+        var owners = Set<Int>()
+        for user in users {
+            owners.insert(try await cluster.owner(ofSlot: HashSlot("{" + SessionID.tag(forUser: user) + "}").value))
+        }
+        #expect(owners == Set(try await cluster.primaryPorts()))
+    }
+
     @Test(arguments: StoreKind.allCases)
     func createLoadSaveRoundTrip(kind: StoreKind) async throws {
         try await StoreFixture.with(kind) { fixture in
