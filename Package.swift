@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "RedisClient", targets: ["RedisClient"]),
         .library(name: "RedisSession", targets: ["RedisSession"]),
+        .library(name: "SettingsSync", targets: ["SettingsSync"]),
         .library(name: "RedisTesting", targets: ["RedisTesting"]),
         .executable(name: "session-bench", targets: ["session-bench"]),
         .executable(name: "session-listen", targets: ["session-listen"]),
@@ -29,30 +30,36 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
         ),
         .target(name: "RedisClient", dependencies: ["CHiredis"], swiftSettings: swiftSettings),
+        // Sessions only: IDs, the cookie, the store protocol, the Redis and memory stores, the session cache.
         .target(name: "RedisSession", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
+        // This product's feature on top of sessions: settings records, their events and bus, the settings cache and
+        // the login/settings/logout flows.
+        .target(name: "SettingsSync", dependencies: ["RedisClient", "RedisSession"], swiftSettings: swiftSettings),
         .target(name: "RedisTesting", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "session-bench",
-            dependencies: ["RedisClient", "RedisSession", "RedisTesting"],
+            dependencies: ["RedisClient", "RedisSession", "SettingsSync", "RedisTesting"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "session-listen",
-            dependencies: ["RedisClient", "RedisSession"],
+            dependencies: ["RedisClient", "RedisSession", "SettingsSync"],
             swiftSettings: swiftSettings
         ),
         // libFuzzer targets when built by scripts/fuzz (-sanitize=fuzzer,address -DFUZZING); otherwise a replayer of
         // the corpus in Fuzz/Corpus.
         .executableTarget(
             name: "session-fuzz",
-            dependencies: ["RedisClient", "RedisSession"],
+            dependencies: ["RedisClient", "RedisSession", "SettingsSync"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
         .testTarget(name: "RedisSessionTests", dependencies: ["RedisSession"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "SettingsSyncTests", dependencies: ["RedisSession", "SettingsSync"], swiftSettings: swiftSettings),
+        .testTarget(
             name: "RedisSessionIntegrationTests",
-            dependencies: ["RedisClient", "RedisSession", "RedisTesting"],
+            dependencies: ["RedisClient", "RedisSession", "SettingsSync", "RedisTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -35,6 +35,7 @@ let package = Package(
             dependencies: [
                 .product(name: "RedisClient", package: "swift-redis-session"),
                 .product(name: "RedisSession", package: "swift-redis-session"),
+                .product(name: "SettingsSync", package: "swift-redis-session"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -54,6 +55,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "RedisClient", package: "swift-redis-session"),
                 .product(name: "RedisSession", package: "swift-redis-session"),
+                .product(name: "SettingsSync", package: "swift-redis-session"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -68,6 +70,7 @@ let package = Package(
             dependencies: [
                 .product(name: "RedisClient", package: "swift-redis-session"),
                 .product(name: "RedisSession", package: "swift-redis-session"),
+                .product(name: "SettingsSync", package: "swift-redis-session"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -79,6 +82,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "RedisClient", package: "swift-redis-session"),
                 .product(name: "RedisSession", package: "swift-redis-session"),
+                .product(name: "SettingsSync", package: "swift-redis-session"),
                 .product(name: "RedisTesting", package: "swift-redis-session"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

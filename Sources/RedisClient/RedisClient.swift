@@ -139,7 +139,7 @@ public final class RedisClient: Sendable {
     /// - Throws: ``RedisError``: ``RedisError/Code/serverError`` for an error reply, or a connection, timeout,
     ///   cancellation or closed error.
     @discardableResult
-    public func send(_ command: any RedisArgumentConvertible...) async throws -> RedisValue {
+    public func send(_ command: any RedisArgumentConvertible...) async throws(RedisError) -> RedisValue {
         try await send(RedisCommand(arguments: command))
     }
 
@@ -148,7 +148,7 @@ public final class RedisClient: Sendable {
     /// - Parameter command: The command.
     /// - Returns: The reply. An error reply is thrown, never returned.
     @discardableResult
-    public func send(_ command: RedisCommand) async throws -> RedisValue {
+    public func send(_ command: RedisCommand) async throws(RedisError) -> RedisValue {
         guard !command.name.isEmpty else { throw RedisError(.invalidCommand, "a command needs at least a name") }
         let reply = try await execute(payload: command.encoded, replyCount: 1, name: command.name)
         return try reply.throwingServerError(context: command.name)
@@ -182,7 +182,7 @@ public final class RedisClient: Sendable {
     ///
     /// - Parameter commands: The commands, in order.
     /// - Returns: One reply per command.
-    public func pipeline(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+    public func pipeline(_ commands: [RedisCommand]) async throws(RedisError) -> [RedisValue] {
         guard !commands.isEmpty else { return [] }
         if let empty = commands.first(where: { $0.name.isEmpty }) {
             throw RedisError(.invalidCommand, "a command needs at least a name", context: empty.name)
@@ -203,7 +203,7 @@ public final class RedisClient: Sendable {
     ///   ``RedisValue/error(_:)``; Redis does not roll back).
     /// - Throws: ``RedisError/Code/serverError`` when the transaction was refused before running (a syntax error
     ///   in one command: `EXECABORT`), with the first command's error message.
-    public func transaction(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+    public func transaction(_ commands: [RedisCommand]) async throws(RedisError) -> [RedisValue] {
         let replies = try await pipeline([RedisCommand("MULTI")] + commands + [RedisCommand("EXEC")])
         guard let exec = replies.last else { throw RedisError(.protocolError, "no reply to EXEC") }
         switch exec {
@@ -222,7 +222,7 @@ public final class RedisClient: Sendable {
 
     // MARK: Internals
 
-    func execute(payload: [UInt8], replyCount: Int, name: String) async throws -> RedisValue {
+    func execute(payload: [UInt8], replyCount: Int, name: String) async throws(RedisError) -> RedisValue {
         if let router { return try await router.execute(payload: payload, replyCount: replyCount, name: name) }
         let worker = try pickWorker()
         counters.requests.add(1, ordering: .relaxed)

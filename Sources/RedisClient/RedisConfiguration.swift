@@ -236,15 +236,3 @@ public struct RedisConfiguration: Sendable, Hashable {
         try RedisURLParser(url).apply(to: &self)
     }
 }
-
-extension Duration {
-    var milliseconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
-    }
-
-    /// Whole milliseconds, rounded up so a tiny positive timeout never becomes "no timeout" (0) in C.
-    var wholeMillisecondsRoundedUp: Int {
-        max(1, Int(milliseconds.rounded(.up)))
-    }
-}

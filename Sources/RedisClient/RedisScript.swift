@@ -31,11 +31,11 @@ extension RedisClient {
         _ script: RedisScript,
         keys: [any RedisArgumentConvertible] = [],
         arguments: [any RedisArgumentConvertible] = []
-    ) async throws -> RedisValue {
+    ) async throws(RedisError) -> RedisValue {
         let tail: [any RedisArgumentConvertible] = [keys.count] + keys + arguments
-        do {
+        do throws(RedisError) {
             return try await send(RedisCommand(arguments: ["EVALSHA", script.sha1] + tail))
-        } catch let error as RedisError where error.serverErrorPrefix == "NOSCRIPT" {
+        } catch  where error.serverErrorPrefix == "NOSCRIPT" {
             return try await send(RedisCommand(arguments: ["EVAL", script.source] + tail))
         }
     }
@@ -54,7 +54,7 @@ extension RedisClient {
     public func evaluate(
         _ script: RedisScript, keys: [any RedisArgumentConvertible] = [],
         arguments: [any RedisArgumentConvertible] = [], waitingFor replicas: Int, timeout: Duration
-    ) async throws -> (reply: RedisValue, acknowledged: Int) {
+    ) async throws(RedisError) -> (reply: RedisValue, acknowledged: Int) {
         let tail: [any RedisArgumentConvertible] = [keys.count] + keys + arguments
         let wait = RedisCommand("WAIT", replicas, timeout.wholeMillisecondsRoundedUp)
         var replies = try await pipeline([RedisCommand(arguments: ["EVALSHA", script.sha1] + tail), wait])
@@ -69,14 +69,14 @@ extension RedisClient {
     }
 
     /// How many replicas the connected master has (`ROLE`), or 0 for a replica or a standalone server.
-    public func connectedReplicaCount() async throws -> Int {
+    public func connectedReplicaCount() async throws(RedisError) -> Int {
         let role = try await send("ROLE").array ?? []
         guard role.first?.string == "master", role.count >= 3 else { return 0 }
         return role[2].array?.count ?? 0
     }
 
     /// Loads a script into the server's cache (`SCRIPT LOAD`), for example ahead of a pipeline that uses `EVALSHA`.
-    public func load(_ script: RedisScript) async throws {
+    public func load(_ script: RedisScript) async throws(RedisError) {
         let reply = try await send("SCRIPT", "LOAD", script.source)
         guard reply.string == script.sha1 else {
             throw RedisError(.unexpectedReply, "SCRIPT LOAD answered \(reply)", context: "SCRIPT LOAD")

@@ -107,10 +107,3 @@ struct ClientBenchmark {
         return Double(perTask * tasks) / (ContinuousClock.now - started).seconds
     }
 }
-
-extension Duration {
-    var seconds: Double {
-        let (whole, fraction) = components
-        return Double(whole) + Double(fraction) / 1e18
-    }
-}

@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import RedisSession
+import SettingsSync
 import RedisTesting
 import Synchronization
 
@@ -111,8 +112,10 @@ struct EventsBenchmark {
             for sequence in 0..<events {
                 try await tracker.measure(version: sequence) {
                     _ = try await settings.write(
-                        userID: "user\(sequence % 100)", timezone: "Europe/Paris", publishing: .settingsChanged,
-                        origin: "bench-\(sequence)", channel: bus.channel)
+                        userID: "user\(sequence % 100)", timezone: "Europe/Paris",
+                        announcing: bus.announcement(
+                            .settingsChanged, user: "user\(sequence % 100)", timezone: "Europe/Paris",
+                            origin: "bench-\(sequence)"))
                 }
             }
 
@@ -189,8 +192,4 @@ func percentile(_ values: [Double], _ fraction: Double) -> Double {
     let sorted = values.sorted()
     guard !sorted.isEmpty else { return 0 }
     return sorted[min(sorted.count - 1, Int((Double(sorted.count) * fraction).rounded(.up)) - 1)]
-}
-
-extension Duration {
-    var milliseconds: Double { seconds * 1000 }
 }

@@ -1,5 +1,6 @@
 @_spi(Fuzzing) import RedisClient
 import RedisSession
+import SettingsSync
 
 #if canImport(Glibc)
     import Glibc

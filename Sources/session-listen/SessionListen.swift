@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import RedisSession
+import SettingsSync
 import Synchronization
 
 /// `session-listen`: prints the session events published on a deployment's events channel.

@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import RedisSession
+import SettingsSync
 import RedisTesting
 import Synchronization
 import Testing
@@ -68,8 +69,9 @@ import Testing
             let extra = try await store.create(userID: user)
             try await store.destroy(handle: extra.id.handle, userID: user)
             _ = try await settings.write(
-                userID: user, timezone: "Europe/Paris", publishing: .settingsChanged, origin: "test",
-                channel: prefix + "events")
+                userID: user, timezone: "Europe/Paris",
+                announcing: SessionEventBus(client: client, keyPrefix: prefix).announcement(
+                    .settingsChanged, user: user, timezone: "Europe/Paris", origin: "test"))
             _ = try await settings.read(userID: user)
             try await store.destroyAll(userID: user)
         }

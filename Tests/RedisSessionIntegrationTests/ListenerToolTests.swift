@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import RedisSession
+import SettingsSync
 import RedisTesting
 import Testing
 
@@ -58,7 +59,8 @@ import Testing
         try await client.send("PUBLISH", bus.channel, "this is not json")
         let settings = UserSettingsStore(client: client, keyPrefix: prefix)
         _ = try await settings.write(
-            userID: "alice", timezone: "Asia/Tokyo", publishing: .settingsChanged, origin: "web-2", channel: bus.channel
+            userID: "alice", timezone: "Asia/Tokyo",
+            announcing: bus.announcement(.settingsChanged, user: "alice", timezone: "Asia/Tokyo", origin: "web-2")
         )
         try await bus.publish(SessionEvent(kind: .sessionsRevoked, user: "alice", version: 0, origin: "web-3"))
         let result = run.wait()
@@ -96,8 +98,9 @@ import Testing
         let settings = UserSettingsStore(client: client, keyPrefix: prefix)
         for (index, user) in ["alice", "bob", "carol", "dave", "erin"].enumerated() {
             _ = try await settings.write(
-                userID: user, timezone: "Asia/Tokyo", publishing: .settingsChanged, origin: "web-\(index)",
-                channel: bus.channel)
+                userID: user, timezone: "Asia/Tokyo",
+                announcing: bus.announcement(
+                    .settingsChanged, user: user, timezone: "Asia/Tokyo", origin: "web-\(index)"))
         }
         let result = run.wait()  // exits 1 after 2 s without an event: every copy has arrived by then
         await client.close()

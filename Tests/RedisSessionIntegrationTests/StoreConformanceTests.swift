@@ -442,7 +442,7 @@ struct StoreFixture {
             try await store.load(id: SessionID())
         } throws: { error in
             guard let error = error as? SessionError else { return false }
-            return error.code == .storeUnavailable && error.underlying?.code == .connectionFailed
+            return error.code == .storeUnavailable && (error.underlying as? RedisError)?.code == .connectionFailed
         }
         await client.close()
     }

@@ -7,9 +7,11 @@ import Testing
 /// The cache's rules without a server: what it serves depends only on the reports it is given. (The client is
 /// never used: a pool opens no connection until its first command.)
 @Suite struct SessionCacheRulesTests {
-    private func makeCache(_ configuration: SessionCache.Configuration = .init()) throws -> SessionCache {
+    private func makeCache(
+        _ configuration: SessionCache.Configuration = .init(), clock: MonotonicClock = .system
+    ) throws -> SessionCache {
         let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:1"))
-        return SessionCache(client: client, keyPrefix: "p:", configuration: configuration)
+        return SessionCache(client: client, keyPrefix: "p:", configuration: configuration, clock: clock)
     }
 
     private func session(user: String = "alice", bytes: Int = 8) -> Session {
@@ -87,8 +89,9 @@ import Testing
         #expect(cache.session(third.id) == nil)
     }
 
-    @Test func neverServesPastTheExpiryOrTheMaximumAgeOrABigSession() async throws {
-        let cache = try makeCache(.init(maximumAge: .milliseconds(300), largestCachedSession: 64))
+    @Test func neverServesPastTheExpiryOrTheMaximumAgeOrABigSession() throws {
+        let time = ManualClock()
+        let cache = try makeCache(.init(maximumAge: .milliseconds(300), largestCachedSession: 64), clock: time.clock)
         cache.apply(.tracking)
         let (short, long, big) = (session(), session(), session(bytes: 100))
         cache.finishLoad(try #require(cache.beginLoad(short.id)), with: short, ttlMilliseconds: 50)
@@ -96,17 +99,21 @@ import Testing
         cache.finishLoad(try #require(cache.beginLoad(big.id)), with: big, ttlMilliseconds: 60_000)
         #expect(cache.session(big.id) == nil)
         let remaining = try #require(cache.session(short.id)).ttlMilliseconds
-        #expect(remaining > 0 && remaining <= 50)
-        try await Task.sleep(for: .milliseconds(80))
+        #expect(remaining == 50)
+        time.advance(by: .milliseconds(49))
+        #expect(cache.session(short.id)?.ttlMilliseconds == 1)
+        time.advance(by: .milliseconds(1))
         #expect(cache.session(short.id) == nil, "past the session's own expiry")
         #expect(cache.session(long.id) != nil)
-        try await Task.sleep(for: .milliseconds(260))
+        time.advance(by: .milliseconds(249))
+        #expect(cache.session(long.id) != nil)
+        time.advance(by: .milliseconds(1))
         #expect(cache.session(long.id) == nil, "older than the maximum age")
 
         // A slow reply: the TTL was read when the load began, so that is when the entry's age starts.
         let slow = session()
         let ticket = try #require(cache.beginLoad(slow.id))
-        try await Task.sleep(for: .milliseconds(80))
+        time.advance(by: .milliseconds(50))
         cache.finishLoad(ticket, with: slow, ttlMilliseconds: 50)
         #expect(cache.session(slow.id) == nil, "served past the expiry Redis reported, counting from the reply")
     }

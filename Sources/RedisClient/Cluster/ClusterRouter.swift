@@ -79,7 +79,7 @@ final class ClusterRouter: Sendable {
     }
 
     /// The primaries and the table's generation, reading the table first when it is empty.
-    func primaries() async throws -> (nodes: [Endpoint], generation: UInt64) {
+    func primaries() async throws(RedisError) -> (nodes: [Endpoint], generation: UInt64) {
         if shared.table.withLock({ $0.primaries.isEmpty }) { try await refreshTopology() }
         return shared.table.withLock { ($0.primaries, $0.generation) }
     }
@@ -94,7 +94,7 @@ final class ClusterRouter: Sendable {
 
     // MARK: Requests
 
-    func execute(payload: [UInt8], replyCount: Int, name: String) async throws -> RedisValue {
+    func execute(payload: [UInt8], replyCount: Int, name: String) async throws(RedisError) -> RedisValue {
         if shared.table.withLock({ $0.primaries.isEmpty }) {
             try await refreshTopology()
             startPeriodicRefresh()
@@ -112,7 +112,8 @@ final class ClusterRouter: Sendable {
     }
 
     /// A pipeline over several slots: one request per unit, sent concurrently, replies in the caller's order.
-    private func split(_ payload: [UInt8], parsed: ClusterCommands, replyCount: Int, name: String) async throws
+    private func split(_ payload: [UInt8], parsed: ClusterCommands, replyCount: Int, name: String)
+        async throws(RedisError)
         -> RedisValue
     {
         // One request per slot, its units in the caller's order (a GET after a SET of the same key must see it);
@@ -124,23 +125,38 @@ final class ClusterRouter: Sendable {
             groups[unit.slot, default: []].append(unit)
         }
         var replies = [RedisValue](repeating: .null, count: parsed.commands.count)
-        try await withThrowingTaskGroup(of: ([Int], [RedisValue]).self) { group in
-            for slot in order {
-                let units = groups[slot] ?? []
-                let indices = units.flatMap { Array($0.commands) }
-                var bytes: [UInt8] = []
-                for index in indices { bytes += payload[parsed.commands[index].range] }
-                let sub = try ClusterCommands(payload: bytes)
+        var requests: [(indices: [Int], bytes: [UInt8], commands: ClusterCommands, slot: Int?)] = []
+        for slot in order {
+            let indices = (groups[slot] ?? []).flatMap { Array($0.commands) }
+            var bytes: [UInt8] = []
+            for index in indices { bytes += payload[parsed.commands[index].range] }
+            requests.append((indices, bytes, try ClusterCommands(payload: bytes), slot))
+        }
+        let failure = await withTaskGroup(of: Result<([Int], [RedisValue]), RedisError>.self) { group in
+            for request in requests {
                 group.addTask {
-                    let reply = try await self.send(
-                        bytes, commands: sub, replyCount: indices.count, slot: slot, name: name)
-                    return (indices, indices.count == 1 ? [reply] : reply.array ?? [])
+                    do throws(RedisError) {
+                        let reply = try await self.send(
+                            request.bytes, commands: request.commands, replyCount: request.indices.count,
+                            slot: request.slot, name: name)
+                        return .success((request.indices, request.indices.count == 1 ? [reply] : reply.array ?? []))
+                    } catch {
+                        return .failure(error)
+                    }
                 }
             }
-            for try await (indices, values) in group {
-                for (index, value) in zip(indices, values) { replies[index] = value }
+            var failure: RedisError?
+            for await result in group {
+                switch result {
+                case .success(let (indices, values)):
+                    for (index, value) in zip(indices, values) { replies[index] = value }
+                case .failure(let error):
+                    if failure == nil { failure = error }
+                }
             }
+            return failure
         }
+        if let failure { throw failure }
         return replyCount == 1 ? replies[0] : .array(replies)
     }
 
@@ -148,7 +164,7 @@ final class ClusterRouter: Sendable {
     private func send(
         _ payload: [UInt8], commands known: ClusterCommands?, replyCount: Int, slot: Int?, name: String,
         attempt startingAttempt: Int = 0
-    ) async throws -> RedisValue {
+    ) async throws(RedisError) -> RedisValue {
         var askTarget: Endpoint?
         var attempt = startingAttempt
         while true {
@@ -165,18 +181,17 @@ final class ClusterRouter: Sendable {
                     context: configuration.serverDescription)
             }
             let reply: RedisValue
-            do {
+            do throws(RedisError) {
                 if askTarget != nil {
                     // Rare (a migration): the commands are cut only now.
-                    let commands = try known ?? ClusterCommands(payload: payload)
+                    let commands = try commands(known, payload)
                     reply = try await submitAsking(
                         payload, commands: commands, replyCount: replyCount,
                         transaction: commands.commands.first?.name == "MULTI", to: node, name: name)
                 } else {
                     reply = try await submit(payload, replyCount: replyCount, to: node, name: name)
                 }
-            } catch let error as RedisError where [.connectionFailed, .connectionClosed, .timeout].contains(error.code)
-            {
+            } catch  where [.connectionFailed, .connectionClosed, .timeout].contains(error.code) {
                 // It may have run: never resent. A lost node is usually a failover; read the table again.
                 scheduleRefresh()
                 throw error
@@ -187,7 +202,7 @@ final class ClusterRouter: Sendable {
             else { return reply }
             attempt += 1
             if replyCount > 1, case .array(let replies) = reply {
-                let commands = try known ?? ClusterCommands(payload: payload)
+                let commands = try commands(known, payload)
                 if commands.commands.first?.name != "MULTI" {
                     // A pipeline is not atomic: during a migration some of its commands ran and some were
                     // redirected. Only the redirected ones are resent, alone and in order; the others must not run twice.
@@ -207,16 +222,26 @@ final class ClusterRouter: Sendable {
             case .retryLater:
                 // CLUSTERDOWN lasts about as long as a failover (under a second here with a 1 s node timeout):
                 // 50, 100, 200, 400 ms covers it without hammering the nodes.
-                try await Task.sleep(for: .milliseconds(50 << (attempt - 1)))
+                do {
+                    try await Task.sleep(for: .milliseconds(50 << (attempt - 1)))
+                } catch {
+                    throw RedisError.cancelled(name)
+                }
                 if attempt >= 2 { scheduleRefresh() }
             }
         }
     }
 
+    /// The commands of `payload`: as already cut, else cut now.
+    private func commands(_ known: ClusterCommands?, _ payload: [UInt8]) throws(RedisError) -> ClusterCommands {
+        if let known { return known }
+        return try ClusterCommands(payload: payload)
+    }
+
     /// A pipeline's replies with each redirected command sent again on its own (following its own redirections).
     private func resendRedirected(
         _ replies: [RedisValue], of payload: [UInt8], commands: ClusterCommands, name: String, attempt: Int
-    ) async throws -> [RedisValue] {
+    ) async throws(RedisError) -> [RedisValue] {
         var result = replies
         for (index, reply) in replies.enumerated() where index < commands.commands.count {
             guard let redirection = ClusterRedirection(reply) else { continue }
@@ -249,7 +274,7 @@ final class ClusterRouter: Sendable {
     private func submitAsking(
         _ payload: [UInt8], commands: ClusterCommands, replyCount: Int, transaction: Bool, to node: Endpoint,
         name: String
-    ) async throws -> RedisValue {
+    ) async throws(RedisError) -> RedisValue {
         let asking = RedisCommand("ASKING").encoded
         var prefixed: [UInt8] = []
         prefixed.reserveCapacity(payload.count + asking.count * commands.commands.count)
@@ -269,7 +294,8 @@ final class ClusterRouter: Sendable {
     }
 
     /// Hands the bytes to a connection of the node's pool and waits for the replies.
-    private func submit(_ payload: [UInt8], replyCount: Int, to node: Endpoint, name: String) async throws -> RedisValue
+    private func submit(_ payload: [UInt8], replyCount: Int, to node: Endpoint, name: String) async throws(RedisError)
+        -> RedisValue
     {
         let worker = try pool(for: node)
         counters.requests.add(1, ordering: .relaxed)
@@ -311,7 +337,7 @@ final class ClusterRouter: Sendable {
     // MARK: Topology
 
     /// Reads `CLUSTER SLOTS` from the first node that answers; one read at a time.
-    func refreshTopology() async throws {
+    func refreshTopology() async throws(RedisError) {
         let task = refresh.withLock { current -> Task<Void, Never> in
             if let current { return current }
             let created = Task { await self.readTable() }

@@ -52,13 +52,13 @@ final class ClusterSubscription: Sendable {
         var failures = 0
         while !Task.isCancelled {
             let primaries: [RedisConfiguration.Endpoint]
-            do {
+            do throws(RedisError) {
                 primaries = try await client.router?.primaries().nodes ?? []
                 guard !primaries.isEmpty else { throw RedisError(.connectionFailed, "the cluster has no primaries") }
             } catch {
                 if !inOutage {
                     inOutage = true
-                    continuation.yield(.disconnected(error as? RedisError ?? RedisError(.connectionFailed, "\(error)")))
+                    continuation.yield(.disconnected(error))
                 }
                 let delay = subscriber.configuration.reconnectBackoff.delay(attempt: failures)
                 failures += 1

@@ -19,27 +19,20 @@ import Synchronization
 /// exponentially with jitter, and while backing off the worker refuses new requests so that the pool routes
 /// around it instead of queueing callers behind a dead socket.
 final class ConnectionWorker: Sendable {
-    enum Status: Int, Sendable {
-        case notStarted, connecting, connected, backingOff, shutDown
-
-        var acceptsRequests: Bool { self == .notStarted || self == .connecting || self == .connected }
-    }
+    typealias Status = ConnectionStateMachine<PendingRequest>.Status
 
     /// State shared between callers and the connection thread, guarded by `lock`.
     private final class Shared: @unchecked Sendable {
-        var queue: [PendingRequest] = []
-        var status: Status = .notStarted
-        var threadIsWaiting = false
+        var machine: ConnectionStateMachine<PendingRequest>
         var socket: Int32 = -1
-        var lastError: RedisError?
         var exited = false
-        /// Set by a master change: a backoff sleep ends at once, since the next attempt goes to a new node.
-        var retryNow = false
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
+
+        init(machine: ConnectionStateMachine<PendingRequest>) { self.machine = machine }
     }
 
     private let lock = ConditionLock()
-    private let shared = Shared()
+    private let shared: Shared
     private let publishedStatus = Atomic<Int>(Status.notStarted.rawValue)
     /// Bumped on every submit, so the thread can notice new work without taking the lock while it spins.
     private let submissions = Atomic<Int>(0)
@@ -57,6 +50,9 @@ final class ConnectionWorker: Sendable {
         self.name = name
         self.counters = counters
         self.monitor = monitor
+        self.shared = Shared(
+            machine: ConnectionStateMachine(
+                backoff: configuration.reconnectBackoff, pipelineDepth: configuration.maximumPipelineDepth))
     }
 
     /// The status as last published, read without the lock by the pool's dispatcher.
@@ -66,75 +62,65 @@ final class ConnectionWorker: Sendable {
     var outstanding: Int { outstandingCount.load(ordering: .relaxed) }
 
     /// The error of the last failed connect, if the worker is backing off.
-    var lastError: RedisError? { lock.withLock { shared.lastError } }
+    var lastError: RedisError? { lock.withLock { shared.machine.lastError } }
 
     // MARK: Callers
 
     /// Queues a request, or fails it at once when the worker cannot take it.
-    func submit(_ request: PendingRequest, continuation: UnsafeContinuation<RedisValue, any Error>) {
+    func submit(_ request: PendingRequest, continuation: UnsafeContinuation<Result<RedisValue, RedisError>, Never>) {
         lock.lock()
         if request.cancelledEarly {
             lock.unlock()
-            continuation.resume(throwing: RedisError.cancelled(request.name))
+            continuation.resume(returning: .failure(RedisError.cancelled(request.name)))
             return
-        }
-        switch shared.status {
-        case .shutDown:
-            lock.unlock()
-            continuation.resume(throwing: RedisError(.closed, "the client was closed", context: request.name))
-            return
-        case .backingOff:
-            let error = unavailableError()
-            lock.unlock()
-            continuation.resume(throwing: error.adding(context: request.name))
-            return
-        case .notStarted:
-            if !startThreadLocked() {
-                let error = unavailableError()
-                lock.unlock()
-                continuation.resume(throwing: error)
-                return
-            }
-        case .connecting, .connected:
-            break
         }
         request.continuation = continuation
-        shared.queue.append(request)
-        outstandingCount.add(1, ordering: .relaxed)
-        submissions.add(1, ordering: .releasing)
-        if shared.threadIsWaiting { lock.signal() }
+        if let refusal = apply(shared.machine.submit(request, unavailable: unavailableError)) {
+            // Cleared under the lock, so a cancellation racing this cannot resume the caller a second time.
+            request.continuation = nil
+            lock.unlock()
+            continuation.resume(returning: .failure(refusal.adding(context: request.name)))
+            return
+        }
         lock.unlock()
     }
 
     /// Queues a request and suspends until its replies arrive; cancelling the task resumes it at once.
-    func perform(_ request: PendingRequest) async throws -> RedisValue {
+    func perform(_ request: PendingRequest) async throws(RedisError) -> RedisValue {
         try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { continuation in
+            await withUnsafeContinuation { continuation in
                 submit(request, continuation: continuation)
             }
         } onCancel: {
             cancel(request)
-        }
+        }.get()
     }
 
     /// Queues a request nobody waits for; dropped when the worker cannot take requests right now.
     func submitDetached(_ request: PendingRequest) {
-        lock.lock()
-        switch shared.status {
-        case .connecting, .connected:
-            shared.queue.append(request)
+        lock.withLock {
+            guard shared.machine.acceptsRequests else { return }
+            _ = apply(shared.machine.submit(request, unavailable: unavailableError))
+        }
+    }
+
+    /// Carries out what the machine decided about a submitted request (under the lock); returns the error to answer
+    /// the caller with, if it was refused.
+    private func apply(_ action: ConnectionStateMachine<PendingRequest>.SubmitAction) -> RedisError? {
+        switch action {
+        case .fail(let error):
+            return error
+        case .queued(let wakeThread):
             outstandingCount.add(1, ordering: .relaxed)
             submissions.add(1, ordering: .releasing)
-            if shared.threadIsWaiting { lock.signal() }
-        case .notStarted:
-            if startThreadLocked() {
-                shared.queue.append(request)
-                outstandingCount.add(1, ordering: .relaxed)
-            }
-        case .backingOff, .shutDown:
-            break
+            if wakeThread { lock.signal() }
+        case .queuedStartingThread:
+            outstandingCount.add(1, ordering: .relaxed)
+            submissions.add(1, ordering: .releasing)
+            publishStatusLocked()
+            startThreadLocked()
         }
-        lock.unlock()
+        return nil
     }
 
     /// Resumes a waiting caller with a cancellation error. A request already written still gets its reply read
@@ -145,32 +131,32 @@ final class ConnectionWorker: Sendable {
         request.continuation = nil
         if continuation == nil { request.cancelledEarly = true }
         lock.unlock()
-        continuation?.resume(throwing: RedisError.cancelled(request.name))
+        continuation?.resume(returning: .failure(RedisError.cancelled(request.name)))
     }
 
     /// Starts connecting ahead of the first command.
     func start() {
         lock.withLock {
-            if shared.status == .notStarted { _ = startThreadLocked() }
+            if shared.machine.start() {
+                publishStatusLocked()
+                startThreadLocked()
+            }
         }
     }
 
     /// Stops the worker: queued requests fail with ``RedisError/Code/closed``, a blocked read is woken.
     func shutdown() {
         lock.lock()
-        guard shared.status != .shutDown else {
+        guard let action = shared.machine.shutdown() else {
             lock.unlock()
             return
         }
-        let started = shared.status != .notStarted
-        setStatusLocked(.shutDown)
-        let failed = shared.queue
-        shared.queue = []
+        publishStatusLocked()
         wakeSocketLocked()
-        if !started { shared.exited = true }
+        if action.exitedWithoutThread { shared.exited = true }
         lock.signal()
         lock.unlock()
-        fail(failed, RedisError(.closed, "the client was closed"))
+        fail(action.failed, RedisError(.closed, "the client was closed"))
     }
 
     /// The sentinels announced a new master: shut the socket, so in-flight commands fail now and a blocked read
@@ -178,7 +164,7 @@ final class ConnectionWorker: Sendable {
     func masterChanged() {
         lock.withLock {
             wakeSocketLocked()
-            shared.retryNow = true
+            shared.machine.masterChanged()
             lock.signal()
         }
     }
@@ -199,14 +185,12 @@ final class ConnectionWorker: Sendable {
 
     // MARK: Connection thread
 
-    private func startThreadLocked() -> Bool {
-        setStatusLocked(.connecting)
-        let started = spawnThread(name: name) { [self] in runConnectionThread() }
-        if !started {
-            shared.lastError = RedisError(.connectionFailed, "the system refused to start a connection thread")
-            setStatusLocked(.backingOff)
-        }
-        return started
+    private func startThreadLocked() {
+        guard !spawnThread(name: name, { [self] in runConnectionThread() }) else { return }
+        let failed = shared.machine.threadDidNotStart()
+        publishStatusLocked()
+        let error = unavailableError()
+        for request in failed { completeLocked(request, with: .failure(error.adding(context: request.name))) }
     }
 
     private func runConnectionThread() {
@@ -214,10 +198,7 @@ final class ConnectionWorker: Sendable {
         // Through Sentinel: the node connected to and the generation it was the master in.
         var node: RedisConfiguration.Endpoint?
         var connectedGeneration: UInt64 = 0
-        var failedAttempts = 0
-        var batch: [PendingRequest] = []
         var lastUse: UInt64 = 0
-        let depth = configuration.maximumPipelineDepth
         var replyPolling = ReplyPolling(window: configuration.busyPollWindow)
 
         while true {
@@ -227,11 +208,8 @@ final class ConnectionWorker: Sendable {
                     connection = new
                     node = master
                     connectedGeneration = generation
-                    failedAttempts = 0
                     lastUse = monotonicNanoseconds()
-                case .failed:
-                    let delay = configuration.reconnectBackoff.delay(attempt: failedAttempts)
-                    failedAttempts += 1
+                case .failed(let delay):
                     if !sleepUnlessShutDown(for: delay) { break }
                 case .shutDown:
                     break
@@ -241,100 +219,41 @@ final class ConnectionWorker: Sendable {
             }
 
             waitBrieflyForWork(nanoseconds: replyPolling.windowNanoseconds)
+            var abandoned = 0
             lock.lock()
-            while shared.queue.isEmpty && shared.status != .shutDown {
-                shared.threadIsWaiting = true
+            var action = shared.machine.nextBatch(abandoned: &abandoned)
+            while case .wait = action {
                 lock.wait()
-                shared.threadIsWaiting = false
+                action = shared.machine.nextBatch(abandoned: &abandoned)
             }
-            if shared.status == .shutDown {
-                lock.unlock()
-                break
-            }
-            takeBatchLocked(into: &batch, depth: depth)
             lock.unlock()
+            if abandoned > 0 { outstandingCount.subtract(abandoned, ordering: .relaxed) }
+            guard case .write(let batch) = action else { break }
             if batch.isEmpty { continue }
 
-            // An idle socket may have been closed by the server (restart, CLIENT KILL, timeout): check before
-            // writing, and put the batch back untouched, so the first command after a restart does not fail.
-            let now = monotonicNanoseconds()
             // A new master since this connection was made: nothing more may be written to the old one. One atomic
             // load per batch, and the batch goes back untouched to be written on a connection to the new master.
             let demoted = monitor.map { $0.generation != connectedGeneration } ?? false
-            if demoted || (now &- lastUse > 1_000_000_000 && current.isClosedByPeer()) {
+            let idle = ConnectionStateMachine<PendingRequest>.shouldCheckIdleSocket(
+                lastUse: lastUse, now: monotonicNanoseconds())
+            if demoted || (idle && current.isClosedByPeer()) {
                 lock.withLock {
-                    shared.queue.insert(contentsOf: batch, at: 0)
+                    shared.machine.requeue(batch)
                     shared.socket = -1
                 }
-                batch.removeAll(keepingCapacity: true)
                 connection = nil
                 continue
             }
 
-            for request in batch { current.append(request.payload) }
-            counters.batches.add(1, ordering: .relaxed)
-            var index = 0
-            var refusedAsReplica = false
-            do throws(RedisError) {
-                if replyPolling.shouldPoll(batchOf: batch.count) {
-                    let deadline = monotonicNanoseconds() &+ replyPolling.windowNanoseconds
-                    let hit = try current.flushAndPollReadable(untilMonotonicNanoseconds: deadline)
-                    replyPolling.record(hit: hit)
-                    counters.polledBatches.add(1, ordering: .relaxed)
-                    if hit { counters.pollHits.add(1, ordering: .relaxed) }
-                }
-                while index < batch.count {
-                    let request = batch[index]
-                    let value: RedisValue
-                    if request.replyCount == 1 {
-                        value = try current.readReply()
-                    } else {
-                        var values: [RedisValue] = []
-                        values.reserveCapacity(request.replyCount)
-                        for _ in 0..<request.replyCount { values.append(try current.readReply()) }
-                        value = .array(values)
-                    }
-                    if monitor != nil, value.isReadOnlyRefusal {
-                        // The node was demoted under this connection: a lost connection, then rediscovery.
-                        refusedAsReplica = true
-                        complete(
-                            request,
-                            with: .failure(
-                                RedisError(
-                                    .notMaster, "the node answered READONLY: it is no longer the master",
-                                    context: "\(request.name) on \(node?.description ?? "?")")))
-                    } else {
-                        complete(request, with: .success(value))
-                    }
-                    index += 1
-                }
-                if refusedAsReplica, let node {
-                    lock.withLock {
-                        shared.socket = -1
-                        if shared.status != .shutDown { setStatusLocked(.connecting) }
-                    }
-                    connection = nil
-                    monitor?.nodeIsNotMaster(node)
-                }
-            } catch {
-                let reported = isShutDown ? RedisError(.closed, "the client was closed") : error
-                for request in batch[index...] {
-                    complete(request, with: .failure(reported.adding(context: request.name)))
-                }
-                lock.withLock {
-                    shared.socket = -1
-                    if shared.status != .shutDown { setStatusLocked(.connecting) }
-                }
+            if !write(batch, on: current, node: node, polling: &replyPolling) {
                 connection = nil
             }
             lastUse = monotonicNanoseconds()
-            batch.removeAll(keepingCapacity: true)
         }
 
         lock.lock()
-        setStatusLocked(.shutDown)
-        let failed = shared.queue
-        shared.queue = []
+        let failed = shared.machine.threadExiting()
+        publishStatusLocked()
         shared.socket = -1
         shared.exited = true
         let waiters = shared.exitWaiters
@@ -345,13 +264,78 @@ final class ConnectionWorker: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
+    /// Writes a batch and completes each request with its replies; `false` when the connection can no longer be
+    /// used (it broke, or the node turned out not to be the master).
+    private func write(
+        _ batch: [PendingRequest], on connection: HiredisConnection, node: RedisConfiguration.Endpoint?,
+        polling replyPolling: inout ReplyPolling
+    ) -> Bool {
+        for request in batch { connection.append(request.payload) }
+        counters.batches.add(1, ordering: .relaxed)
+        var index = 0
+        var refusedAsReplica = false
+        do throws(RedisError) {
+            if replyPolling.shouldPoll(batchOf: batch.count) {
+                let deadline = monotonicNanoseconds() &+ replyPolling.windowNanoseconds
+                let hit = try connection.flushAndPollReadable(untilMonotonicNanoseconds: deadline)
+                replyPolling.record(hit: hit)
+                counters.polledBatches.add(1, ordering: .relaxed)
+                if hit { counters.pollHits.add(1, ordering: .relaxed) }
+            }
+            while index < batch.count {
+                let request = batch[index]
+                let value: RedisValue
+                if request.replyCount == 1 {
+                    value = try connection.readReply()
+                } else {
+                    var values: [RedisValue] = []
+                    values.reserveCapacity(request.replyCount)
+                    for _ in 0..<request.replyCount { values.append(try connection.readReply()) }
+                    value = .array(values)
+                }
+                if monitor != nil, value.isReadOnlyRefusal {
+                    // The node was demoted under this connection: a lost connection, then rediscovery.
+                    refusedAsReplica = true
+                    complete(
+                        request,
+                        with: .failure(
+                            RedisError(
+                                .notMaster, "the node answered READONLY: it is no longer the master",
+                                context: "\(request.name) on \(node?.description ?? "?")")))
+                } else {
+                    complete(request, with: .success(value))
+                }
+                index += 1
+            }
+        } catch {
+            let reported = isShutDown ? RedisError(.closed, "the client was closed") : error
+            for request in batch[index...] {
+                complete(request, with: .failure(reported.adding(context: request.name)))
+            }
+            dropConnection()
+            return false
+        }
+        guard refusedAsReplica else { return true }
+        dropConnection()
+        if let node { monitor?.nodeIsNotMaster(node) }
+        return false
+    }
+
+    private func dropConnection() {
+        lock.withLock {
+            shared.socket = -1
+            shared.machine.connectionLost()
+            publishStatusLocked()
+        }
+    }
+
     /// A caller that just got its reply usually sends its next command within microseconds. Watching for it a
     /// little before sleeping on the condition variable saves a futex sleep and wake-up per command for such a
     /// caller (the latency-bound, one-task case); under load the queue is never empty and this never spins.
     private func waitBrieflyForWork(nanoseconds: UInt64) {
         guard nanoseconds > 0 else { return }
         let seen = submissions.load(ordering: .acquiring)
-        let hasWork = lock.withLock { !shared.queue.isEmpty }
+        let hasWork = lock.withLock { !shared.machine.queue.isEmpty }
         if hasWork { return }
         let deadline = monotonicNanoseconds() &+ nanoseconds
         while monotonicNanoseconds() < deadline {
@@ -363,7 +347,8 @@ final class ConnectionWorker: Sendable {
     private enum ConnectOutcome {
         /// Connected; through Sentinel, to this master in this generation.
         case connected(HiredisConnection, RedisConfiguration.Endpoint?, UInt64)
-        case failed
+        /// Failed; back off for this long.
+        case failed(Duration)
         case shutDown
     }
 
@@ -376,21 +361,18 @@ final class ConnectionWorker: Sendable {
                 configuration: configuration, node: master?.0, requiresMaster: master != nil)
             lock.lock()
             defer { lock.unlock() }
-            if shared.status == .shutDown { return .shutDown }
+            guard shared.machine.connected() else { return .shutDown }
+            publishStatusLocked()
             shared.socket = connection.fileDescriptor
-            shared.lastError = nil
-            setStatusLocked(.connected)
             return .connected(connection, master?.0, master?.1 ?? 0)
         } catch {
             if error.code == .notMaster, let node = master?.0 { monitor?.nodeIsNotMaster(node) }
             lock.lock()
-            shared.lastError = error
-            if shared.status != .shutDown { setStatusLocked(.backingOff) }
-            let failed = shared.queue
-            shared.queue = []
+            let (failed, delay) = shared.machine.connectFailed(error)
+            publishStatusLocked()
             lock.unlock()
             fail(failed, error)
-            return .failed
+            return .failed(delay)
         }
     }
 
@@ -399,56 +381,39 @@ final class ConnectionWorker: Sendable {
         let deadline = monotonicNanoseconds() + delay.nanoseconds
         lock.lock()
         defer { lock.unlock() }
-        while shared.status != .shutDown && !shared.retryNow && monotonicNanoseconds() < deadline {
+        while shared.machine.keepsBackingOff(now: monotonicNanoseconds(), until: deadline) {
             lock.wait(untilMonotonicNanoseconds: deadline)
         }
-        shared.retryNow = false
-        if shared.status == .shutDown { return false }
-        setStatusLocked(.connecting)
-        return true
+        let goesOn = shared.machine.backoffEnded()
+        publishStatusLocked()
+        return goesOn
     }
 
-    private func takeBatchLocked(into batch: inout [PendingRequest], depth: Int) {
-        var taken = 0
-        for request in shared.queue {
-            taken += 1
-            // Cancelled before it was written: skip it, nothing is owed on the wire.
-            if request.continuation != nil || request.detached {
-                batch.append(request)
-            } else {
-                outstandingCount.subtract(1, ordering: .relaxed)
-            }
-            if batch.count == depth { break }
-        }
-        if taken == shared.queue.count {
-            shared.queue.removeAll(keepingCapacity: true)
-        } else {
-            shared.queue.removeFirst(taken)
-        }
-    }
-
-    private var isShutDown: Bool { lock.withLock { shared.status == .shutDown } }
+    private var isShutDown: Bool { lock.withLock { shared.machine.isShutDown } }
 
     private func complete(_ request: PendingRequest, with result: Result<RedisValue, RedisError>) {
-        outstandingCount.subtract(1, ordering: .relaxed)
         lock.lock()
         let continuation = request.continuation
         request.continuation = nil
         lock.unlock()
-        guard let continuation else { return }
-        switch result {
-        case .success(let value): continuation.resume(returning: value)
-        case .failure(let error): continuation.resume(throwing: error)
-        }
+        outstandingCount.subtract(1, ordering: .relaxed)
+        continuation?.resume(returning: result)
+    }
+
+    /// As ``complete(_:with:)``, for a caller that holds the lock.
+    private func completeLocked(_ request: PendingRequest, with result: Result<RedisValue, RedisError>) {
+        let continuation = request.continuation
+        request.continuation = nil
+        outstandingCount.subtract(1, ordering: .relaxed)
+        continuation?.resume(returning: result)
     }
 
     private func fail(_ requests: [PendingRequest], _ error: RedisError) {
         for request in requests { complete(request, with: .failure(error.adding(context: request.name))) }
     }
 
-    private func setStatusLocked(_ status: Status) {
-        shared.status = status
-        publishedStatus.store(status.rawValue, ordering: .relaxed)
+    private func publishStatusLocked() {
+        publishedStatus.store(shared.machine.status.rawValue, ordering: .relaxed)
     }
 
     private func wakeSocketLocked() {
@@ -456,11 +421,15 @@ final class ConnectionWorker: Sendable {
     }
 
     private func unavailableError() -> RedisError {
-        let reason = shared.lastError.map { ": \($0.message)" } ?? ""
+        let reason = shared.machine.lastError.map { ": \($0.message)" } ?? ""
         return RedisError(
             .connectionFailed, "no connection to \(configuration.serverDescription) is available\(reason)",
             context: configuration.serverDescription)
     }
+}
+
+extension PendingRequest: ConnectionRequest {
+    var isAbandoned: Bool { continuation == nil && !detached }
 }
 
 extension ConnectionWorker {

@@ -9,7 +9,7 @@ final class PendingRequest: @unchecked Sendable {
     /// The command name, for error context.
     let name: String
     /// Resumed exactly once: by the reply, a connection failure, shutdown or cancellation, whichever comes first.
-    var continuation: UnsafeContinuation<RedisValue, any Error>?
+    var continuation: UnsafeContinuation<Result<RedisValue, RedisError>, Never>?
     /// Set when the task was cancelled before the request reached the queue.
     var cancelledEarly = false
     /// Nobody waits for the reply: the request is written with the next batch and its reply read and dropped.

@@ -23,23 +23,15 @@ public struct RedisInvalidations: AsyncSequence, Sendable {
     let threadName: String
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<SubscriberLoop.Output>.AsyncIterator
+        var base: TranslatingIterator<AsyncStream<SubscriberLoop.Output>.AsyncIterator, RedisInvalidation>
 
-        public mutating func next() async -> RedisInvalidation? {
-            while let output = await base.next() {
-                if let event = Self.translate(output) { return event }
-            }
-            return nil
-        }
+        public mutating func next() async -> RedisInvalidation? { await base.next(isolation: nil) }
 
         public mutating func next(isolation actor: isolated (any Actor)?) async -> RedisInvalidation? {
-            while let output = await base.next(isolation: actor) {
-                if let event = Self.translate(output) { return event }
-            }
-            return nil
+            await base.next(isolation: actor)
         }
 
-        private static func translate(_ output: SubscriberLoop.Output) -> RedisInvalidation? {
+        @Sendable static func translate(_ output: SubscriberLoop.Output) -> RedisInvalidation? {
             switch output {
             case .subscribed: .tracking
             case .invalidated(let keys): keys.map(RedisInvalidation.keys) ?? .all
@@ -49,5 +41,7 @@ public struct RedisInvalidations: AsyncSequence, Sendable {
         }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: stream.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: TranslatingIterator(stream.makeAsyncIterator(), AsyncIterator.translate))
+    }
 }

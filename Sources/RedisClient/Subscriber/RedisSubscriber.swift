@@ -98,23 +98,15 @@ public struct RedisSubscription: AsyncSequence, Sendable {
     let threadName: String
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: AsyncStream<SubscriberLoop.Output>.AsyncIterator
+        var base: TranslatingIterator<AsyncStream<SubscriberLoop.Output>.AsyncIterator, RedisSubscriptionEvent>
 
-        public mutating func next() async -> RedisSubscriptionEvent? {
-            while let output = await base.next() {
-                if let event = Self.translate(output) { return event }
-            }
-            return nil
-        }
+        public mutating func next() async -> RedisSubscriptionEvent? { await base.next(isolation: nil) }
 
         public mutating func next(isolation actor: isolated (any Actor)?) async -> RedisSubscriptionEvent? {
-            while let output = await base.next(isolation: actor) {
-                if let event = Self.translate(output) { return event }
-            }
-            return nil
+            await base.next(isolation: actor)
         }
 
-        private static func translate(_ output: SubscriberLoop.Output) -> RedisSubscriptionEvent? {
+        @Sendable static func translate(_ output: SubscriberLoop.Output) -> RedisSubscriptionEvent? {
             switch output {
             case .subscribed(let again): again ? .resubscribed : .subscribed
             case .message(let message): .message(message)
@@ -124,5 +116,7 @@ public struct RedisSubscription: AsyncSequence, Sendable {
         }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: stream.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: TranslatingIterator(stream.makeAsyncIterator(), AsyncIterator.translate))
+    }
 }

@@ -124,9 +124,9 @@ final class SubscriberLoop: Sendable {
     }
 
     private func run() {
-        var failedAttempts = 0
-        var hasSubscribedOnce = false
-        var inOutage = false
+        var machine = SubscriberStateMachine(
+            pingInterval: subscriber.pingInterval, pingTimeout: subscriber.pingTimeout,
+            backoff: subscriber.configuration.reconnectBackoff)
         let wakeFD = wakeDescriptor
         // Through Sentinel, the subscription (and with it key tracking) follows the master: a change shuts the
         // socket, which is a gap the caches see, and the next connection goes to the new master.
@@ -153,12 +153,7 @@ final class SubscriberLoop: Sendable {
                     // The master changed while connecting: this connection may be to the old one.
                     error = RedisError(.notMaster, "the master changed while connecting", context: "\(master.0)")
                 } else {
-                    error = session(on: connection, wakeFD: wakeFD) {
-                        self.continuation.yield(.subscribed(again: hasSubscribedOnce))
-                        hasSubscribedOnce = true
-                        inOutage = false
-                        failedAttempts = 0
-                    }
+                    error = session(on: connection, wakeFD: wakeFD, machine: &machine)
                 }
                 socket.store(-1, ordering: .releasing)
             } catch let connectError {
@@ -166,19 +161,14 @@ final class SubscriberLoop: Sendable {
                 error = connectError
             }
             if isStopped { break }
-            if !inOutage {
-                inOutage = true
-                continuation.yield(.disconnected(error))
+            let reconnect = machine.sessionEnded(error)
+            if let report = reconnect.report { continuation.yield(.disconnected(report)) }
+            if let delay = reconnect.delay,
+                chiredis_wait_readable(-1, wakeFD, Int32(delay.wholeMillisecondsRoundedUp)) & 2 != 0
+            {
+                if isStopped { break }
+                drainWakePipe()  // a nudge: retry now
             }
-            // The first reconnect after a working subscription is immediate; after that, attempts back off.
-            if failedAttempts > 0 {
-                let delay = subscriber.configuration.reconnectBackoff.delay(attempt: failedAttempts - 1)
-                if chiredis_wait_readable(-1, wakeFD, Int32(delay.wholeMillisecondsRoundedUp)) & 2 != 0 {
-                    if isStopped { break }
-                    drainWakePipe()  // a nudge: retry now
-                }
-            }
-            failedAttempts += 1
         }
         closePipe()
         continuation.finish()
@@ -187,12 +177,9 @@ final class SubscriberLoop: Sendable {
     /// Subscribes on a fresh connection and delivers messages until the connection fails or the loop is stopped.
     /// Returns why it ended.
     private func session(
-        on connection: HiredisConnection, wakeFD: Int32, onSubscribed: () -> Void
+        on connection: HiredisConnection, wakeFD: Int32, machine: inout SubscriberStateMachine
     ) -> RedisError {
-        var pending = channels.count + patterns.count
         let ping = RedisCommand("PING").encoded
-        let interval = subscriber.pingInterval.nanoseconds
-        let timeout = subscriber.pingTimeout.nanoseconds
         do throws(RedisError) {
             if let trackedPrefixes { try enableTracking(of: trackedPrefixes, on: connection, wakeFD: wakeFD) }
         } catch {
@@ -200,23 +187,23 @@ final class SubscriberLoop: Sendable {
         }
         for channel in channels { connection.append(RedisCommand("SUBSCRIBE", channel).encoded) }
         for pattern in patterns { connection.append(RedisCommand("PSUBSCRIBE", pattern).encoded) }
-        var nextPing = monotonicNanoseconds() + interval
-        var pingSentAt: UInt64?
         do throws(RedisError) {
             try connection.flush()
-            if pending == 0 { onSubscribed() }
+            let confirmations = channels.count + patterns.count
+            if let again = machine.sessionStarted(confirmations: confirmations, now: monotonicNanoseconds()) {
+                continuation.yield(.subscribed(again: again))
+            }
             while true {
                 while let reply = try connection.bufferedReply() {
                     switch classify(reply) {
                     case .confirmation:
-                        pending -= 1
-                        if pending == 0 { onSubscribed() }
+                        if let again = machine.confirmed() { continuation.yield(.subscribed(again: again)) }
                     case .message(let message):
                         continuation.yield(.message(message))
                     case .invalidated(let keys):
                         continuation.yield(.invalidated(keys))
                     case .pong:
-                        pingSentAt = nil
+                        machine.pongReceived()
                     case .error(let message):
                         let command = trackedPrefixes == nil ? "SUBSCRIBE" : "CLIENT TRACKING / SUBSCRIBE"
                         return RedisError(.serverError, message, context: command)
@@ -224,17 +211,13 @@ final class SubscriberLoop: Sendable {
                         break
                     }
                 }
-                let now = monotonicNanoseconds()
-                if let sent = pingSentAt, now &- sent > timeout {
+                guard case .wait(let waitNanoseconds, let sendPing) = machine.tick(now: monotonicNanoseconds()) else {
                     return RedisError(.timeout, "the server did not answer PING within \(subscriber.pingTimeout)")
                 }
-                if now >= nextPing {
+                if sendPing {
                     connection.append(ping)
                     try connection.flush()
-                    if pingSentAt == nil { pingSentAt = now }
-                    nextPing = now + interval
                 }
-                let waitNanoseconds = min(nextPing &- now, interval)
                 let ready = chiredis_wait_readable(
                     connection.fileDescriptor, wakeFD, Int32(max(1, waitNanoseconds / 1_000_000)))
                 if ready < 0 { return RedisError(.connectionClosed, "poll failed: errno \(errno)") }

@@ -1,4 +1,5 @@
 internal import CHiredis
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -8,17 +9,61 @@ internal import CHiredis
     import Darwin
 #endif
 
-/// Monotonic clock reading in nanoseconds.
+/// Nanoseconds on the monotonic clock: for deadlines, backoff and the age of cached entries, which must not move
+/// with the wall clock.
 @inline(__always)
-func monotonicNanoseconds() -> UInt64 {
+package func monotonicNanoseconds() -> UInt64 {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
 }
 
-extension Duration {
-    var nanoseconds: UInt64 {
-        let (seconds, attoseconds) = components
-        return UInt64(max(0, seconds)) * 1_000_000_000 + UInt64(max(0, attoseconds) / 1_000_000_000)
+/// Where the caches and the reconnect backoff read the time: the system's monotonic clock in production, a clock a
+/// test moves by hand (``MonotonicClock/manual(_:)``), so expiry and backoff are tested without sleeping.
+package struct MonotonicClock: Sendable {
+    /// The current reading, in nanoseconds.
+    package let now: @Sendable () -> UInt64
+    /// How far behind the true time a reading may be; an expiry check adds it, so a coarse clock errs on the early
+    /// side.
+    package let resolution: UInt64
+
+    package init(resolution: UInt64 = 0, now: @escaping @Sendable () -> UInt64) {
+        self.now = now
+        self.resolution = resolution
     }
+
+    /// The monotonic clock, to the nanosecond.
+    package static let system = MonotonicClock { monotonicNanoseconds() }
+
+    /// The monotonic clock to the kernel's tick: on Linux a read of memory the kernel updates, several times cheaper
+    /// than the precise clock, which is what a cache lookup on every request wants. Elsewhere the precise clock.
+    package static let coarse: MonotonicClock = {
+        #if os(Linux)
+            var tick = timespec()
+            guard clock_getres(CLOCK_MONOTONIC_COARSE, &tick) == 0 else { return system }
+            let resolution = UInt64(tick.tv_sec) * 1_000_000_000 + UInt64(tick.tv_nsec)
+            return MonotonicClock(resolution: resolution) {
+                var time = timespec()
+                clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
+                return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+            }
+        #else
+            return system
+        #endif
+    }()
+
+}
+
+/// A clock that moves only when told: for tests of expiry, maximum age and backoff that must not sleep.
+package final class ManualClock: Sendable {
+    private let reading: Atomic<UInt64>
+
+    /// Starts at `start` nanoseconds (one second by default, so "zero" is never a special reading).
+    package init(start: UInt64 = 1_000_000_000) { reading = Atomic(start) }
+
+    /// Moves the clock forward.
+    package func advance(by duration: Duration) { reading.add(duration.nanoseconds, ordering: .relaxed) }
+
+    /// The clock to hand to what is tested.
+    package var clock: MonotonicClock { MonotonicClock { [self] in reading.load(ordering: .relaxed) } }
 }

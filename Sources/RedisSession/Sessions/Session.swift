@@ -114,11 +114,11 @@ public struct Session: Sendable {
     public subscript(key: String) -> String? {
         get {
             guard let bytes = attributes[key] else { return nil }
-            return Self.decodeJSONString(bytes) ?? (try? get(key, as: String.self))
+            return JSONString.decode(bytes) ?? (try? get(key, as: String.self))
         }
         set {
             if let newValue {
-                setEncoded(key, Self.encodeJSONString(newValue))
+                setEncoded(key, JSONString.encode(newValue))
             } else {
                 remove(key)
             }
@@ -158,36 +158,6 @@ public struct Session: Sendable {
 
     /// The encoded size the limits apply to: attribute names plus values.
     var encodedSize: Int { attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count } }
-
-    /// The common case without `JSONDecoder`: a JSON string with no escapes. `nil` sends the caller to the decoder.
-    static func decodeJSONString(_ bytes: [UInt8]) -> String? {
-        guard bytes.count >= 2, bytes.first == UInt8(ascii: "\""), bytes.last == UInt8(ascii: "\""),
-            !bytes.contains(UInt8(ascii: "\\"))
-        else { return nil }
-        let inner = bytes[1..<(bytes.count - 1)]
-        guard !inner.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") }) else { return nil }
-        return String(validating: inner, as: UTF8.self)
-    }
-
-    static func encodeJSONString(_ value: String) -> [UInt8] {
-        // Equivalent to JSONEncoder for a string fragment, without its cost on the hot path.
-        var out: [UInt8] = [UInt8(ascii: "\"")]
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += [92, 34]
-            case "\\": out += [92, 92]
-            case "\n": out += [92, 110]
-            case "\r": out += [92, 114]
-            case "\t": out += [92, 116]
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += Array("\\u".utf8) + Array(String(repeating: "0", count: 4 - hex.count).utf8) + Array(hex.utf8)
-            default: out += Array(String(scalar).utf8)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-        return out
-    }
 }
 
 /// What ``SessionStore/sessions(userID:)`` lists: one live session of a user, named by its handle, never its ID.

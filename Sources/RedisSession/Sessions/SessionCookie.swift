@@ -1,3 +1,5 @@
+import RedisClient
+
 /// Renders and parses the session cookie.
 ///
 /// The cookie is `HttpOnly` (no script can read it) and `SameSite=Lax` (not sent on cross-site POSTs), `Secure` when

@@ -1,12 +1,11 @@
-public import RedisClient
-
-/// The one error type of the session store.
+/// The error of a session store: what went wrong with a session, or with the store behind it.
+///
+/// Storage-neutral: ``underlying`` is whatever the store's backend threw (a `RedisError` for ``RedisSessionStore``).
 public struct SessionError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is; a struct over a private enum so codes can be added.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
             case sessionNotFound, tooLarge, tooManyAttributes, corruptSession, invalidValue, storeUnavailable
-            case unknownTimezone, notSignedIn
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -22,12 +21,8 @@ public struct SessionError: Error, Sendable, CustomStringConvertible {
         public static let corruptSession = Code(.corruptSession)
         /// An attribute value could not be encoded to or decoded from JSON as asked.
         public static let invalidValue = Code(.invalidValue)
-        /// Redis could not be reached or did not answer in time. Not a logout: callers should answer 503.
+        /// The store could not be reached or did not answer in time. Not a logout: callers should answer 503.
         public static let storeUnavailable = Code(.storeUnavailable)
-        /// A timezone identifier that is not in the IANA list; nothing was written or published.
-        public static let unknownTimezone = Code(.unknownTimezone)
-        /// A flow that needs a signed-in user got an anonymous session.
-        public static let notSignedIn = Code(.notSignedIn)
 
         public var description: String { base.rawValue }
     }
@@ -36,11 +31,11 @@ public struct SessionError: Error, Sendable, CustomStringConvertible {
     public var code: Code
     /// A description of the failure.
     public var message: String
-    /// The Redis error behind a ``Code/storeUnavailable`` failure.
-    public var underlying: RedisError?
+    /// The backend's error behind the failure, if any (a `RedisError` behind ``Code/storeUnavailable``).
+    public var underlying: (any Error & Sendable)?
 
     /// Creates an error.
-    public init(_ code: Code, _ message: String, underlying: RedisError? = nil) {
+    public init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil) {
         self.code = code
         self.message = message
         self.underlying = underlying

@@ -86,12 +86,3 @@ extension SessionStoreConfiguration {
         }
     }
 }
-
-extension Duration {
-    /// Whole milliseconds (at least 1 for a positive duration).
-    var wholeMilliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let value = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        return self > .zero ? max(1, value) : value
-    }
-}

@@ -1,4 +1,5 @@
 public import Foundation
+import RedisClient
 import Synchronization
 
 /// Sessions in process memory, with the same semantics as ``RedisSessionStore``: for application unit tests and

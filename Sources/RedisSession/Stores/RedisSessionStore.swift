@@ -113,10 +113,8 @@ public struct RedisSessionStore: SessionStore {
             replies = try await client.pipeline([
                 RedisCommand(strings: ["HGETALL", key]), RedisCommand(strings: ["PTTL", key]),
             ])
-        } catch let error as RedisError {
-            throw mapError(error)
         } catch {
-            throw SessionError(.storeUnavailable, "\(error)")
+            throw mapError(error)
         }
         guard replies.count == 2 else { throw SessionError(.corruptSession, "unexpected reply to a session load") }
         if case .error(let message) = replies[0] { throw mapError(RedisError(.serverError, message)) }
@@ -300,10 +298,8 @@ public struct RedisSessionStore: SessionStore {
         let results: [RedisValue]
         do {
             results = try await client.transaction(commands)
-        } catch let error as RedisError {
-            throw mapError(error)
         } catch {
-            throw SessionError(.storeUnavailable, "\(error)")
+            throw mapError(error)
         }
         guard results.count == commands.count, let existed = results[0].int,
             let version = results[results.count - 3].int
@@ -380,10 +376,8 @@ public struct RedisSessionStore: SessionStore {
     private func pipeline(_ commands: [RedisCommand]) async throws(SessionError) -> [RedisValue] {
         do {
             return try await client.pipeline(commands)
-        } catch let error as RedisError {
-            throw mapError(error)
         } catch {
-            throw SessionError(.storeUnavailable, "\(error)")
+            throw mapError(error)
         }
     }
 
@@ -391,32 +385,28 @@ public struct RedisSessionStore: SessionStore {
     private func run(
         _ script: RedisScript, keys: [String], arguments: [any RedisArgumentConvertible], durable: Bool = false
     ) async throws(SessionError) -> RedisValue {
+        let acknowledgement = durable ? configuration.replicaAcknowledgement : nil
+        let acknowledged: Int
         do {
-            guard durable, let acknowledgement = configuration.replicaAcknowledgement,
-                try await replicas.current(on: client) > 0
-            else {
+            guard let acknowledgement, try await replicas.current(on: client) > 0 else {
                 return try await client.evaluate(script, keys: keys, arguments: arguments)
             }
-            let (reply, acknowledged) = try await client.evaluate(
+            let reply: RedisValue
+            (reply, acknowledged) = try await client.evaluate(
                 script, keys: keys, arguments: arguments, waitingFor: acknowledgement.replicas,
                 timeout: acknowledgement.timeout)
-            if acknowledged < acknowledgement.replicas {
-                // Fine if the replicas just went away (nothing to wait for); a failure if they lag.
-                if try await replicas.refresh(on: client) > 0 {
-                    throw SessionError(
-                        .storeUnavailable,
-                        "\(acknowledged) of \(acknowledgement.replicas) replicas confirmed within "
-                            + "\(acknowledgement.timeout); a failover now could undo this write")
-                }
+            // Fine if the replicas just went away (nothing to wait for); a failure if they lag.
+            guard acknowledged < acknowledgement.replicas, try await replicas.refresh(on: client) > 0 else {
+                return reply
             }
-            return reply
-        } catch let error as SessionError {
-            throw error
-        } catch let error as RedisError {
-            throw mapError(error)
         } catch {
-            throw SessionError(.storeUnavailable, "\(error)")
+            throw mapError(error)
         }
+        let wanted = acknowledgement?.replicas ?? 0
+        let timeout = acknowledgement?.timeout ?? .zero
+        throw SessionError(
+            .storeUnavailable,
+            "\(acknowledged) of \(wanted) replicas confirmed within \(timeout); a failover now could undo this write")
     }
 
     private func mapError(_ error: RedisError) -> SessionError {

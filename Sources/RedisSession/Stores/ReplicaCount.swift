@@ -11,7 +11,7 @@ final class ReplicaCount: Sendable {
     private static let maximumAge: Duration = .seconds(1)
 
     /// The count, refreshed when older than a second.
-    func current(on client: RedisClient) async throws -> Int {
+    func current(on client: RedisClient) async throws(RedisError) -> Int {
         let now = ContinuousClock.now
         if let cached = known.withLock({ state -> Int? in
             guard let checkedAt = state.checkedAt, now - checkedAt < Self.maximumAge else { return nil }
@@ -24,7 +24,7 @@ final class ReplicaCount: Sendable {
 
     /// Asks the master now.
     @discardableResult
-    func refresh(on client: RedisClient) async throws -> Int {
+    func refresh(on client: RedisClient) async throws(RedisError) -> Int {
         let count = try await client.connectedReplicaCount()
         known.withLock { $0 = (count, ContinuousClock.now) }
         return count

@@ -1,6 +1,7 @@
 import Logging
 import RedisClient
 import RedisSession
+import SettingsSync
 
 /// What the route handlers share: the component's parts, wired for one instance.
 struct AppState: Sendable {

@@ -1,6 +1,7 @@
 import Logging
 import RedisClient
 import RedisSession
+import SettingsSync
 import ServiceLifecycle
 
 // The component's long-running parts join the app's service group. The root package takes no ServiceLifecycle

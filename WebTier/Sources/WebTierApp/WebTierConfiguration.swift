@@ -1,5 +1,6 @@
 public import RedisClient
 public import RedisSession
+public import SettingsSync
 
 /// Everything one web-tier instance needs to know.
 public struct WebTierConfiguration: Sendable {

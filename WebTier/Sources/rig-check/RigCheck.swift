@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import RedisSession
+import SettingsSync
 import Synchronization
 
 /// `rig-check`: the end-to-end checker of the multi-instance rig (process twin or docker compose).
@@ -132,9 +133,10 @@ final class Checker {
         let user = options.user
         let prefix = options.prefix
         let record = try withRedis { client in
-            try await UserSettingsStore(client: client, keyPrefix: prefix).write(
-                userID: user, timezone: timezone, publishing: .settingsChanged, origin: origin,
-                channel: prefix + "events")
+            let bus = SessionEventBus(client: client, keyPrefix: prefix)
+            return try await UserSettingsStore(client: client, keyPrefix: prefix).write(
+                userID: user, timezone: timezone,
+                announcing: bus.announcement(.settingsChanged, user: user, timezone: timezone, origin: origin))
         }
         expectedEvents.append(("settings.changed", record.version))
         return record.version

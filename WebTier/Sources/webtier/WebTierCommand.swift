@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import RedisClient
 import RedisSession
+import SettingsSync
 import WebTierApp
 
 /// `webtier`: one instance of the demo web tier. Run several behind a load balancer, all on one Redis.

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import RedisSession
+import SettingsSync
 
 /// The server-rendered pages. Every form works without JavaScript; the settings form also carries htmx attributes,
 /// and the server answers htmx requests (`HX-Request: true`) with `204` + `HX-Refresh: true`.

@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import RedisSession
+import SettingsSync
 
 /// `GET /`, `POST /login`, `POST /logout`, `GET /sessions`, `POST /sessions/sign-out`, `POST /logout-everywhere`.
 struct AccountRoutes: Sendable {

@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import RedisSession
+import SettingsSync
 
 /// `GET /healthz` and `GET /stats`, for load balancers, the rig and people.
 struct OperationsRoutes: Sendable {

@@ -3,6 +3,7 @@ import Logging
 import HTTPTypes
 import Hummingbird
 import RedisSession
+import SettingsSync
 
 /// `GET /settings`, `POST /settings`: the Django view's behaviour, across instances.
 struct SettingsRoutes: Sendable {

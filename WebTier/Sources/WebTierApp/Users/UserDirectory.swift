@@ -4,6 +4,7 @@ import Logging
 import NIOPosix
 import RedisClient
 import RedisSession
+import SettingsSync
 
 /// Accounts in Redis, so every instance sees the same users: hash `<prefix>account:<username>` with the bcrypt
 /// password hash. The user's timezone lives in the settings record (``UserSettingsStore``), the cache's source of
@@ -105,8 +106,7 @@ struct UserDirectory: Sendable {
         let hash = try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
         let created = try await client.send("HSETNX", accountKey(username), "password", hash).int == 1
         if try await settings.read(userID: username) == nil {
-            _ = try await settings.write(
-                userID: username, timezone: timezone, publishing: nil, origin: "seed", channel: "")
+            _ = try await settings.write(userID: username, timezone: timezone, announcing: nil)
         }
         return created
     }

@@ -64,17 +64,9 @@ public final class SessionCache: Sendable {
     }
 
     /// What a cache slot holds: a load in flight, or a loaded session.
-    private enum Entry {
+    private enum Entry: Sendable {
         case loading(token: UInt64)
         case loaded(Session, ttlMilliseconds: Int64, loadedAt: UInt64)
-    }
-
-    private struct State {
-        var table: LRUTable<Entry>
-        /// Bumped by every clear, so a load that started before a gap never fills the cache after it.
-        var generation: UInt64 = 0
-        var nextToken: UInt64 = 0
-        var serving = false
     }
 
     /// A load in flight: returned by ``beginLoad(_:)``, handed back to ``finishLoad(_:with:ttlMilliseconds:)``.
@@ -94,13 +86,9 @@ public final class SessionCache: Sendable {
     public let subscriber: RedisSubscriber
 
     private let sessionKeyPrefix: [UInt8]
-    private let state: Mutex<State>
-    private let maximumAgeNanoseconds: UInt64
-    private let hits = Atomic<Int>(0)
-    private let misses = Atomic<Int>(0)
+    private let core: CacheCore<Entry>
     private let invalidations = Atomic<Int>(0)
     private let resyncCount = Atomic<Int>(0)
-    private let running = Atomic<Bool>(false)
     private let observer: (@Sendable (RedisInvalidation) -> Void)?
 
     /// Creates a cache; it serves nothing until ``run()`` has tracking on.
@@ -112,9 +100,20 @@ public final class SessionCache: Sendable {
     ///   - subscriberName: The `CLIENT SETNAME` of the tracking connection, so operators can find it.
     ///   - observer: Called after each report is applied; for logs (a lost tracking connection says why, for
     ///     example a Redis older than 6 that refuses `CLIENT TRACKING`) and tests.
-    public init(
+    public convenience init(
         client: RedisClient, keyPrefix: String = "rsess:", configuration: Configuration = Configuration(),
         subscriberName: String? = nil, observer: (@Sendable (RedisInvalidation) -> Void)? = nil
+    ) {
+        self.init(
+            client: client, keyPrefix: keyPrefix, configuration: configuration, subscriberName: subscriberName,
+            clock: .coarse, observer: observer)
+    }
+
+    /// Creates a cache that reads the time from `clock` (tests move a ``ManualClock``).
+    package init(
+        client: RedisClient, keyPrefix: String = "rsess:", configuration: Configuration = Configuration(),
+        subscriberName: String? = nil, clock: MonotonicClock,
+        observer: (@Sendable (RedisInvalidation) -> Void)? = nil
     ) {
         self.observer = observer
         self.keyPrefix = keyPrefix
@@ -123,8 +122,7 @@ public final class SessionCache: Sendable {
         redis.clientName = subscriberName ?? redis.clientName.map { $0 + "-cache" }
         self.subscriber = RedisSubscriber(configuration: redis)
         self.sessionKeyPrefix = Array(SessionKeys(prefix: keyPrefix).sessionPrefix.utf8)
-        self.state = Mutex(State(table: LRUTable(capacity: configuration.capacity)))
-        self.maximumAgeNanoseconds = configuration.maximumAge.wholeNanoseconds
+        self.core = CacheCore(capacity: configuration.capacity, maximumAge: configuration.maximumAge, clock: clock)
     }
 
     /// Turns tracking on and applies Redis' reports until the calling task is cancelled; then the cache empties
@@ -132,7 +130,7 @@ public final class SessionCache: Sendable {
     ///
     /// - Important: Call it once per cache.
     public func run() async {
-        precondition(!running.exchange(true, ordering: .relaxed), "SessionCache.run() was called twice")
+        core.claimRun("SessionCache")
         var trackedBefore = false
         for await event in subscriber.trackInvalidations(prefixes: [SessionKeys(prefix: keyPrefix).sessionPrefix]) {
             if case .tracking = event {
@@ -141,36 +139,26 @@ public final class SessionCache: Sendable {
             }
             apply(event)
         }
-        state.withLock { state in
-            state.serving = false
-            Self.clear(&state)
-        }
+        core.reset(serving: false)
     }
 
     /// Counters and state.
     public var statistics: Statistics {
-        let (tracking, count) = state.withLock { ($0.serving, $0.table.count) }
+        let totals = core.totals
         return Statistics(
-            hits: hits.load(ordering: .relaxed), misses: misses.load(ordering: .relaxed),
-            invalidations: invalidations.load(ordering: .relaxed), resyncs: resyncCount.load(ordering: .relaxed),
-            isTracking: tracking, count: count)
+            hits: totals.hits, misses: totals.misses, invalidations: invalidations.load(ordering: .relaxed),
+            resyncs: resyncCount.load(ordering: .relaxed), isTracking: core.phase.isServing, count: totals.count)
     }
 
     /// Applies one report of the tracking connection (``run()`` calls this; tests may too).
     public func apply(_ event: RedisInvalidation) {
         switch event {
         case .tracking:
-            state.withLock { state in
-                Self.clear(&state)
-                state.serving = true
-            }
+            core.reset(serving: true)
         case .disconnected:
-            state.withLock { state in
-                state.serving = false
-                Self.clear(&state)
-            }
+            core.reset(serving: false)
         case .all:
-            state.withLock { Self.clear(&$0) }
+            core.clear()
         case .keys(let keys):
             let prefix = sessionKeyPrefix
             // The key names a session by its storage name (`{T}H`), which is what the table is keyed by.
@@ -178,9 +166,7 @@ public final class SessionCache: Sendable {
                 guard key.count > prefix.count, key.starts(with: prefix) else { return nil }
                 return String(decoding: key[prefix.count...], as: UTF8.self)
             }
-            state.withLock { state in
-                for name in names { state.table.remove(name) }
-            }
+            for name in names { core.withShard(for: name) { shard, _ in _ = shard.table.remove(name) } }
             invalidations.add(names.count, ordering: .relaxed)
         }
         observer?(event)
@@ -190,40 +176,38 @@ public final class SessionCache: Sendable {
 
     /// The cached session and its remaining time to live, counting a hit or a miss.
     func session(_ id: SessionID) -> (session: Session, ttlMilliseconds: Int64)? {
-        let now = monotonicNow()
-        let maximumAge = maximumAgeNanoseconds
-        let found = state.withLock { state -> (Session, Int64)? in
-            guard state.serving, case .loaded(let session, let ttl, let loadedAt)? = state.table.use(id.storageName)
-            else {
+        let now = core.clock.now()
+        let name = id.storageName
+        return core.withShard(for: name) { shard, phase -> (Session, Int64)? in
+            guard phase.isServing, case .loaded(let session, let ttl, let loadedAt)? = shard.table.use(name) else {
+                shard.misses += 1
                 return nil
             }
-            let age = now &- loadedAt
+            // A coarse clock may read up to its resolution late: count the entry that much older.
+            let age = now &- loadedAt &+ core.clock.resolution
             let remaining = ttl - Int64(age / 1_000_000)
-            guard age < maximumAge, remaining > 0 else {
-                state.table.remove(id.storageName)
+            guard core.isFresh(storedAt: loadedAt, now: now), remaining > 0 else {
+                shard.table.remove(name)
+                shard.misses += 1
                 return nil
             }
+            shard.hits += 1
             return (session, remaining)
         }
-        if found == nil {
-            misses.add(1, ordering: .relaxed)
-        } else {
-            hits.add(1, ordering: .relaxed)
-        }
-        return found
     }
 
     /// Marks a load about to read Redis; `nil` (the result will not be stored) while the cache is not serving, or
     /// while another load of the same session is in flight: the first one stores, so a hot session under steady
     /// load cannot keep replacing the mark and never be stored.
     func beginLoad(_ id: SessionID) -> LoadTicket? {
-        let now = monotonicNow()
-        return state.withLock { state in
-            guard state.serving else { return nil }
-            if case .loading? = state.table.peek(id.storageName) { return nil }
-            state.nextToken &+= 1
-            state.table.set(id.storageName, .loading(token: state.nextToken))
-            return LoadTicket(id: id, token: state.nextToken, generation: state.generation, startedAt: now)
+        let now = core.clock.now()
+        let name = id.storageName
+        return core.withShard(for: name) { shard, phase in
+            guard phase.isServing else { return nil }
+            if case .loading? = shard.table.peek(name) { return nil }
+            shard.nextToken &+= 1
+            shard.table.set(name, .loading(token: shard.nextToken))
+            return LoadTicket(id: id, token: shard.nextToken, generation: phase.generation, startedAt: now)
         }
     }
 
@@ -232,16 +216,14 @@ public final class SessionCache: Sendable {
     /// reply cannot stretch the session past the expiry Redis reported.
     func finishLoad(_ ticket: LoadTicket, with session: Session?, ttlMilliseconds: Int64) {
         let cacheable = session.map { $0.encodedSize <= configuration.largestCachedSession } ?? false
-        state.withLock { state in
-            guard case .loading(let token)? = state.table.peek(ticket.id.storageName), token == ticket.token else {
+        let name = ticket.id.storageName
+        core.withShard(for: name) { shard, phase in
+            guard case .loading(let token)? = shard.table.peek(name), token == ticket.token else { return }
+            guard let session, cacheable, phase.isServing, phase.generation == ticket.generation else {
+                shard.table.remove(name)
                 return
             }
-            guard let session, cacheable, state.serving, state.generation == ticket.generation else {
-                state.table.remove(ticket.id.storageName)
-                return
-            }
-            state.table.set(
-                ticket.id.storageName, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: ticket.startedAt))
+            shard.table.set(name, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: ticket.startedAt))
         }
     }
 
@@ -252,23 +234,18 @@ public final class SessionCache: Sendable {
 
     /// Drops a session named by its storage name (`{T}H`), as a destroy by handle knows it.
     func invalidate(storageName: String) {
-        _ = state.withLock { $0.table.remove(storageName) }
+        core.withShard(for: storageName) { shard, _ in _ = shard.table.remove(storageName) }
     }
 
     /// Drops every cached session of a user, and cancels every load in flight (their user is not known yet).
     func invalidate(userID: String) {
-        _ = state.withLock { state in
-            state.table.removeAll { entry in
+        core.forEachShard { shard in
+            shard.table.removeAll { entry in
                 switch entry {
                 case .loading: true
                 case .loaded(let session, _, _): session.userID == userID
                 }
             }
         }
-    }
-
-    private static func clear(_ state: inout State) {
-        state.table.removeAll()
-        state.generation &+= 1
     }
 }

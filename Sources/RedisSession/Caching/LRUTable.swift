@@ -2,8 +2,8 @@
 ///
 /// Entries live in one array linked into a recency list by index, so using an entry moves no memory and allocates
 /// nothing. Not synchronised: each cache keeps its table inside a `Mutex`.
-struct LRUTable<Value> {
-    private struct Slot {
+package struct LRUTable<Value> {
+    fileprivate struct Slot {
         var key: String
         var value: Value?  // nil in a free slot, so a removed value is released at once
         var previous: Int
@@ -11,36 +11,36 @@ struct LRUTable<Value> {
     }
 
     /// Most entries held; inserting beyond it evicts the least recently used.
-    let capacity: Int
+    package let capacity: Int
     private var index: [String: Int] = [:]
     private var slots: [Slot] = []
     private var free: [Int] = []
     private var head = -1
     private var tail = -1
 
-    init(capacity: Int) {
+    package init(capacity: Int) {
         precondition(capacity > 0, "an LRU table holds at least one entry")
         self.capacity = capacity
     }
 
     /// Entries held.
-    var count: Int { index.count }
+    package var count: Int { index.count }
 
     /// The value under `key`, without changing its recency.
-    func peek(_ key: String) -> Value? {
+    package func peek(_ key: String) -> Value? {
         guard let slot = index[key] else { return nil }
         return slots[slot].value
     }
 
     /// The value under `key`, which becomes the most recently used.
-    mutating func use(_ key: String) -> Value? {
+    package mutating func use(_ key: String) -> Value? {
         guard let slot = index[key] else { return nil }
         moveToFront(slot)
         return slots[slot].value
     }
 
     /// Stores `value` under `key` as the most recently used, evicting the least recently used entry when full.
-    mutating func set(_ key: String, _ value: Value) {
+    package mutating func set(_ key: String, _ value: Value) {
         if let slot = index[key] {
             slots[slot].value = value
             moveToFront(slot)
@@ -64,21 +64,21 @@ struct LRUTable<Value> {
 
     /// Removes the entry under `key`; returns its value.
     @discardableResult
-    mutating func remove(_ key: String) -> Value? {
+    package mutating func remove(_ key: String) -> Value? {
         guard let slot = index[key] else { return nil }
         return removeSlot(slot)
     }
 
     /// Removes every entry whose value matches; returns how many went.
     @discardableResult
-    mutating func removeAll(where matches: (Value) -> Bool) -> Int {
+    package mutating func removeAll(where matches: (Value) -> Bool) -> Int {
         let doomed = index.filter { _, slot in slots[slot].value.map(matches) ?? false }
         for (_, slot) in doomed { removeSlot(slot) }
         return doomed.count
     }
 
     /// Removes every entry, keeping the storage for reuse.
-    mutating func removeAll() {
+    package mutating func removeAll() {
         index.removeAll(keepingCapacity: true)
         slots.removeAll(keepingCapacity: true)
         free.removeAll(keepingCapacity: true)
@@ -113,3 +113,6 @@ struct LRUTable<Value> {
         if next >= 0 { slots[next].previous = previous } else { tail = previous }
     }
 }
+
+extension LRUTable: Sendable where Value: Sendable {}
+extension LRUTable.Slot: Sendable where Value: Sendable {}

@@ -1,3 +1,5 @@
+public import RedisSession
+
 /// The login, settings and logout flows, independent of any web framework.
 ///
 /// They mirror the original Django + django-allauth code paths and fix their two defects: a settings change
@@ -53,8 +55,13 @@ public struct SessionFlows: Sendable {
     public func login(
         session: Session?, userID: String, attributes: [String: String] = [:], labels: [String: String] = [:],
         keeping: Set<String> = []
-    ) async throws(SessionError) -> Session {
-        let record = try await settings.read(userID: userID)
+    ) async throws(FlowError) -> Session {
+        let record: UserSettings?
+        do {
+            record = try await settings.read(userID: userID)
+        } catch {
+            throw FlowError(error)
+        }
         let timezone = record?.timezone ?? defaultTimezone
         var initial = attributes
         initial["timezone"] = timezone
@@ -71,10 +78,12 @@ public struct SessionFlows: Sendable {
                 try await sessions.regenerate(&existing)
                 signedIn = existing
             } catch  where error.code == .sessionNotFound {
-                signedIn = try await sessions.create(userID: userID, attributes: initial, labels: labels)
+                signedIn = try await create(userID: userID, attributes: initial, labels: labels)
+            } catch {
+                throw FlowError(error)
             }
         } else {
-            signedIn = try await sessions.create(userID: userID, attributes: initial, labels: labels)
+            signedIn = try await create(userID: userID, attributes: initial, labels: labels)
         }
         if let record { cache?.remember(userID, record) }
         await publishBestEffort(
@@ -90,26 +99,38 @@ public struct SessionFlows: Sendable {
     /// changes nothing and publishes nothing.
     ///
     /// - Returns: The settings as written.
-    /// - Throws: ``SessionError/Code/unknownTimezone``, ``SessionError/Code/notSignedIn``, or a store error.
+    /// - Throws: ``FlowError/Code/unknownTimezone``, ``FlowError/Code/notSignedIn``, or a store's failure.
     @discardableResult
-    public func changeTimezone(session: inout Session, to identifier: String) async throws(SessionError) -> UserSettings
-    {
+    public func changeTimezone(session: inout Session, to identifier: String) async throws(FlowError) -> UserSettings {
         guard UserSettings.isValidTimezone(identifier) else {
-            throw SessionError(.unknownTimezone, "'\(identifier.prefix(64))' is not an IANA timezone identifier")
+            throw FlowError(.unknownTimezone, "'\(identifier.prefix(64))' is not an IANA timezone identifier")
         }
-        guard let userID = session.userID else { throw SessionError(.notSignedIn, "sign in to change settings") }
-        let record = try await settings.write(
-            userID: userID, timezone: identifier, publishing: .settingsChanged, origin: instanceID, channel: bus.channel
-        )
+        guard let userID = session.userID else { throw FlowError(.notSignedIn, "sign in to change settings") }
+        let record: UserSettings
+        do {
+            record = try await settings.write(
+                userID: userID, timezone: identifier,
+                announcing: bus.announcement(.settingsChanged, user: userID, timezone: identifier, origin: instanceID))
+        } catch {
+            throw FlowError(error)
+        }
         cache?.remember(userID, record)
         session["timezone"] = identifier
-        try await sessions.save(&session)
+        do {
+            try await sessions.save(&session)
+        } catch {
+            throw FlowError(error)
+        }
         return record
     }
 
     /// Logs one session out and publishes `user.logged_out`.
-    public func logout(session: Session) async throws(SessionError) {
-        try await sessions.destroy(id: session.id)
+    public func logout(session: Session) async throws(FlowError) {
+        do {
+            try await sessions.destroy(id: session.id)
+        } catch {
+            throw FlowError(error)
+        }
         if let userID = session.userID {
             await publishBestEffort(
                 SessionEvent(kind: .loggedOut, user: userID, version: session.version, origin: instanceID))
@@ -121,8 +142,13 @@ public struct SessionFlows: Sendable {
     ///
     /// - Returns: Whether a live session was ended.
     @discardableResult
-    public func signOut(handle: SessionHandle, userID: String) async throws(SessionError) -> Bool {
-        let ended = try await sessions.destroy(handle: handle, userID: userID)
+    public func signOut(handle: SessionHandle, userID: String) async throws(FlowError) -> Bool {
+        let ended: Bool
+        do {
+            ended = try await sessions.destroy(handle: handle, userID: userID)
+        } catch {
+            throw FlowError(error)
+        }
         if ended {
             await publishBestEffort(SessionEvent(kind: .loggedOut, user: userID, version: 0, origin: instanceID))
         }
@@ -133,14 +159,29 @@ public struct SessionFlows: Sendable {
     ///
     /// - Returns: How many sessions were live.
     @discardableResult
-    public func logoutEverywhere(userID: String) async throws(SessionError) -> Int {
-        let count = try await sessions.destroyAll(userID: userID)
+    public func logoutEverywhere(userID: String) async throws(FlowError) -> Int {
+        let count: Int
+        do {
+            count = try await sessions.destroyAll(userID: userID)
+        } catch {
+            throw FlowError(error)
+        }
         await publishBestEffort(SessionEvent(kind: .sessionsRevoked, user: userID, version: 0, origin: instanceID))
         return count
     }
 
     /// Login and logout events are notifications: the state they describe is already in Redis, and no cache is wrong
     /// without them. A publish that fails after the write succeeded is therefore not reported as a failed login.
+    private func create(
+        userID: String, attributes: [String: String], labels: [String: String]
+    ) async throws(FlowError) -> Session {
+        do {
+            return try await sessions.create(userID: userID, attributes: attributes, labels: labels)
+        } catch {
+            throw FlowError(error)
+        }
+    }
+
     private func publishBestEffort(_ event: SessionEvent) async {
         _ = try? await bus.publish(event)
     }

@@ -46,12 +46,32 @@ public struct SessionEventBus: Sendable {
         self.subscriber = RedisSubscriber(configuration: configuration)
     }
 
+    /// An event to publish from inside a write, once the write knows the version: what
+    /// ``UserSettingsStore/write(userID:timezone:announcing:)`` takes, so the event goes out if and only if the
+    /// write happened. Made by ``announcement(_:user:timezone:origin:)``.
+    public struct Announcement: Sendable, Hashable {
+        /// The channel it goes to.
+        public let channel: String
+        /// ``SessionEvent/encoded()`` before and after the version's digits.
+        let head: [UInt8]
+        let tail: [UInt8]
+    }
+
     /// Publishes an event.
     ///
     /// - Returns: How many subscribers received it.
     @discardableResult
-    public func publish(_ event: SessionEvent) async throws -> Int {
+    public func publish(_ event: SessionEvent) async throws(RedisError) -> Int {
         try await client.send("PUBLISH", channel, event.encoded()).int ?? 0
+    }
+
+    /// The event a write publishes on this bus with the version it writes, stamped now.
+    public func announcement(_ kind: SessionEvent.Kind, user: String, timezone: String?, origin: String)
+        -> Announcement
+    {
+        let (head, tail) = SessionEvent(kind: kind, user: user, timezone: timezone, version: 0, origin: origin)
+            .encodedAroundVersion()
+        return Announcement(channel: channel, head: head, tail: tail)
     }
 
     /// Subscribes on a dedicated connection. The subscription ends when the iteration ends.
@@ -67,19 +87,15 @@ public struct SessionEventSubscription: AsyncSequence, Sendable {
     let base: RedisSubscription
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: RedisSubscription.AsyncIterator
+        var base: TranslatingIterator<RedisSubscription.AsyncIterator, SessionEventBus.Notification>
 
-        public mutating func next() async -> SessionEventBus.Notification? {
-            guard let event = await base.next() else { return nil }
-            return Self.translate(event)
-        }
+        public mutating func next() async -> SessionEventBus.Notification? { await base.next(isolation: nil) }
 
         public mutating func next(isolation actor: isolated (any Actor)?) async -> SessionEventBus.Notification? {
-            guard let event = await base.next(isolation: actor) else { return nil }
-            return Self.translate(event)
+            await base.next(isolation: actor)
         }
 
-        static func translate(_ event: RedisSubscriptionEvent) -> SessionEventBus.Notification {
+        @Sendable static func translate(_ event: RedisSubscriptionEvent) -> SessionEventBus.Notification? {
             switch event {
             case .subscribed: .subscribed
             case .resubscribed: .resubscribed
@@ -93,5 +109,7 @@ public struct SessionEventSubscription: AsyncSequence, Sendable {
         }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: TranslatingIterator(base.makeAsyncIterator(), AsyncIterator.translate))
+    }
 }

@@ -1,5 +1,5 @@
-import Foundation
 public import RedisClient
+import RedisSession
 
 /// Reads and writes users' settings records in Redis: hash `<prefix>user:{T}<id>` (``SessionKeys/settings(_:)``,
 /// in the user's slot) with `timezone` and `version`.
@@ -18,17 +18,15 @@ public struct UserSettingsStore: Sendable {
     func key(_ userID: String) -> String { SessionKeys(prefix: keyPrefix).settings(userID) }
 
     /// The user's settings, or `nil` when the user has none.
-    public func read(userID: String) async throws(SessionError) -> UserSettings? {
+    public func read(userID: String) async throws(SettingsError) -> UserSettings? {
         let reply: RedisValue
         do {
             reply = try await client.send("HMGET", key(userID), "timezone", "version")
-        } catch let error as RedisError {
-            throw SessionError(.storeUnavailable, "cannot read user settings", underlying: error)
         } catch {
-            throw SessionError(.storeUnavailable, "\(error)")
+            throw SettingsError(.storeUnavailable, "cannot read user settings", underlying: error)
         }
         guard let fields = reply.array, fields.count == 2 else {
-            throw SessionError(.corruptSession, "unexpected reply reading user settings")
+            throw SettingsError(.corruptRecord, "unexpected reply reading user settings")
         }
         guard let timezone = fields[0].string else { return try await adoptLegacyRecord(userID: userID) }
         return UserSettings(timezone: timezone, version: fields[1].int ?? 0)
@@ -38,10 +36,10 @@ public struct UserSettingsStore: Sendable {
     /// upgrade moves it into place (keeping its version, so no instance's cache sees versions go backwards); a user
     /// with no record costs this one extra read. A user ID starting with `{` is never looked up there: its v1 name
     /// could be another user's v2 record.
-    private func adoptLegacyRecord(userID: String) async throws(SessionError) -> UserSettings? {
+    private func adoptLegacyRecord(userID: String) async throws(SettingsError) -> UserSettings? {
         guard !userID.hasPrefix("{") else { return nil }
         let legacy = keyPrefix + "user:" + userID
-        do {
+        do throws(RedisError) {
             let fields = try await client.send("HMGET", legacy, "timezone", "version").array ?? []
             guard fields.count == 2, let timezone = fields[0].string else { return nil }
             let adopted = try await client.evaluate(
@@ -50,7 +48,7 @@ public struct UserSettingsStore: Sendable {
             guard let values = adopted.array, values.count == 2, let current = values[0].string else { return nil }
             return UserSettings(timezone: current, version: values[1].int ?? 0)
         } catch {
-            throw SessionError(.storeUnavailable, "cannot read user settings", underlying: error as? RedisError)
+            throw SettingsError(.storeUnavailable, "cannot read user settings", underlying: error)
         }
     }
 
@@ -64,44 +62,40 @@ public struct UserSettingsStore: Sendable {
         return redis.call('HMGET', KEYS[1], 'timezone', 'version')
         """)
 
-    /// Sets the timezone and bumps the version in one atomic step, and publishes the matching event in the same
-    /// step: the event goes out if and only if the write happened.
+    /// Sets the timezone and bumps the version in one atomic step; with an announcement, publishes its event in
+    /// the same step, carrying the new version: the event goes out if and only if the write happened.
     ///
     /// - Parameters:
     ///   - userID: The user.
     ///   - timezone: A timezone identifier (validate it first: ``UserSettings/isValidTimezone(_:)``).
-    ///   - event: The kind of event to publish, or `nil` to publish none (seeding).
-    ///   - origin: The publishing instance.
-    ///   - channel: The events channel.
+    ///   - announcement: The event to publish with the write (``SessionEventBus/announcement(_:user:timezone:origin:)``),
+    ///     or `nil` to publish none (seeding).
     /// - Returns: The settings as written.
     public func write(
-        userID: String, timezone: String, publishing event: SessionEvent.Kind?, origin: String, channel: String
-    ) async throws(SessionError) -> UserSettings {
-        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        userID: String, timezone: String, announcing announcement: SessionEventBus.Announcement?
+    ) async throws(SettingsError) -> UserSettings {
         let reply: RedisValue
         do {
             reply = try await client.evaluate(
                 Self.writeScript, keys: [key(userID)],
-                arguments: [timezone, event?.rawValue ?? "", userID, origin, now, channel])
-        } catch let error as RedisError {
-            throw SessionError(.storeUnavailable, "cannot write user settings", underlying: error)
+                arguments: [
+                    timezone, announcement?.head ?? [], announcement?.tail ?? [], announcement?.channel ?? "",
+                ])
         } catch {
-            throw SessionError(.storeUnavailable, "\(error)")
+            throw SettingsError(.storeUnavailable, "cannot write user settings", underlying: error)
         }
-        guard let version = reply.int else { throw SessionError(.corruptSession, "unexpected reply \(reply)") }
+        guard let version = reply.int else { throw SettingsError(.corruptRecord, "unexpected reply \(reply)") }
         return UserSettings(timezone: timezone, version: version)
     }
 
-    /// KEYS[1] settings. ARGV: timezone, event type ('' for none), user, origin, at (ms), channel.
-    /// The payload is the same JSON ``SessionEvent`` encodes (field order aside).
+    /// KEYS[1] settings. ARGV: timezone, the event's payload before and after its version, channel ('' for none).
+    /// The payload is ``SessionEvent/encoded()``'s, with the version only the script knows.
     static let writeScript = RedisScript(
         """
         local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
         redis.call('HSET', KEYS[1], 'timezone', ARGV[1])
-        if ARGV[2] ~= '' then
-          local payload = cjson.encode({v = 1, type = ARGV[2], user = ARGV[3], timezone = ARGV[1],
-            version = version, origin = ARGV[4], at = tonumber(ARGV[5])})
-          redis.call('PUBLISH', ARGV[6], payload)
+        if ARGV[4] ~= '' then
+          redis.call('PUBLISH', ARGV[4], ARGV[2] .. string.format('%d', version) .. ARGV[3])
         end
         return version
         """)

@@ -1,4 +1,6 @@
 import Foundation
+package import RedisClient
+import RedisSession
 import Synchronization
 
 /// Each instance's cache of users' settings, kept current by session events.
@@ -68,7 +70,7 @@ public final class UserSettingsCache: Sendable {
         public var count: Int
     }
 
-    private struct Entry {
+    private struct Entry: Sendable {
         var timezone: String
         var version: Int
         var storedAt: UInt64
@@ -82,13 +84,6 @@ public final class UserSettingsCache: Sendable {
         let generation: UInt64
     }
 
-    private struct State {
-        var table: LRUTable<Entry>
-        /// Bumped by every clear, so a Redis read that started before a gap never fills the cache after it.
-        var generation: UInt64 = 0
-        var serving = false
-    }
-
     /// Size, staleness bound and policy.
     public let configuration: Configuration
     /// Where misses are read from.
@@ -96,16 +91,12 @@ public final class UserSettingsCache: Sendable {
     /// Where events come from.
     public let bus: SessionEventBus
 
-    private let state: Mutex<State>
-    private let maximumAgeNanoseconds: UInt64
-    private let hits = Atomic<Int>(0)
-    private let misses = Atomic<Int>(0)
+    private let core: CacheCore<Entry>
     private let applied = Atomic<Int>(0)
     private let ignored = Atomic<Int>(0)
     private let malformed = Atomic<Int>(0)
     private let resyncCount = Atomic<Int>(0)
     private let lastLagMicroseconds = Atomic<Int>(-1)
-    private let running = Atomic<Bool>(false)
     private let observer: (@Sendable (SessionEventBus.Notification) -> Void)?
 
     /// Creates a cache.
@@ -115,40 +106,44 @@ public final class UserSettingsCache: Sendable {
     ///   - bus: The events to follow.
     ///   - configuration: Size, staleness bound and policy.
     ///   - observer: Called after each notification is applied (for benchmarks and tests).
-    public init(
+    public convenience init(
         settings: UserSettingsStore, bus: SessionEventBus, configuration: Configuration = Configuration(),
         observer: (@Sendable (SessionEventBus.Notification) -> Void)? = nil
+    ) {
+        self.init(settings: settings, bus: bus, configuration: configuration, clock: .coarse, observer: observer)
+    }
+
+    /// Creates a cache that reads the time from `clock` (tests move a `ManualClock`).
+    package init(
+        settings: UserSettingsStore, bus: SessionEventBus, configuration: Configuration = Configuration(),
+        clock: MonotonicClock, observer: (@Sendable (SessionEventBus.Notification) -> Void)? = nil
     ) {
         self.settings = settings
         self.bus = bus
         self.configuration = configuration
         self.observer = observer
-        self.state = Mutex(State(table: LRUTable(capacity: configuration.capacity)))
-        self.maximumAgeNanoseconds = configuration.maximumAge.wholeNanoseconds
+        self.core = CacheCore(capacity: configuration.capacity, maximumAge: configuration.maximumAge, clock: clock)
     }
 
     /// Subscribes to the events channel and applies events until the calling task is cancelled.
     ///
     /// - Important: Call it once per cache.
     public func run() async {
-        precondition(!running.exchange(true, ordering: .relaxed), "UserSettingsCache.run() was called twice")
+        core.claimRun("UserSettingsCache")
         for await notification in bus.subscribe() {
             if let refresh = handle(notification) {
                 await read(refresh)
             }
             observer?(notification)
         }
-        state.withLock { state in
-            state.serving = false
-            Self.clear(&state)
-        }
+        core.reset(serving: false)
     }
 
     /// The user's timezone: from memory when cached, else from the settings record (and then cached).
     ///
     /// - Returns: The timezone, or `nil` when the user has no settings record.
-    /// - Throws: ``SessionError/Code/storeUnavailable`` on a miss while Redis is unreachable.
-    public func timezone(for userID: String) async throws(SessionError) -> String? {
+    /// - Throws: ``SettingsError/Code/storeUnavailable`` on a miss while Redis is unreachable.
+    public func timezone(for userID: String) async throws(SettingsError) -> String? {
         let (cached, generation) = lookup(userID)
         if let cached { return cached }
         guard let record = try await settings.read(userID: userID) else { return nil }
@@ -162,19 +157,19 @@ public final class UserSettingsCache: Sendable {
     /// Records settings this instance just wrote, so its next lookup is a hit without waiting for its own event.
     /// Ignored when older than what is cached, or while the cache is not serving.
     public func remember(_ userID: String, _ record: UserSettings) {
-        let generation = state.withLock { $0.generation }
-        remember(userID, record, generation: generation)
+        remember(userID, record, generation: core.phase.generation)
     }
 
     /// Counters and state.
     public var statistics: Statistics {
-        let (subscribed, count) = state.withLock { ($0.serving, $0.table.count) }
+        let totals = core.totals
         let lag = lastLagMicroseconds.load(ordering: .relaxed)
         return Statistics(
-            hits: hits.load(ordering: .relaxed), misses: misses.load(ordering: .relaxed),
+            hits: totals.hits, misses: totals.misses,
             eventsApplied: applied.load(ordering: .relaxed), eventsIgnored: ignored.load(ordering: .relaxed),
             eventsMalformed: malformed.load(ordering: .relaxed), resyncs: resyncCount.load(ordering: .relaxed),
-            lastEventLagMilliseconds: lag < 0 ? nil : Double(lag) / 1000, isSubscribed: subscribed, count: count)
+            lastEventLagMilliseconds: lag < 0 ? nil : Double(lag) / 1000, isSubscribed: core.phase.isServing,
+            count: totals.count)
     }
 
     /// Applies one notification from the bus without reading Redis (``run()`` also reads the record a change event
@@ -190,20 +185,11 @@ public final class UserSettingsCache: Sendable {
     private func handle(_ notification: SessionEventBus.Notification) -> Refresh? {
         switch notification {
         case .subscribed:
-            state.withLock { state in
-                Self.clear(&state)
-                state.serving = true
-            }
+            core.reset(serving: true)
         case .disconnected:
-            state.withLock { state in
-                state.serving = false
-                Self.clear(&state)
-            }
+            core.reset(serving: false)
         case .resubscribed:
-            state.withLock { state in
-                Self.clear(&state)
-                state.serving = true
-            }
+            core.reset(serving: true)
             resyncCount.add(1, ordering: .relaxed)
         case .malformed:
             malformed.add(1, ordering: .relaxed)
@@ -219,15 +205,15 @@ public final class UserSettingsCache: Sendable {
     private func drop(for event: SessionEvent) -> Refresh? {
         switch event.kind {
         case .loggedIn, .settingsChanged:
-            let refresh = state.withLock { state -> Refresh? in
+            let refresh = core.withShard(for: event.user) { shard, phase -> Refresh? in
                 // Not subscribed (or in a gap): nothing is cached, so there is nothing to apply it to.
-                guard state.serving else { return nil }
-                if let entry = state.table.peek(event.user), event.version <= entry.version { return nil }
-                state.table.remove(event.user)
+                guard phase.isServing else { return nil }
+                if let entry = shard.table.peek(event.user), event.version <= entry.version { return nil }
+                shard.table.remove(event.user)
                 // A read that started before this event may return the record from before the change: the new
                 // generation keeps it out of the cache.
-                state.generation &+= 1
-                return Refresh(user: event.user, claimedVersion: event.version, generation: state.generation)
+                let generation = core.advanceGeneration()
+                return Refresh(user: event.user, claimedVersion: event.version, generation: generation)
             }
             if refresh == nil { ignored.add(1, ordering: .relaxed) }
             return refresh
@@ -265,33 +251,24 @@ public final class UserSettingsCache: Sendable {
     }
 
     private func lookup(_ userID: String) -> (timezone: String?, generation: UInt64) {
-        let now = monotonicNow()
-        let maximumAge = maximumAgeNanoseconds
-        let (timezone, generation) = state.withLock { state -> (String?, UInt64) in
-            guard state.serving, let entry = state.table.use(userID), now &- entry.storedAt < maximumAge else {
-                return (nil, state.generation)
+        let now = core.clock.now()
+        return core.withShard(for: userID) { shard, phase in
+            guard phase.isServing, let entry = shard.table.use(userID), core.isFresh(storedAt: entry.storedAt, now: now)
+            else {
+                shard.misses += 1
+                return (nil, phase.generation)
             }
-            return (entry.timezone, state.generation)
+            shard.hits += 1
+            return (entry.timezone, phase.generation)
         }
-        if timezone == nil {
-            misses.add(1, ordering: .relaxed)
-        } else {
-            hits.add(1, ordering: .relaxed)
-        }
-        return (timezone, generation)
     }
 
     private func remember(_ userID: String, _ record: UserSettings, generation: UInt64) {
-        let now = monotonicNow()
-        state.withLock { state in
-            guard state.serving, state.generation == generation else { return }
-            if let entry = state.table.peek(userID), record.version < entry.version { return }
-            state.table.set(userID, Entry(timezone: record.timezone, version: record.version, storedAt: now))
+        let now = core.clock.now()
+        core.withShard(for: userID) { shard, phase in
+            guard phase.isServing, phase.generation == generation else { return }
+            if let entry = shard.table.peek(userID), record.version < entry.version { return }
+            shard.table.set(userID, Entry(timezone: record.timezone, version: record.version, storedAt: now))
         }
-    }
-
-    private static func clear(_ state: inout State) {
-        state.table.removeAll()
-        state.generation &+= 1
     }
 }

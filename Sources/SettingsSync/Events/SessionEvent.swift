@@ -1,4 +1,5 @@
 public import Foundation
+import RedisSession
 
 /// A change to a user's sessions or settings, published on `<prefix>events` so every instance can react.
 ///
@@ -7,10 +8,13 @@ public import Foundation
 /// ```json
 /// {"v":1,"type":"settings.changed","user":"alice","timezone":"Asia/Tokyo","version":7,"origin":"web-2","at":1795741964337}
 /// ```
-public struct SessionEvent: Sendable, Hashable, Codable {
+///
+/// This type is the one definition of that format: ``encoded()`` writes it, ``decode(_:)`` reads it, and the
+/// settings write that publishes from inside Redis sends the bytes ``encoded()`` makes, split around the version.
+public struct SessionEvent: Sendable, Hashable, Decodable {
     /// What happened. A struct over a string so that events of kinds a newer publisher adds still decode (and
     /// are ignored by consumers that do not know them).
-    public struct Kind: RawRepresentable, Sendable, Hashable, Codable, CustomStringConvertible {
+    public struct Kind: RawRepresentable, Sendable, Hashable, Decodable, CustomStringConvertible {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
 
@@ -25,11 +29,6 @@ public struct SessionEvent: Sendable, Hashable, Codable {
 
         public init(from decoder: any Decoder) throws {
             rawValue = try decoder.singleValueContainer().decode(String.self)
-        }
-
-        public func encode(to encoder: any Encoder) throws {
-            var container = encoder.singleValueContainer()
-            try container.encode(rawValue)
         }
 
         public var description: String { rawValue }
@@ -77,8 +76,22 @@ public struct SessionEvent: Sendable, Hashable, Codable {
 
     /// The JSON payload.
     public func encoded() -> [UInt8] {
-        // Encoding these plain fields cannot fail.
-        (try? Array(JSONEncoder().encode(self))) ?? []
+        let (head, tail) = encodedAroundVersion()
+        return head + Array(String(version).utf8) + tail
+    }
+
+    /// The payload in two parts, before and after the version's digits: a script that learns the version only as
+    /// it writes (``UserSettingsStore/write(userID:timezone:announcing:)``) publishes `head .. version .. tail`,
+    /// which is exactly ``encoded()``.
+    func encodedAroundVersion() -> (head: [UInt8], tail: [UInt8]) {
+        var head = Array(#"{"v":"#.utf8) + Array(String(schema).utf8)
+        head += Array(#","type":"#.utf8) + JSONString.encode(kind.rawValue)
+        head += Array(#","user":"#.utf8) + JSONString.encode(user)
+        if let timezone { head += Array(#","timezone":"#.utf8) + JSONString.encode(timezone) }
+        head += Array(#","version":"#.utf8)
+        var tail = Array(#","origin":"#.utf8) + JSONString.encode(origin)
+        tail += Array(#","at":"#.utf8) + Array(String(publishedAtMilliseconds).utf8) + [UInt8(ascii: "}")]
+        return (head, tail)
     }
 
     /// Decodes a payload, or says why it is not an event this library can use.

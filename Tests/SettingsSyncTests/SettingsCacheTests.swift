@@ -2,7 +2,7 @@ import Foundation
 import RedisClient
 import Testing
 
-@testable import RedisSession
+@testable import SettingsSync
 
 @Suite struct SessionEventTests {
     @Test func roundTripsAndIgnoresUnknownFields() throws {
@@ -68,10 +68,13 @@ import Testing
 
 @Suite struct UserSettingsCacheTests {
     /// A cache that never talks to Redis: these tests only apply notifications and read what is cached.
-    func makeCache(_ configuration: UserSettingsCache.Configuration) throws -> UserSettingsCache {
+    func makeCache(
+        _ configuration: UserSettingsCache.Configuration, clock: MonotonicClock = .system
+    ) throws -> UserSettingsCache {
         let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:1"))
         let bus = SessionEventBus(client: client)
-        return UserSettingsCache(settings: UserSettingsStore(client: client), bus: bus, configuration: configuration)
+        return UserSettingsCache(
+            settings: UserSettingsStore(client: client), bus: bus, configuration: configuration, clock: clock)
     }
 
     func change(_ user: String, _ timezone: String, _ version: Int) -> SessionEventBus.Notification {
@@ -172,12 +175,14 @@ import Testing
         #expect(cache.statistics.count == 3)
     }
 
-    @Test func entriesExpireAfterTheMaximumAge() async throws {
-        let cache = try makeCache(.init(maximumAge: .milliseconds(50)))
+    @Test func entriesExpireAfterTheMaximumAge() throws {
+        let time = ManualClock()
+        let cache = try makeCache(.init(maximumAge: .seconds(60)), clock: time.clock)
         cache.apply(.subscribed)
         cache.remember("dave", UserSettings(timezone: "UTC", version: 1))
+        time.advance(by: .seconds(59))
         #expect(cache.cachedTimezone(for: "dave") == "UTC")
-        try await Task.sleep(for: .milliseconds(80))
+        time.advance(by: .seconds(1))
         #expect(cache.cachedTimezone(for: "dave") == nil, "a lost event cannot keep a value forever")
     }
 
