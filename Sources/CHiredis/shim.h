@@ -13,6 +13,19 @@
 #include <sys/prctl.h>
 #endif
 
+#ifdef __linux__
+int sched_getcpu(void);  // <sched.h> declares it only under _GNU_SOURCE, which would change what hiredis sees
+#endif
+
+/// The CPU the calling thread runs on, or -1 where the system cannot say.
+static inline int chiredis_current_cpu(void) {
+#ifdef __linux__
+    return sched_getcpu();
+#else
+    return -1;
+#endif
+}
+
 static inline struct timeval chiredis_timeval(long milliseconds) {
     struct timeval tv;
     tv.tv_sec = milliseconds / 1000;

@@ -11,6 +11,10 @@ struct SessionCacheFigures {
     var loadRates: [Double] = []
     /// From the start of a destroy on instance A until instance B's cache has dropped the session, in ms.
     var revocationMilliseconds: [Double] = []
+    /// The cache's own lookup (a hit), 1 task, in ns, one per round.
+    var lookupNanoseconds: [Double] = []
+    /// Lookups per second from 2 tasks looking up different sessions, one per round.
+    var concurrentLookupRates: [Double] = []
 
     /// Measures on a second pool with its own cache (instance B); `writer` is instance A, without a cache.
     static func measure(
@@ -34,6 +38,22 @@ struct SessionCacheFigures {
                         throw BenchOptions.Problem(description: "a benchmark session vanished")
                     }
                 })
+        }
+
+        // The lookup alone, as the events benchmark measures the settings cache's: 1 task, then 2 tasks on
+        // different sessions (two requests of different users).
+        let hot = Array(sessions.prefix(64))
+        guard hot.count == 64 else { throw BenchOptions.Problem(description: "the benchmark needs 64 sessions") }
+        let lookups = 4_000_000
+        let halves = [Array(hot[..<32]), Array(hot[32...])]
+        for _ in 0..<rounds {
+            guard let one = await lookupRate(tasks: 1, lookups: lookups, keys: [hot], { cache.session($0) != nil }),
+                let two = await lookupRate(tasks: 2, lookups: lookups, keys: halves, { cache.session($0) != nil })
+            else {
+                throw BenchOptions.Problem(description: "sessions fell out of the cache")
+            }
+            figures.lookupNanoseconds.append(1e9 / one)
+            figures.concurrentLookupRates.append(two)
         }
 
         for _ in 0..<200 {

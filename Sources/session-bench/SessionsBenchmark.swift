@@ -49,6 +49,17 @@ struct SessionsBenchmark {
             report.ratio("ratio.save.c64", "save", median(save) / median(reference), target: ">= 1.0x")
             report.section("with a SessionCache (another pool, following the same keys)")
             report.rate("session.cached_load.c64", "session load answered from memory", median(cached.loadRates))
+            let lookupNanoseconds = median(cached.lookupNanoseconds)
+            report.figure(
+                "session_cache.lookup_ns", "the session cache's lookup (a hit), 1 task", lookupNanoseconds, unit: "ns",
+                digits: 1)
+            report.rate("session_cache.lookups_per_second.c1", "lookups per second, 1 task", 1e9 / lookupNanoseconds)
+            report.rate(
+                "session_cache.lookups_per_second.c2", "lookups per second, 2 tasks, different sessions",
+                median(cached.concurrentLookupRates))
+            report.ratio(
+                "ratio.session_cache_lookups_c2_vs_c1", "2 tasks vs 1",
+                median(cached.concurrentLookupRates) * lookupNanoseconds / 1e9)
             report.ratio(
                 "ratio.cached_load.c64", "cached load vs redis-benchmark -c 64 -t get",
                 median(cached.loadRates) / median(reference))
@@ -151,7 +162,6 @@ struct SessionsBenchmark {
     }
 }
 
-/// Operations per second with `tasks` concurrent tasks sharing `operations`.
 /// 1,000 signed-in sessions of 1,000 users, shaped like the web tier's: user, timezone, CSRF token, a flash message.
 func createBenchmarkSessions(_ store: RedisSessionStore) async throws -> [SessionID] {
     var ids: [SessionID] = []
@@ -164,6 +174,7 @@ func createBenchmarkSessions(_ store: RedisSessionStore) async throws -> [Sessio
     return ids
 }
 
+/// Operations per second with `tasks` concurrent tasks sharing `operations`.
 func throughput(tasks: Int, operations: Int, _ body: @escaping @Sendable (Int) async throws -> Void) async throws
     -> Double
 {

@@ -25,12 +25,12 @@ import Testing
 
     @Test func theFirstRequestStartsTheThreadAndLaterOnesWakeItOnlyWhenItWaits() {
         var machine = machine()
-        guard case .queuedStartingThread = machine.submit(Request(id: 1), unavailable: { noServer }) else {
+        guard case .queuedStartingThread = machine.submit(Request(id: 1)) else {
             Issue.record("the first request did not start the thread")
             return
         }
         #expect(machine.status == .connecting)
-        guard case .queued(wakeThread: false) = machine.submit(Request(id: 2), unavailable: { noServer }) else {
+        guard case .queued(wakeThread: false) = machine.submit(Request(id: 2)) else {
             Issue.record("a request while connecting was not queued quietly")
             return
         }
@@ -42,7 +42,7 @@ import Testing
             Issue.record("an empty queue did not make the thread wait")
             return
         }
-        guard case .queued(wakeThread: true) = machine.submit(Request(id: 3), unavailable: { noServer }) else {
+        guard case .queued(wakeThread: true) = machine.submit(Request(id: 3)) else {
             Issue.record("a request for a waiting thread did not wake it")
             return
         }
@@ -51,7 +51,7 @@ import Testing
 
     @Test func batchesStopAtThePipelineDepthAndKeepTheOrder() {
         var machine = machine(depth: 2)
-        for id in 1...5 { _ = machine.submit(Request(id: id), unavailable: { noServer }) }
+        for id in 1...5 { _ = machine.submit(Request(id: id)) }
         let connected2 = machine.connected()
         #expect(connected2)
         #expect(batch(&machine)?.map(\.id) == [1, 2])
@@ -61,7 +61,7 @@ import Testing
 
     @Test func aFailedConnectFailsWhatWasQueuedAndBacksOffLongerEachTime() {
         var machine = machine()
-        _ = machine.submit(Request(id: 1), unavailable: { noServer })
+        _ = machine.submit(Request(id: 1))
         var ceilings: [Duration] = []
         for attempt in 0..<8 {
             let (failed, delay) = machine.connectFailed(noServer)
@@ -88,13 +88,14 @@ import Testing
 
     @Test func whileBackingOffRequestsFailAtOnceWithTheReason() {
         var machine = machine()
-        _ = machine.submit(Request(id: 1), unavailable: { noServer })
+        _ = machine.submit(Request(id: 1))
         _ = machine.connectFailed(noServer)
-        guard case .fail(let error) = machine.submit(Request(id: 2), unavailable: { noServer }) else {
+        guard case .fail(let error) = machine.submit(Request(id: 2)) else {
             Issue.record("a request was queued behind a dead connection")
             return
         }
         #expect(error.code == .connectionFailed)
+        #expect(error.message.hasSuffix(": connection refused"), "the reason of the last failed connect")
         #expect(machine.queue.isEmpty)
         // The backoff sleep goes on until its deadline, and no longer.
         #expect(machine.keepsBackingOff(now: 10, until: 20))
@@ -115,11 +116,11 @@ import Testing
 
     @Test func aBatchPutBackAfterAnIdleCloseGoesFirstInItsOrder() {
         var machine = machine()
-        for id in 1...3 { _ = machine.submit(Request(id: id), unavailable: { noServer }) }
+        for id in 1...3 { _ = machine.submit(Request(id: id)) }
         let connected4 = machine.connected()
         #expect(connected4)
         let taken = batch(&machine) ?? []
-        _ = machine.submit(Request(id: 4), unavailable: { noServer })
+        _ = machine.submit(Request(id: 4))
         // The server had closed the idle socket: nothing was written, the batch goes back untouched.
         #expect(Machine.shouldCheckIdleSocket(lastUse: 0, now: 1_000_000_001))
         #expect(!Machine.shouldCheckIdleSocket(lastUse: 0, now: 999_999_999))
@@ -133,9 +134,9 @@ import Testing
 
     @Test func requestsCancelledBeforeTheyWereWrittenAreDroppedAndCounted() {
         var machine = machine()
-        _ = machine.submit(Request(id: 1), unavailable: { noServer })
-        _ = machine.submit(Request(id: 2, isAbandoned: true), unavailable: { noServer })
-        _ = machine.submit(Request(id: 3), unavailable: { noServer })
+        _ = machine.submit(Request(id: 1))
+        _ = machine.submit(Request(id: 2, isAbandoned: true))
+        _ = machine.submit(Request(id: 3))
         let connected6 = machine.connected()
         #expect(connected6)
         var abandoned = 0
@@ -149,14 +150,14 @@ import Testing
 
     @Test func shutdownFailsTheQueueOnceAndEndsTheThread() {
         var machine = machine()
-        _ = machine.submit(Request(id: 1), unavailable: { noServer })
-        _ = machine.submit(Request(id: 2), unavailable: { noServer })
+        _ = machine.submit(Request(id: 1))
+        _ = machine.submit(Request(id: 2))
         let action = machine.shutdown()
         #expect(action?.failed.map(\.id) == [1, 2])
         #expect(action?.exitedWithoutThread == false)
         let closing1 = machine.shutdown()
         #expect(closing1 == nil, "a second shutdown does nothing")
-        guard case .fail(let error) = machine.submit(Request(id: 3), unavailable: { noServer }) else {
+        guard case .fail(let error) = machine.submit(Request(id: 3)) else {
             Issue.record("a closed connection took a request")
             return
         }

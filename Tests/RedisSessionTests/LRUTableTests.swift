@@ -1,6 +1,6 @@
 import Testing
 
-@testable import RedisSession
+@_spi(Internals) @testable import RedisSession
 
 @Suite struct LRUTableTests {
     @Test func evictsTheLeastRecentlyUsedAndReusesItsSlot() {

@@ -1,5 +1,5 @@
 import Foundation
-import RedisClient
+@_spi(Internals) import RedisClient
 import Testing
 
 @testable import RedisSession

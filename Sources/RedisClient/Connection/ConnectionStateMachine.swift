@@ -67,23 +67,37 @@ struct ConnectionStateMachine<Request: ConnectionRequest> {
     let backoff: RedisConfiguration.Backoff
     /// Most requests written in one batch.
     let pipelineDepth: Int
+    /// The server, as errors name it.
+    let serverDescription: String
 
-    init(backoff: RedisConfiguration.Backoff, pipelineDepth: Int) {
+    init(backoff: RedisConfiguration.Backoff, pipelineDepth: Int, serverDescription: String = "the server") {
         self.backoff = backoff
         self.pipelineDepth = max(1, pipelineDepth)
+        self.serverDescription = serverDescription
+    }
+
+    /// What a caller refused while backing off is told: no connection, and why the last connect failed.
+    var unavailableError: RedisError { Self.unavailable(serverDescription, lastError: lastError) }
+
+    /// "No connection to the server is available", with the reason when one is known.
+    static func unavailable(_ serverDescription: String, lastError: RedisError?) -> RedisError {
+        let reason = lastError.map { ": \($0.message)" } ?? ""
+        return RedisError(
+            .connectionFailed, "no connection to \(serverDescription) is available\(reason)", context: serverDescription
+        )
     }
 
     var acceptsRequests: Bool { status == .notStarted || status == .connecting || status == .connected }
 
     // MARK: Callers
 
-    /// A caller's request. `unavailable` is the error to answer with while backing off.
-    mutating func submit(_ request: Request, unavailable: () -> RedisError) -> SubmitAction {
+    /// A caller's request.
+    mutating func submit(_ request: Request) -> SubmitAction {
         switch status {
         case .shutDown:
             return .fail(RedisError(.closed, "the client was closed"))
         case .backingOff:
-            return .fail(unavailable())
+            return .fail(unavailableError)
         case .notStarted:
             status = .connecting
             queue.append(request)

@@ -52,7 +52,8 @@ final class ConnectionWorker: Sendable {
         self.monitor = monitor
         self.shared = Shared(
             machine: ConnectionStateMachine(
-                backoff: configuration.reconnectBackoff, pipelineDepth: configuration.maximumPipelineDepth))
+                backoff: configuration.reconnectBackoff, pipelineDepth: configuration.maximumPipelineDepth,
+                serverDescription: configuration.serverDescription))
     }
 
     /// The status as last published, read without the lock by the pool's dispatcher.
@@ -75,7 +76,7 @@ final class ConnectionWorker: Sendable {
             return
         }
         request.continuation = continuation
-        if let refusal = apply(shared.machine.submit(request, unavailable: unavailableError)) {
+        if let refusal = apply(shared.machine.submit(request)) {
             // Cleared under the lock, so a cancellation racing this cannot resume the caller a second time.
             request.continuation = nil
             lock.unlock()
@@ -100,7 +101,7 @@ final class ConnectionWorker: Sendable {
     func submitDetached(_ request: PendingRequest) {
         lock.withLock {
             guard shared.machine.acceptsRequests else { return }
-            _ = apply(shared.machine.submit(request, unavailable: unavailableError))
+            _ = apply(shared.machine.submit(request))
         }
     }
 
@@ -189,7 +190,7 @@ final class ConnectionWorker: Sendable {
         guard !spawnThread(name: name, { [self] in runConnectionThread() }) else { return }
         let failed = shared.machine.threadDidNotStart()
         publishStatusLocked()
-        let error = unavailableError()
+        let error = shared.machine.unavailableError
         for request in failed { completeLocked(request, with: .failure(error.adding(context: request.name))) }
     }
 
@@ -420,12 +421,6 @@ final class ConnectionWorker: Sendable {
         if shared.socket >= 0 { shutdownSocket(shared.socket) }
     }
 
-    private func unavailableError() -> RedisError {
-        let reason = shared.machine.lastError.map { ": \($0.message)" } ?? ""
-        return RedisError(
-            .connectionFailed, "no connection to \(configuration.serverDescription) is available\(reason)",
-            context: configuration.serverDescription)
-    }
 }
 
 extension PendingRequest: ConnectionRequest {
@@ -461,10 +456,8 @@ extension ConnectionWorker {
         if !workers.isEmpty && workers.allSatisfy({ $0.status == .shutDown }) {
             throw RedisError(.closed, "the client was closed")
         }
-        let reason = workers.lazy.compactMap(\.lastError).first.map { ": \($0.message)" } ?? ""
-        throw RedisError(
-            .connectionFailed, "no connection to \(configuration.serverDescription) is available\(reason)",
-            context: configuration.serverDescription)
+        throw ConnectionStateMachine<PendingRequest>.unavailable(
+            configuration.serverDescription, lastError: workers.lazy.compactMap(\.lastError).first)
     }
 }
 

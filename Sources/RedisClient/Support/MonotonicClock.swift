@@ -20,24 +20,24 @@ package func monotonicNanoseconds() -> UInt64 {
 
 /// Where the caches and the reconnect backoff read the time: the system's monotonic clock in production, a clock a
 /// test moves by hand (``MonotonicClock/manual(_:)``), so expiry and backoff are tested without sleeping.
-package struct MonotonicClock: Sendable {
+@_spi(Internals) public struct MonotonicClock: Sendable {
     /// The current reading, in nanoseconds.
-    package let now: @Sendable () -> UInt64
+    public let now: @Sendable () -> UInt64
     /// How far behind the true time a reading may be; an expiry check adds it, so a coarse clock errs on the early
     /// side.
-    package let resolution: UInt64
+    public let resolution: UInt64
 
-    package init(resolution: UInt64 = 0, now: @escaping @Sendable () -> UInt64) {
+    public init(resolution: UInt64 = 0, now: @escaping @Sendable () -> UInt64) {
         self.now = now
         self.resolution = resolution
     }
 
     /// The monotonic clock, to the nanosecond.
-    package static let system = MonotonicClock { monotonicNanoseconds() }
+    public static let system = MonotonicClock { monotonicNanoseconds() }
 
     /// The monotonic clock to the kernel's tick: on Linux a read of memory the kernel updates, several times cheaper
     /// than the precise clock, which is what a cache lookup on every request wants. Elsewhere the precise clock.
-    package static let coarse: MonotonicClock = {
+    public static let coarse: MonotonicClock = {
         #if os(Linux)
             var tick = timespec()
             guard clock_getres(CLOCK_MONOTONIC_COARSE, &tick) == 0 else { return system }
@@ -66,4 +66,10 @@ package final class ManualClock: Sendable {
 
     /// The clock to hand to what is tested.
     package var clock: MonotonicClock { MonotonicClock { [self] in reading.load(ordering: .relaxed) } }
+}
+
+/// The CPU the calling thread runs on (Linux: a read of memory the kernel keeps per thread), or -1 where the
+/// system cannot say: what the caches use to give each core its own read lock.
+@_spi(Internals) public func currentCPU() -> Int {
+    Int(chiredis_current_cpu())
 }

@@ -1,153 +1,208 @@
-package import RedisClient
-import Synchronization
+@_spi(Internals) public import RedisClient
+public import Synchronization
 
-/// What every cache of the package shares: a table split into shards that each have their own lock, a serving flag
-/// and a generation, counters, the clock, and the rule that ``claimRun(_:)`` happens once.
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// What both caches share: the table, the serving flag and the generation, hit and miss counters, the clock, and
+/// reads that scale with cores.
 ///
-/// Every request of an instance reads its caches, so a lookup must not serialise the cores. A lookup locks one shard
-/// (chosen by the key) and counts its hit or miss inside that shard, so lookups of different keys on different cores
-/// touch different cache lines. The shards sit in one allocation, each on its own 128-byte lines.
+/// Every request of an instance reads its caches, so a read must not write memory that another core reads too: a
+/// cache line written by two cores moves between them on every write, and one lock taken by every lookup would make
+/// two cores slower than one. So a read takes only a lock of its own core's (one per CPU, each on its own 128-byte
+/// lines, where its hits and misses are counted too), and writes nothing shared: the table is read in place, and
+/// recency is a mark set once per entry (the CLOCK algorithm) instead of a move to the front on every read. A write
+/// (a store, a drop, a clear) takes every core's lock, in order: writes are rare next to reads, and this is what
+/// they pay.
 ///
-/// The exactness rules hold across shards because the serving flag and the generation are one atomic word, read
-/// under the shard's lock:
-/// - A clear first moves the generation on, then empties the shards one by one. A store that started before the
-///   clear (with the old generation) either lands in a shard before the clear reaches it, and is emptied with it, or
-///   finds the new generation and stores nothing.
-/// - Nothing is served or stored while the flag says the cache is not serving.
-package final class CacheCore<Entry: Sendable>: @unchecked Sendable {
-    /// One shard's table and counters, guarded by the shard's lock.
-    package struct Shard: Sendable {
-        package var table: LRUTable<Entry>
-        package var hits = 0
-        package var misses = 0
+/// The exactness rules follow from that: a reader holds a lock every writer takes, so it sees the table, the serving
+/// flag and the generation as one consistent state.
+/// - Nothing is served or stored while the cache is not serving.
+/// - Every clear moves the generation on, so a store that began before it (carrying the older generation) stores
+///   nothing.
+///
+/// SPI rather than `package`: the read path is `@inlinable` so that the settings cache, in another module, gets it
+/// specialised, and Swift 6.3 specialises `@inlinable` code across modules only when it is public.
+@_spi(Internals) public final class CacheCore<Entry: Sendable>: @unchecked Sendable {
+    /// The table and the flags that go with it. Read under one core's lock, written under all of them.
+    @frozen public struct State: Sendable {
+        public var table: LRUTable<Entry>
+        public var isServing = false
+        /// Bumped by every clear, and by whatever must keep an older read out of the cache.
+        public var generation: UInt64 = 0
         /// For entries that mark work in flight (a load that has not returned yet).
-        package var nextToken: UInt64 = 0
+        public var nextToken: UInt64 = 0
+
+        @inlinable init(table: LRUTable<Entry>) { self.table = table }
     }
 
-    /// The serving flag and the generation of the cache, as one value.
-    package struct Phase: Sendable, Hashable {
-        package let isServing: Bool
-        /// Bumped by every clear, and by whatever must keep an older read out of the cache.
-        package let generation: UInt64
+    /// One core's hits and misses, counted under that core's lock.
+    @frozen public struct Counters: Sendable {
+        public var hits = 0
+        public var misses = 0
 
-        init(_ word: UInt64) {
-            isServing = word & 1 == 1
-            generation = word >> 1
-        }
+        @inlinable init() {}
     }
 
     /// Reads the time for ages and expiry.
-    package let clock: MonotonicClock
+    public let clock: MonotonicClock
     /// Entries older than this are not served.
-    package let maximumAgeNanoseconds: UInt64
-    /// How many shards: one for a small cache, so its least-recently-used order is exact.
-    package let shardCount: Int
+    public let maximumAgeNanoseconds: UInt64
+    /// How many read locks: the CPUs, rounded up to a power of two, at most 64.
+    public let readerCount: Int
 
-    private let phaseWord = Atomic<UInt64>(0)
+    @usableFromInline let state: UnsafeMutablePointer<State>
+    /// One `Mutex<Counters>` per reader, `readerStride` bytes apart.
+    @usableFromInline let readers: UnsafeMutableRawPointer
+    @usableFromInline let readerStride: Int
+    @usableFromInline let readerMask: Int
+    /// A mark per table slot: read since the last eviction pass looked at it.
+    @usableFromInline let referenced: UnsafeMutablePointer<Atomic<UInt8>>
+    private let capacity: Int
     private let running = Atomic<Bool>(false)
-    private let shards: UnsafeMutableRawPointer
-    private let shardStride: Int
-    private let shardMask: Int
 
-    /// A cache of `capacity` entries: 16 shards of a sixteenth each from 1,024 entries on, else one shard.
-    package init(capacity: Int, maximumAge: Duration, clock: MonotonicClock) {
+    /// A cache of at most `capacity` entries.
+    public init(capacity: Int, maximumAge: Duration, clock: MonotonicClock) {
         precondition(capacity > 0, "a cache holds at least one entry")
         self.clock = clock
         self.maximumAgeNanoseconds = maximumAge.nanoseconds
-        let count = capacity >= 1024 ? 16 : 1
-        self.shardCount = count
-        self.shardMask = count - 1
-        let size = MemoryLayout<Mutex<Shard>>.size
-        self.shardStride = (size + 127) / 128 * 128
-        self.shards = UnsafeMutableRawPointer.allocate(byteCount: shardStride * count, alignment: 128)
-        let perShard = (capacity + count - 1) / count
+        self.capacity = capacity
+        let processors = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_CONF))))
+        var count = 1
+        while count < min(processors, 64) { count <<= 1 }
+        self.readerCount = count
+        self.readerMask = count - 1
+        self.readerStride = (MemoryLayout<Mutex<Counters>>.size + 127) / 128 * 128
+        self.readers = UnsafeMutableRawPointer.allocate(byteCount: readerStride * count, alignment: 128)
         for index in 0..<count {
-            (shards + index * shardStride).bindMemory(to: Mutex<Shard>.self, capacity: 1)
-                .initialize(to: Mutex(Shard(table: LRUTable(capacity: perShard))))
+            (readers + index * readerStride).bindMemory(to: Mutex<Counters>.self, capacity: 1)
+                .initialize(to: Mutex(Counters()))
         }
+        self.state = .allocate(capacity: 1)
+        state.initialize(to: State(table: LRUTable(capacity: capacity)))
+        self.referenced = .allocate(capacity: capacity)
+        for slot in 0..<capacity { (referenced + slot).initialize(to: Atomic(0)) }
     }
 
     deinit {
-        for index in 0..<shardCount { shard(index).deinitialize(count: 1) }
-        shards.deallocate()
+        for index in 0..<readerCount { reader(index).deinitialize(count: 1) }
+        readers.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
+        referenced.deinitialize(count: capacity)
+        referenced.deallocate()
+    }
+
+    // MARK: Reading
+
+    /// Runs `body` under this core's read lock, with the state to read and this core's counters.
+    ///
+    /// - Important: `body` must not change the state: other cores read it at the same time. It gets the state
+    ///   `inout` only because a Swift value read in place is never retained, while a borrowed copy of one held in
+    ///   shared memory is, and a reference count that two cores change on every lookup is the very line this type
+    ///   exists not to share.
+    @inlinable
+    public func read<Result>(_ body: (inout State, inout Counters) -> Result) -> Result {
+        reader(currentReader(mask: readerMask)).pointee.withLock { counters in
+            body(&state.pointee, &counters)
+        }
+    }
+
+    /// Marks a slot read, for the eviction pass; writes only the first time, so hot entries stay read-only.
+    @inlinable
+    public func markUsed(_ slot: Int) {
+        if referenced[slot].load(ordering: .relaxed) == 0 { referenced[slot].store(1, ordering: .relaxed) }
+    }
+
+    /// Whether an entry stored at `storedAt` is younger than the maximum age at `now` (a coarse clock's reading
+    /// counts as late as it may be).
+    @inlinable
+    public func isFresh(storedAt: UInt64, now: UInt64) -> Bool {
+        now &- storedAt &+ clock.resolution < maximumAgeNanoseconds
     }
 
     /// The serving flag and the generation now.
-    package var phase: Phase { Phase(phaseWord.load(ordering: .acquiring)) }
-
-    /// Runs `body` on the shard of `key` under its lock, with the phase as it is inside the lock.
-    @inline(__always)
-    package func withShard<Result>(for key: String, _ body: (inout Shard, Phase) -> Result) -> Result {
-        shard(Self.shardIndex(of: key, mask: shardMask)).pointee.withLock { shard in
-            body(&shard, Phase(phaseWord.load(ordering: .acquiring)))
-        }
+    public var phase: (isServing: Bool, generation: UInt64) {
+        read { state, _ in (state.isServing, state.generation) }
     }
 
-    /// Runs `body` on every shard in turn, each under its lock.
-    package func forEachShard(_ body: (inout Shard) -> Void) {
-        for index in 0..<shardCount { shard(index).pointee.withLock { body(&$0) } }
-    }
-
-    /// Starts (or stops) serving, moves the generation on and empties every shard.
-    package func reset(serving: Bool) {
-        var word = phaseWord.load(ordering: .relaxed)
-        while true {
-            let next = ((word >> 1) &+ 1) << 1 | (serving ? 1 : 0)
-            let (exchanged, original) = phaseWord.compareExchange(
-                expected: word, desired: next, ordering: .acquiringAndReleasing)
-            if exchanged { break }
-            word = original
-        }
-        forEachShard { $0.table.removeAll() }
-    }
-
-    /// Empties every shard and moves the generation on, keeping the serving flag.
-    package func clear() {
-        reset(serving: phase.isServing)
-    }
-
-    /// Moves the generation on without emptying anything, so reads that started before now store nothing; returns
-    /// the new generation. Call it under the lock of the shard whose entry the caller just dropped.
-    package func advanceGeneration() -> UInt64 {
-        phaseWord.wrappingAdd(2, ordering: .acquiringAndReleasing).newValue >> 1
-    }
-
-    /// Entries held, hits and misses, summed over the shards.
-    package var totals: (count: Int, hits: Int, misses: Int) {
+    /// Entries held, hits and misses.
+    public var totals: (count: Int, hits: Int, misses: Int) {
         var totals = (count: 0, hits: 0, misses: 0)
-        forEachShard { shard in
-            totals.count += shard.table.count
-            totals.hits += shard.hits
-            totals.misses += shard.misses
+        for index in 0..<readerCount {
+            reader(index).pointee.withLock { counters in
+                totals.hits += counters.hits
+                totals.misses += counters.misses
+            }
         }
+        totals.count = read { state, _ in state.table.count }
         return totals
     }
 
-    /// Whether an entry stored at `storedAt` is younger than the maximum age at `now`.
-    @inline(__always)
-    package func isFresh(storedAt: UInt64, now: UInt64) -> Bool {
-        now &- storedAt &+ clock.resolution < maximumAgeNanoseconds
+    // MARK: Writing
+
+    /// Runs `body` with every read lock held, so it may change the state.
+    public func write<Result: Sendable>(_ body: (inout State) -> Result) -> Result {
+        withReadersLocked(from: 0) { body(&state.pointee) }
+    }
+
+    /// Stores `value` under `key` in `state` (inside ``write(_:)``): when full, the least recently used entry goes,
+    /// where "used" is a read marked since the eviction pass last came by.
+    public func store(_ key: String, _ value: Entry, in state: inout State) {
+        let slot = state.table.set(key, value) { [referenced] slot in
+            referenced[slot].exchange(0, ordering: .relaxed) != 0
+        }
+        referenced[slot].store(0, ordering: .relaxed)
+    }
+
+    /// Starts (or stops) serving, moves the generation on and empties the table.
+    public func reset(serving: Bool) {
+        write { state in
+            state.table.removeAll()
+            state.generation &+= 1
+            state.isServing = serving
+        }
+    }
+
+    /// Empties the table and moves the generation on, keeping the serving flag.
+    public func clear() {
+        write { state in
+            state.table.removeAll()
+            state.generation &+= 1
+        }
     }
 
     /// Claims the cache's one `run()`.
     ///
     /// - Precondition: Not claimed before; `name` says whose `run()` was called twice.
-    package func claimRun(_ name: String) {
+    public func claimRun(_ name: String) {
         precondition(!running.exchange(true, ordering: .relaxed), "\(name).run() was called twice")
     }
 
-    @inline(__always)
-    private func shard(_ index: Int) -> UnsafeMutablePointer<Mutex<Shard>> {
-        (shards + index * shardStride).assumingMemoryBound(to: Mutex<Shard>.self)
+    // MARK: Internals
+
+    @inlinable
+    func reader(_ index: Int) -> UnsafeMutablePointer<Mutex<Counters>> {
+        (readers + index * readerStride).assumingMemoryBound(to: Mutex<Counters>.self)
     }
 
-    /// FNV-1a over the key's bytes: cheap for the short keys the caches hold (user IDs, session storage names), and
-    /// spread well enough over 16 shards.
-    @inline(__always)
-    private static func shardIndex(of key: String, mask: Int) -> Int {
-        guard mask != 0 else { return 0 }
-        var hash: UInt32 = 2_166_136_261
-        for byte in key.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
-        return Int(hash ^ hash >> 16) & mask
+    private func withReadersLocked<Result: Sendable>(from index: Int, _ body: () -> Result) -> Result {
+        guard index < readerCount else { return body() }
+        return reader(index).pointee.withLock { _ in withReadersLocked(from: index + 1, body) }
     }
+}
+
+/// The read lock of the core this thread runs on. A thread that moves to another core meanwhile only shares a
+/// lock, which stays correct; where the CPU is unknown, the thread's identity spreads threads over the locks.
+@usableFromInline
+func currentReader(mask: Int) -> Int {
+    guard mask != 0 else { return 0 }
+    let cpu = currentCPU()
+    if cpu >= 0 { return cpu & mask }
+    return Int(bitPattern: UInt(bitPattern: pthread_self().hashValue)) & mask
 }

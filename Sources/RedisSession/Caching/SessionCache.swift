@@ -1,4 +1,4 @@
-public import RedisClient
+@_spi(Internals) public import RedisClient
 import Synchronization
 
 /// Each instance's copy of the sessions it loaded recently, kept exact by Redis itself: a ``RedisSessionStore``
@@ -166,7 +166,11 @@ public final class SessionCache: Sendable {
                 guard key.count > prefix.count, key.starts(with: prefix) else { return nil }
                 return String(decoding: key[prefix.count...], as: UTF8.self)
             }
-            for name in names { core.withShard(for: name) { shard, _ in _ = shard.table.remove(name) } }
+            if !names.isEmpty {
+                core.write { state in
+                    for name in names { state.table.remove(name) }
+                }
+            }
             invalidations.add(names.count, ordering: .relaxed)
         }
         observer?(event)
@@ -175,23 +179,26 @@ public final class SessionCache: Sendable {
     // MARK: The store's side
 
     /// The cached session and its remaining time to live, counting a hit or a miss.
-    func session(_ id: SessionID) -> (session: Session, ttlMilliseconds: Int64)? {
+    package func session(_ id: SessionID) -> (session: Session, ttlMilliseconds: Int64)? {
         let now = core.clock.now()
         let name = id.storageName
-        return core.withShard(for: name) { shard, phase -> (Session, Int64)? in
-            guard phase.isServing, case .loaded(let session, let ttl, let loadedAt)? = shard.table.use(name) else {
-                shard.misses += 1
+        return core.read { state, counters -> (Session, Int64)? in
+            guard state.isServing, let (slot, entry) = state.table.slotAndValue(name),
+                case .loaded(let session, let ttl, let loadedAt) = entry
+            else {
+                counters.misses += 1
                 return nil
             }
             // A coarse clock may read up to its resolution late: count the entry that much older.
             let age = now &- loadedAt &+ core.clock.resolution
             let remaining = ttl - Int64(age / 1_000_000)
+            // An expired entry is left for the next load of the session to replace (a read writes nothing).
             guard core.isFresh(storedAt: loadedAt, now: now), remaining > 0 else {
-                shard.table.remove(name)
-                shard.misses += 1
+                counters.misses += 1
                 return nil
             }
-            shard.hits += 1
+            core.markUsed(slot)
+            counters.hits += 1
             return (session, remaining)
         }
     }
@@ -202,12 +209,12 @@ public final class SessionCache: Sendable {
     func beginLoad(_ id: SessionID) -> LoadTicket? {
         let now = core.clock.now()
         let name = id.storageName
-        return core.withShard(for: name) { shard, phase in
-            guard phase.isServing else { return nil }
-            if case .loading? = shard.table.peek(name) { return nil }
-            shard.nextToken &+= 1
-            shard.table.set(name, .loading(token: shard.nextToken))
-            return LoadTicket(id: id, token: shard.nextToken, generation: phase.generation, startedAt: now)
+        return core.write { state in
+            guard state.isServing else { return nil }
+            if case .loading? = state.table.peek(name) { return nil }
+            state.nextToken &+= 1
+            core.store(name, .loading(token: state.nextToken), in: &state)
+            return LoadTicket(id: id, token: state.nextToken, generation: state.generation, startedAt: now)
         }
     }
 
@@ -217,13 +224,13 @@ public final class SessionCache: Sendable {
     func finishLoad(_ ticket: LoadTicket, with session: Session?, ttlMilliseconds: Int64) {
         let cacheable = session.map { $0.encodedSize <= configuration.largestCachedSession } ?? false
         let name = ticket.id.storageName
-        core.withShard(for: name) { shard, phase in
-            guard case .loading(let token)? = shard.table.peek(name), token == ticket.token else { return }
-            guard let session, cacheable, phase.isServing, phase.generation == ticket.generation else {
-                shard.table.remove(name)
+        core.write { state in
+            guard case .loading(let token)? = state.table.peek(name), token == ticket.token else { return }
+            guard let session, cacheable, state.isServing, state.generation == ticket.generation else {
+                state.table.remove(name)
                 return
             }
-            shard.table.set(name, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: ticket.startedAt))
+            core.store(name, .loaded(session, ttlMilliseconds: ttlMilliseconds, loadedAt: ticket.startedAt), in: &state)
         }
     }
 
@@ -234,13 +241,13 @@ public final class SessionCache: Sendable {
 
     /// Drops a session named by its storage name (`{T}H`), as a destroy by handle knows it.
     func invalidate(storageName: String) {
-        core.withShard(for: storageName) { shard, _ in _ = shard.table.remove(storageName) }
+        core.write { state in _ = state.table.remove(storageName) }
     }
 
     /// Drops every cached session of a user, and cancels every load in flight (their user is not known yet).
     func invalidate(userID: String) {
-        core.forEachShard { shard in
-            shard.table.removeAll { entry in
+        _ = core.write { state in
+            state.table.removeAll { entry in
                 switch entry {
                 case .loading: true
                 case .loaded(let session, _, _): session.userID == userID

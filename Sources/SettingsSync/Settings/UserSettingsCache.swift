@@ -1,6 +1,6 @@
 import Foundation
-package import RedisClient
-import RedisSession
+@_spi(Internals) package import RedisClient
+@_spi(Internals) import RedisSession
 import Synchronization
 
 /// Each instance's cache of users' settings, kept current by session events.
@@ -205,15 +205,15 @@ public final class UserSettingsCache: Sendable {
     private func drop(for event: SessionEvent) -> Refresh? {
         switch event.kind {
         case .loggedIn, .settingsChanged:
-            let refresh = core.withShard(for: event.user) { shard, phase -> Refresh? in
+            let refresh = core.write { state -> Refresh? in
                 // Not subscribed (or in a gap): nothing is cached, so there is nothing to apply it to.
-                guard phase.isServing else { return nil }
-                if let entry = shard.table.peek(event.user), event.version <= entry.version { return nil }
-                shard.table.remove(event.user)
+                guard state.isServing else { return nil }
+                if let entry = state.table.peek(event.user), event.version <= entry.version { return nil }
+                state.table.remove(event.user)
                 // A read that started before this event may return the record from before the change: the new
                 // generation keeps it out of the cache.
-                let generation = core.advanceGeneration()
-                return Refresh(user: event.user, claimedVersion: event.version, generation: generation)
+                state.generation &+= 1
+                return Refresh(user: event.user, claimedVersion: event.version, generation: state.generation)
             }
             if refresh == nil { ignored.add(1, ordering: .relaxed) }
             return refresh
@@ -252,23 +252,25 @@ public final class UserSettingsCache: Sendable {
 
     private func lookup(_ userID: String) -> (timezone: String?, generation: UInt64) {
         let now = core.clock.now()
-        return core.withShard(for: userID) { shard, phase in
-            guard phase.isServing, let entry = shard.table.use(userID), core.isFresh(storedAt: entry.storedAt, now: now)
+        return core.read { state, counters in
+            guard state.isServing, let (slot, entry) = state.table.slotAndValue(userID),
+                core.isFresh(storedAt: entry.storedAt, now: now)
             else {
-                shard.misses += 1
-                return (nil, phase.generation)
+                counters.misses += 1
+                return (nil, state.generation)
             }
-            shard.hits += 1
-            return (entry.timezone, phase.generation)
+            core.markUsed(slot)
+            counters.hits += 1
+            return (entry.timezone, state.generation)
         }
     }
 
     private func remember(_ userID: String, _ record: UserSettings, generation: UInt64) {
         let now = core.clock.now()
-        core.withShard(for: userID) { shard, phase in
-            guard phase.isServing, phase.generation == generation else { return }
-            if let entry = shard.table.peek(userID), record.version < entry.version { return }
-            shard.table.set(userID, Entry(timezone: record.timezone, version: record.version, storedAt: now))
+        core.write { state in
+            guard state.isServing, state.generation == generation else { return }
+            if let entry = state.table.peek(userID), record.version < entry.version { return }
+            core.store(userID, Entry(timezone: record.timezone, version: record.version, storedAt: now), in: &state)
         }
     }
 }
