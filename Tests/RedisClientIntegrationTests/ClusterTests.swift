@@ -279,9 +279,17 @@ import Testing
         }
         #expect(reported.isSuperset(of: keys))
         // No copy of the messages arrives later: the next event is the next message.
+        let last = RedisSubscriptionEvent.message(
+            RedisPubSubMessage(channel: "cluster:events", payload: Array("last".utf8)))
         _ = try await cluster.ask(primaries[0], "PUBLISH", "cluster:events", "last")
-        #expect(
-            await events.next() == .message(RedisPubSubMessage(channel: "cluster:events", payload: Array("last".utf8))))
+        var next = await events.next()
+        if case .disconnected = next {
+            // A gap, as above: what was published during it is lost by design. Once back, publish again.
+            while let again = await events.next(), again != .resubscribed {}
+            _ = try await cluster.ask(primaries[0], "PUBLISH", "cluster:events", "last")
+            next = await events.next()
+        }
+        #expect(next == last, "\(String(describing: next))")
         await client.close()
     }
 }

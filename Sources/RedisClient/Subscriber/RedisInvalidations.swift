@@ -12,36 +12,18 @@ public enum RedisInvalidation: Sendable, Hashable {
     case disconnected(RedisError)
 }
 
-/// The changes to tracked keys, as an `AsyncSequence` (see ``RedisSubscriber/trackInvalidations(prefixes:)``).
-/// It never throws: connection trouble is ``RedisInvalidation/disconnected(_:)``, and the connection keeps trying
-/// to come back.
-public struct RedisInvalidations: AsyncSequence, Sendable {
-    public typealias Element = RedisInvalidation
+/// The changes to tracked keys (see ``RedisSubscriber/trackInvalidations(prefixes:)``). It never throws:
+/// connection trouble is ``RedisInvalidation/disconnected(_:)``, and the connection keeps trying to come back.
+public typealias RedisInvalidations = RedisEventStream<RedisInvalidation>
 
-    let stream: AsyncStream<SubscriberLoop.Output>
-    /// The name of the thread serving this sequence.
-    let threadName: String
-
-    public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: TranslatingIterator<AsyncStream<SubscriberLoop.Output>.AsyncIterator, RedisInvalidation>
-
-        public mutating func next() async -> RedisInvalidation? { await base.next(isolation: nil) }
-
-        public mutating func next(isolation actor: isolated (any Actor)?) async -> RedisInvalidation? {
-            await base.next(isolation: actor)
+extension RedisInvalidation {
+    /// What a tracking loop's output means to a consumer; `nil` for what it does not report.
+    init?(_ output: SubscriberLoop.Output) {
+        switch output {
+        case .subscribed: self = .tracking
+        case .invalidated(let keys): self = keys.map(RedisInvalidation.keys) ?? .all
+        case .disconnected(let error): self = .disconnected(error)
+        case .message: return nil  // a tracking loop subscribes to nothing else
         }
-
-        @Sendable static func translate(_ output: SubscriberLoop.Output) -> RedisInvalidation? {
-            switch output {
-            case .subscribed: .tracking
-            case .invalidated(let keys): keys.map(RedisInvalidation.keys) ?? .all
-            case .disconnected(let error): .disconnected(error)
-            case .message: nil  // a tracking loop subscribes to nothing else
-            }
-        }
-    }
-
-    public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: TranslatingIterator(stream.makeAsyncIterator(), AsyncIterator.translate))
     }
 }

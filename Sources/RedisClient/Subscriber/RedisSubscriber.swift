@@ -49,7 +49,7 @@ public struct RedisSubscriber: Sendable {
     /// - Returns: The events; the connection lives as long as the iteration.
     public func subscribe(to channels: [String], patterns: [String] = []) -> RedisSubscription {
         let (stream, threadName) = startLoop(channels: channels, patterns: patterns, trackedPrefixes: nil)
-        return RedisSubscription(stream: stream, threadName: threadName)
+        return RedisSubscription(stream: stream, threadName: threadName, translate: RedisSubscriptionEvent.init)
     }
 
     /// Follows changes to keys under the given prefixes, made by any client: Redis' server-assisted client-side
@@ -64,7 +64,7 @@ public struct RedisSubscriber: Sendable {
     /// - Returns: The invalidations; the connection lives as long as the iteration.
     public func trackInvalidations(prefixes: [String]) -> RedisInvalidations {
         let (stream, threadName) = startLoop(channels: [], patterns: [], trackedPrefixes: prefixes)
-        return RedisInvalidations(stream: stream, threadName: threadName)
+        return RedisInvalidations(stream: stream, threadName: threadName, translate: RedisInvalidation.init)
     }
 
     private func startLoop(
@@ -85,38 +85,5 @@ public struct RedisSubscriber: Sendable {
         continuation.onTermination = { _ in loop.stop() }
         loop.start()
         return (stream, loop.threadName)
-    }
-}
-
-/// The events of one subscription, as an `AsyncSequence`. It never throws: connection trouble is reported as
-/// ``RedisSubscriptionEvent/disconnected(_:)`` and the subscription keeps trying to come back.
-public struct RedisSubscription: AsyncSequence, Sendable {
-    public typealias Element = RedisSubscriptionEvent
-
-    let stream: AsyncStream<SubscriberLoop.Output>
-    /// The name of the thread serving this subscription.
-    let threadName: String
-
-    public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: TranslatingIterator<AsyncStream<SubscriberLoop.Output>.AsyncIterator, RedisSubscriptionEvent>
-
-        public mutating func next() async -> RedisSubscriptionEvent? { await base.next(isolation: nil) }
-
-        public mutating func next(isolation actor: isolated (any Actor)?) async -> RedisSubscriptionEvent? {
-            await base.next(isolation: actor)
-        }
-
-        @Sendable static func translate(_ output: SubscriberLoop.Output) -> RedisSubscriptionEvent? {
-            switch output {
-            case .subscribed(let again): again ? .resubscribed : .subscribed
-            case .message(let message): .message(message)
-            case .disconnected(let error): .disconnected(error)
-            case .invalidated: nil  // only a tracking loop reports these
-            }
-        }
-    }
-
-    public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: TranslatingIterator(stream.makeAsyncIterator(), AsyncIterator.translate))
     }
 }

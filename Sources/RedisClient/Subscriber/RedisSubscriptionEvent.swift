@@ -32,3 +32,19 @@ public enum RedisSubscriptionEvent: Sendable, Hashable {
     /// Subscribed again after a gap: messages published during the gap were missed.
     case resubscribed
 }
+
+/// The events of one subscription (see ``RedisSubscriber/subscribe(to:patterns:)``). It never throws: connection
+/// trouble is ``RedisSubscriptionEvent/disconnected(_:)``, and the subscription keeps trying to come back.
+public typealias RedisSubscription = RedisEventStream<RedisSubscriptionEvent>
+
+extension RedisSubscriptionEvent {
+    /// What a subscriber loop's output means to a consumer; `nil` for what it does not report.
+    init?(_ output: SubscriberLoop.Output) {
+        switch output {
+        case .subscribed(let again): self = again ? .resubscribed : .subscribed
+        case .message(let message): self = .message(message)
+        case .disconnected(let error): self = .disconnected(error)
+        case .invalidated: return nil  // only a tracking loop reports these
+        }
+    }
+}

@@ -12,7 +12,7 @@ import Synchronization
 /// The rules that keep a stale session from being served:
 /// - Nothing is served or stored unless tracking is confirmed on a live connection. From a lost connection until
 ///   tracking is back the cache is empty and every load reads Redis (and fails with
-///   ``SessionError/Code/storeUnavailable`` while Redis is down, as without a cache).
+///   ``SessionErrorCode/storeUnavailable`` while Redis is down, as without a cache).
 /// - A load marks its key before it sends the read; a report for that key in between cancels the mark, and the
 ///   result is then returned but not stored. So a reply that raced a change never fills the cache.
 /// - This instance's own writes (save, regenerate, destroy, destroy-all) drop their entries before they return,

@@ -79,7 +79,7 @@ public struct Session: Sendable {
     ///   - key: The attribute key.
     ///   - type: The type to decode.
     /// - Returns: The value, or `nil` when the attribute is absent.
-    /// - Throws: ``SessionError/Code/invalidValue`` when the stored JSON is not a `T`.
+    /// - Throws: ``SessionErrorCode/invalidValue`` when the stored JSON is not a `T`.
     public func get<T: Decodable>(_ key: String, as type: T.Type = T.self) throws(SessionError) -> T? {
         guard let bytes = attributes[key] else { return nil }
         do {
@@ -91,7 +91,7 @@ public struct Session: Sendable {
 
     /// Sets an attribute to a JSON-encodable value.
     ///
-    /// - Throws: ``SessionError/Code/invalidValue`` when the value cannot be encoded.
+    /// - Throws: ``SessionErrorCode/invalidValue`` when the value cannot be encoded.
     public mutating func set<T: Encodable>(_ key: String, _ value: T) throws(SessionError) {
         let bytes: [UInt8]
         do {

@@ -5,18 +5,18 @@
 /// - ``load(id:)`` returns `nil` for an unknown, expired or destroyed session, and extends the idle timeout
 ///   (at most once per touch interval), never past the absolute lifetime.
 /// - ``save(_:)`` writes only the attributes that changed and removes those removed, atomically; it never
-///   recreates a session that was destroyed meanwhile (it throws ``SessionError/Code/sessionNotFound``), and a save
+///   recreates a session that was destroyed meanwhile (it throws ``SessionErrorCode/sessionNotFound``), and a save
 ///   over the size or count limit throws and changes nothing.
 /// - ``regenerate(_:)`` moves the data to a new ID; the old ID loads nothing afterwards.
 /// - A change of ``Session/userID`` gives the session a new ID on its next save or regenerate, and the old ID loads
 ///   nothing afterwards. If the store fails half-way, the session is gone (the caller answers 503); there are never
-///   two live IDs. A save racing it gets ``SessionError/Code/sessionNotFound``.
+///   two live IDs. A save racing it gets ``SessionErrorCode/sessionNotFound``.
 /// - ``destroy(id:)``, ``destroy(handle:userID:)`` and ``destroyAll(userID:)`` take effect at once for every
 ///   instance (with a ``SessionCache``, on other instances once Redis' report of the change reaches them: see its
 ///   documentation).
 /// - Nothing a store keeps or lists holds a session ID: sessions are named at rest by a SHA-256 of the ID, and
 ///   listed by ``SessionHandle``.
-/// - Errors are ``SessionError``; an unreachable store is ``SessionError/Code/storeUnavailable``, never `nil`.
+/// - Errors are ``SessionError``; an unreachable store is ``SessionErrorCode/storeUnavailable``, never `nil`.
 public protocol SessionStore: Sendable {
     /// Creates and stores a new session.
     ///

@@ -16,7 +16,7 @@ public struct SessionStoreConfiguration: Sendable, Hashable {
     /// How writes that end sessions wait for a replica: `destroy`, `destroyAll` (log out everywhere, a password
     /// change), `regenerate` and a change of user. Lost in a failover, such a write would bring a session back, so
     /// it is followed by `WAIT` in the same round trip; when the master has replicas and none confirms in time, the
-    /// call fails with ``SessionError/Code/storeUnavailable``. A master without replicas has nothing to wait for.
+    /// call fails with ``SessionErrorCode/storeUnavailable``. A master without replicas has nothing to wait for.
     /// Default: one replica within 250 ms.
     ///
     /// This narrows the loss window of an unplanned failover; it does not close it. A write can be confirmed by a
@@ -74,7 +74,7 @@ public struct SessionStoreConfiguration: Sendable, Hashable {
 }
 
 extension SessionStoreConfiguration {
-    /// Throws ``SessionError/Code/tooManyAttributes`` or ``SessionError/Code/tooLarge`` when a session of this
+    /// Throws ``SessionErrorCode/tooManyAttributes`` or ``SessionErrorCode/tooLarge`` when a session of this
     /// shape would break a limit; both stores call it before writing anything.
     func checkLimits(count: Int, bytes: Int) throws(SessionError) {
         if count > maximumAttributeCount {

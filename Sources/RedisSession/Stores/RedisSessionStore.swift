@@ -276,7 +276,7 @@ public struct RedisSessionStore: SessionStore {
     ///
     /// `HEXISTS _c` inside the transaction tells whether the session still existed when the writes ran. If it did
     /// not (destroyed or expired meanwhile), the `HSET` has only left a fragment without `_c`, which no load accepts
-    /// as a session; it is deleted at once and the save reports ``SessionError/Code/sessionNotFound``. The expiry is
+    /// as a session; it is deleted at once and the save reports ``SessionErrorCode/sessionNotFound``. The expiry is
     /// the idle timeout, capped by `PEXPIREAT ... LT` at the absolute deadline, all in server time.
     private func saveAttributes(_ session: inout Session) async throws(SessionError) {
         let key = keys.session(session.id)

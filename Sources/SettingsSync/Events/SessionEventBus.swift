@@ -76,40 +76,25 @@ public struct SessionEventBus: Sendable {
 
     /// Subscribes on a dedicated connection. The subscription ends when the iteration ends.
     public func subscribe() -> SessionEventSubscription {
-        SessionEventSubscription(base: subscriber.subscribe(to: [channel]))
+        SessionEventSubscription(subscriber.subscribe(to: [channel]), Notification.init)
     }
 }
 
 /// Decoded session events and the subscriber's connection state, as an `AsyncSequence`.
-public struct SessionEventSubscription: AsyncSequence, Sendable {
-    public typealias Element = SessionEventBus.Notification
+public typealias SessionEventSubscription = RedisEventStream<SessionEventBus.Notification>
 
-    let base: RedisSubscription
-
-    public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: TranslatingIterator<RedisSubscription.AsyncIterator, SessionEventBus.Notification>
-
-        public mutating func next() async -> SessionEventBus.Notification? { await base.next(isolation: nil) }
-
-        public mutating func next(isolation actor: isolated (any Actor)?) async -> SessionEventBus.Notification? {
-            await base.next(isolation: actor)
-        }
-
-        @Sendable static func translate(_ event: RedisSubscriptionEvent) -> SessionEventBus.Notification? {
-            switch event {
-            case .subscribed: .subscribed
-            case .resubscribed: .resubscribed
-            case .disconnected(let error): .disconnected(error)
-            case .message(let message):
-                switch SessionEvent.decode(message.payload) {
-                case .success(let event): .event(event)
-                case .failure(let malformed): .malformed(malformed)
-                }
+extension SessionEventBus.Notification {
+    /// What a subscription event on the events channel means: a decoded event, or a payload that is not one.
+    init(_ event: RedisSubscriptionEvent) {
+        switch event {
+        case .subscribed: self = .subscribed
+        case .resubscribed: self = .resubscribed
+        case .disconnected(let error): self = .disconnected(error)
+        case .message(let message):
+            switch SessionEvent.decode(message.payload) {
+            case .success(let event): self = .event(event)
+            case .failure(let malformed): self = .malformed(malformed)
             }
         }
-    }
-
-    public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: TranslatingIterator(base.makeAsyncIterator(), AsyncIterator.translate))
     }
 }

@@ -99,7 +99,7 @@ public struct SessionFlows: Sendable {
     /// changes nothing and publishes nothing.
     ///
     /// - Returns: The settings as written.
-    /// - Throws: ``FlowError/Code/unknownTimezone``, ``FlowError/Code/notSignedIn``, or a store's failure.
+    /// - Throws: ``FlowErrorCode/unknownTimezone``, ``FlowErrorCode/notSignedIn``, or a store's failure.
     @discardableResult
     public func changeTimezone(session: inout Session, to identifier: String) async throws(FlowError) -> UserSettings {
         guard UserSettings.isValidTimezone(identifier) else {

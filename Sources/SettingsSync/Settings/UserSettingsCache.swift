@@ -1,6 +1,6 @@
 import Foundation
 @_spi(Internals) package import RedisClient
-@_spi(Internals) import RedisSession
+@_spi(Internals) public import RedisSession
 import Synchronization
 
 /// Each instance's cache of users' settings, kept current by session events.
@@ -142,7 +142,7 @@ public final class UserSettingsCache: Sendable {
     /// The user's timezone: from memory when cached, else from the settings record (and then cached).
     ///
     /// - Returns: The timezone, or `nil` when the user has no settings record.
-    /// - Throws: ``SettingsError/Code/storeUnavailable`` on a miss while Redis is unreachable.
+    /// - Throws: ``SettingsErrorCode/storeUnavailable`` on a miss while Redis is unreachable.
     public func timezone(for userID: String) async throws(SettingsError) -> String? {
         let (cached, generation) = lookup(userID)
         if let cached { return cached }

@@ -1,5 +1,5 @@
 public import RedisClient
-import RedisSession
+public import RedisSession
 
 /// Reads and writes users' settings records in Redis: hash `<prefix>user:{T}<id>` (``SessionKeys/settings(_:)``,
 /// in the user's slot) with `timezone` and `version`.
