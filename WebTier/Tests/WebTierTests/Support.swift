@@ -134,7 +134,12 @@ func waitUntilReady(_ client: some TestClientProtocol, url: String? = nil, prefi
     let target: String
     if let url { target = url } else { target = try await RedisServer.sharedURL() }
     let redis = RedisClient(configuration: try RedisConfiguration(url: target))
-    defer { Task { await redis.close() } }
+    let ready = try await isReady(client, redis: redis, prefix: prefix)
+    await redis.close()
+    if !ready { Issue.record("the instance did not become ready") }
+}
+
+private func isReady(_ client: some TestClientProtocol, redis: RedisClient, prefix: String) async throws -> Bool {
     for _ in 0..<500 {
         let health = try await client.execute(uri: "/healthz", method: .get)
         let seeded =
@@ -143,8 +148,8 @@ func waitUntilReady(_ client: some TestClientProtocol, url: String? = nil, prefi
                 SessionKeys(prefix: prefix).settings("alice"),
                 SessionKeys(prefix: prefix).settings("bob")
             ).int == 4
-        if health.status == .ok && seeded { return }
+        if health.status == .ok && seeded { return true }
         try await Task.sleep(for: .milliseconds(10))
     }
-    Issue.record("the instance did not become ready")
+    return false
 }

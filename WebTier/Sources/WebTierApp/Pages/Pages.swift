@@ -14,10 +14,15 @@ enum Pages {
             body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
     }
 
-    static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
-        Response(
+    /// A JSON object (keys sorted, so the output is stable for people and diffs).
+    static func json(_ object: [String: Any], status: HTTPResponse.Status = .ok) -> Response {
+        // Strings, numbers, booleans and NSNull only: serialising them cannot fail.
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            ?? Data("{}".utf8)
+        return Response(
             status: status, headers: [.contentType: "application/json", .cacheControl: "no-store"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     static func redirect(to location: String) -> Response {

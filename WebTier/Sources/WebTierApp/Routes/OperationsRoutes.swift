@@ -28,13 +28,13 @@ struct OperationsRoutes: Sendable {
     func health() async -> Response {
         var problems: [String] = []
         var redis = "ok"
-        do {
+        do throws(RedisError) {
             try await state.client.send("PING")
             // A write that costs nothing and expires: does Redis take writes?
             let probe = state.configuration.keyPrefix + "health:" + state.instanceID
             let reply = try await state.client.send("SET", probe, "1", "PX", 10_000)
             if case .error(let message) = reply { throw RedisError(.serverError, message) }
-        } catch let error as RedisError where error.code == .serverError {
+        } catch  where error.code == .serverError {
             redis = "refuses writes"
             problems.append("redis refuses writes: \(error.message)")
         } catch {
@@ -44,12 +44,11 @@ struct OperationsRoutes: Sendable {
         let subscribed = state.cache.statistics.isSubscribed
         if !subscribed { problems.append("subscriber: not subscribed to the events channel") }
         let status = problems.isEmpty ? "ok" : redis == "refuses writes" ? "degraded" : "unavailable"
-        let body =
-            "{\"instance\":\(jsonString(state.instanceID)),\"status\":\"\(status)\","
-            + "\"redis\":\"\(redis)\","
-            + "\"subscriber\":\"\(subscribed ? "subscribed" : "disconnected")\","
-            + "\"session_cache\":\"\(sessionCacheState)\""
-            + (problems.isEmpty ? "" : ",\"reason\":\(jsonString(problems.joined(separator: "; ")))") + "}"
+        var body: [String: Any] = [
+            "instance": state.instanceID, "status": status, "redis": redis,
+            "subscriber": subscribed ? "subscribed" : "disconnected", "session_cache": sessionCacheState,
+        ]
+        if !problems.isEmpty { body["reason"] = problems.joined(separator: "; ") }
         return Pages.json(body, status: problems.isEmpty ? .ok : .serviceUnavailable)
     }
 
@@ -62,41 +61,25 @@ struct OperationsRoutes: Sendable {
     func stats() -> Response {
         let stats = state.cache.statistics
         let client = state.client.statistics
-        let lag = stats.lastEventLagMilliseconds.map { String(format: "%.3f", $0) } ?? "null"
-        let sessions = state.sessionCache.map { cache in
-            let stats = cache.statistics
-            return """
-                ,"sessions.cache_hits":\(stats.hits),"sessions.cache_misses":\(stats.misses),\
-                "sessions.cache_entries":\(stats.count),"sessions.invalidations":\(stats.invalidations),\
-                "sessions.cache_resyncs":\(stats.resyncs),"sessions.cache_tracking":\(stats.isTracking)
-                """
+        var body: [String: Any] = [
+            "instance": state.instanceID, "cache.hits": stats.hits, "cache.misses": stats.misses,
+            "cache.entries": stats.count, "events.applied": stats.eventsApplied, "events.ignored": stats.eventsIgnored,
+            "events.malformed": stats.eventsMalformed, "subscriber.resyncs": stats.resyncs,
+            "subscriber.connected": stats.isSubscribed,
+            "events.last_lag_ms": stats.lastEventLagMilliseconds.map { ($0 * 1000).rounded() / 1000 } ?? NSNull(),
+            "redis.connections": state.client.connectedCount, "redis.requests": client.requests,
+            "redis.batches": client.batches, "redis.polled_batches": client.polledBatches,
+            "redis.poll_hits": client.pollHits,
+        ]
+        if let cache = state.sessionCache {
+            let sessions = cache.statistics
+            body["sessions.cache_hits"] = sessions.hits
+            body["sessions.cache_misses"] = sessions.misses
+            body["sessions.cache_entries"] = sessions.count
+            body["sessions.invalidations"] = sessions.invalidations
+            body["sessions.cache_resyncs"] = sessions.resyncs
+            body["sessions.cache_tracking"] = sessions.isTracking
         }
-        let body = """
-            {"instance":\(jsonString(state.instanceID)),"cache.hits":\(stats.hits),"cache.misses":\(stats.misses),\
-            "cache.entries":\(stats.count),"events.applied":\(stats.eventsApplied),"events.ignored":\(stats.eventsIgnored),\
-            "events.malformed":\(stats.eventsMalformed),"subscriber.resyncs":\(stats.resyncs),\
-            "subscriber.connected":\(stats.isSubscribed),"events.last_lag_ms":\(lag),\
-            "redis.connections":\(state.client.connectedCount),"redis.requests":\(client.requests),\
-            "redis.batches":\(client.batches),"redis.polled_batches":\(client.polledBatches),\
-            "redis.poll_hits":\(client.pollHits)\(sessions ?? "")}
-            """
         return Pages.json(body)
     }
-}
-
-/// A JSON string literal.
-func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
 }
