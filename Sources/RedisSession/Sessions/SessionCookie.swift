@@ -55,10 +55,18 @@ public struct SessionCookie: Sendable, Hashable {
     /// - Parameter header: The `Cookie` header (`a=1; rsess=...`), or `nil`.
     /// - Returns: `nil` when the cookie is absent or not exactly a ``SessionID``; no store call is needed to decide.
     public func sessionID(fromCookieHeader header: String?) -> SessionID? {
+        Self.sessionID(named: name, fromCookieHeader: header)
+    }
+
+    /// The ``SessionID``-shaped value of the cookie `name` in a request's `Cookie` header: for any cookie that holds
+    /// a token of that shape (the session's, or a CSRF cookie's).
+    ///
+    /// - Returns: `nil` when the cookie is absent or its value is not exactly a ``SessionID``.
+    public static func sessionID(named name: String, fromCookieHeader header: String?) -> SessionID? {
         // Runs on every request: scan the bytes once, no splitting, no intermediate strings.
         guard var header, !header.isEmpty else { return nil }
         return header.withUTF8 { bytes -> SessionID? in
-            let name = Array(self.name.utf8)
+            let name = Array(name.utf8)
             var index = 0
             while index < bytes.count {
                 // Skip separators and whitespace before a cookie pair.

@@ -38,9 +38,8 @@ struct AccountRoutes: Sendable {
 
     /// The login form with its double-submit CSRF cookie (set only when the visitor has none).
     func loginForm(_ request: Request, error: String?, username: String = "", status: HTTPResponse.Status) -> Response {
-        let existing = CSRFToken.cookie(state.csrfCookieName, in: request.headers[.cookie]).flatMap {
-            SessionID($0)?.text
-        }
+        let existing = SessionCookie.sessionID(named: state.csrfCookieName, fromCookieHeader: request.headers[.cookie])?
+            .text
         let token = existing ?? CSRFToken.make()
         var response = Pages.html(
             Pages.login(frame: state.frame, csrf: token, error: error, username: username), status: status)
@@ -53,7 +52,8 @@ struct AccountRoutes: Sendable {
     func login(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         let form = try await FormBody.parse(request, context: context)
         let submitted = form["csrf"] ?? request.headers[.xCSRFToken]
-        let anonymousToken = CSRFToken.cookie(state.csrfCookieName, in: request.headers[.cookie])
+        let anonymousToken = SessionCookie.sessionID(
+            named: state.csrfCookieName, fromCookieHeader: request.headers[.cookie])?.text
         let sameSite = CSRFToken.isSameSite(
             origin: request.headers[.origin], referer: request.headers[.referer],
             host: state.configuration.publicHost ?? request.head.authority)

@@ -61,15 +61,4 @@ enum CSRFToken {
         for index in 0..<a.count { difference |= a[index] ^ b[index] }
         return difference == 0
     }
-
-    /// The value of a cookie in a `Cookie` header.
-    static func cookie(_ name: String, in header: String?) -> String? {
-        guard let header else { return nil }
-        for pair in header.split(separator: ";") {
-            let trimmed = pair.drop { $0 == " " }
-            guard let equals = trimmed.firstIndex(of: "="), trimmed[..<equals] == name else { continue }
-            return String(trimmed[trimmed.index(after: equals)...])
-        }
-        return nil
-    }
 }
