@@ -2,6 +2,8 @@ import Foundation
 @_spi(Internals) import RedisClient
 import Testing
 
+import RedisSession
+
 @testable import SettingsSync
 
 @Suite struct SessionEventTests {

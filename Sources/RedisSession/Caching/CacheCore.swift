@@ -66,11 +66,11 @@ public import Synchronization
     private let capacity: Int
     private let running = Atomic<Bool>(false)
 
-    /// A cache of at most `capacity` entries.
-    public init(capacity: Int, maximumAge: Duration, clock: MonotonicClock) {
-        precondition(capacity > 0, "a cache holds at least one entry")
+    /// A cache of at most `bounds.capacity` entries, none served older than `bounds.maximumAge`.
+    public init(bounds: CacheBounds, clock: MonotonicClock) {
+        let capacity = bounds.capacity
         self.clock = clock
-        self.maximumAgeNanoseconds = maximumAge.nanoseconds
+        self.maximumAgeNanoseconds = bounds.maximumAge.nanoseconds
         self.capacity = capacity
         let processors = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_CONF))))
         var count = 1

@@ -27,55 +27,38 @@ import Synchronization
 /// Run it as a service: ``run()`` follows the invalidations until its task is cancelled.
 public final class SessionCache: Sendable {
     /// Size and staleness bounds.
-    public struct Configuration: Sendable, Hashable {
-        /// Most sessions held; the least recently used is evicted. Default 10,000.
-        public var capacity: Int
-        /// An entry older than this is read again even if Redis reported no change. Default 60 s.
-        public var maximumAge: Duration
+    public struct Configuration: CacheConfiguration {
+        /// How many sessions, and how old an entry may be served even if Redis reported no change.
+        public var bounds: CacheBounds
         /// Sessions whose attributes take more bytes than this are not cached, which bounds the memory the cache
         /// may take to about `capacity` times this. Default 4 KiB.
         public var largestCachedSession: Int
 
-        /// Creates a configuration; every argument has a default.
+        /// Creates a configuration; every argument has a default (10,000 sessions, 60 s, 4 KiB).
         public init(capacity: Int = 10_000, maximumAge: Duration = .seconds(60), largestCachedSession: Int = 4096) {
-            precondition(capacity > 0 && maximumAge > .zero, "capacity and maximum age must be positive")
             precondition(largestCachedSession >= 0, "largestCachedSession cannot be negative")
-            self.capacity = capacity
-            self.maximumAge = maximumAge
+            self.bounds = CacheBounds(capacity: capacity, maximumAge: maximumAge)
             self.largestCachedSession = largestCachedSession
         }
     }
 
-    /// Counters, readable at any time (for `/stats`).
-    public struct Statistics: Sendable, Hashable {
-        /// Loads answered from memory.
-        public var hits: Int
-        /// Loads that read Redis.
-        public var misses: Int
+    /// Counters, readable at any time (for `/stats`); `hits`, `misses`, `count` and `resyncs` come from
+    /// ``counts``.
+    public struct Statistics: CacheStatistics {
+        /// Loads answered from memory or not, entries held (loads in flight included), and restarts after a gap in
+        /// tracking.
+        public var counts: CacheCounts
         /// Changes to sessions Redis reported, cached here or not (this instance's own writes included: each
         /// comes back as a report, which costs the next load of that session one read).
         public var invalidations: Int
-        /// Times tracking came back after a gap (the cache restarted empty).
-        public var resyncs: Int
         /// Whether tracking is on and the cache is serving from memory.
         public var isTracking: Bool
-        /// Entries held (including loads in flight).
-        public var count: Int
     }
 
     /// What a cache slot holds: a load in flight, or a loaded session.
     private enum Entry: Sendable {
         case loading(token: UInt64)
         case loaded(Session, ttlMilliseconds: Int64, loadedAt: UInt64)
-    }
-
-    /// A load in flight: returned by ``beginLoad(_:)``, handed back to ``finishLoad(_:with:ttlMilliseconds:)``.
-    struct LoadTicket {
-        let id: SessionID
-        let token: UInt64
-        let generation: UInt64
-        /// When the read was sent: the TTL Redis reports counts from about then, so the entry's age does too.
-        let startedAt: UInt64
     }
 
     /// The key prefix of the sessions' store; the cache follows `<keyPrefix>s:`.
@@ -122,7 +105,7 @@ public final class SessionCache: Sendable {
         redis.clientName = subscriberName ?? redis.clientName.map { $0 + "-cache" }
         self.subscriber = RedisSubscriber(configuration: redis)
         self.sessionKeyPrefix = Array(SessionKeys(prefix: keyPrefix).sessionPrefix.utf8)
-        self.core = CacheCore(capacity: configuration.capacity, maximumAge: configuration.maximumAge, clock: clock)
+        self.core = CacheCore(bounds: configuration.bounds, clock: clock)
     }
 
     /// Turns tracking on and applies Redis' reports until the calling task is cancelled; then the cache empties
@@ -146,17 +129,18 @@ public final class SessionCache: Sendable {
     public var statistics: Statistics {
         let totals = core.totals
         return Statistics(
-            hits: totals.hits, misses: totals.misses, invalidations: invalidations.load(ordering: .relaxed),
-            resyncs: resyncCount.load(ordering: .relaxed), isTracking: core.phase.isServing, count: totals.count)
+            counts: CacheCounts(
+                hits: totals.hits, misses: totals.misses, count: totals.count,
+                resyncs: resyncCount.load(ordering: .relaxed)),
+            invalidations: invalidations.load(ordering: .relaxed), isTracking: core.phase.isServing)
     }
 
     /// Applies one report of the tracking connection (``run()`` calls this; tests may too).
     public func apply(_ event: RedisInvalidation) {
         switch event {
-        case .tracking:
-            core.reset(serving: true)
-        case .disconnected:
-            core.reset(serving: false)
+        case .tracking, .disconnected:
+            // Tracking came up or went away: either way nothing cached before is known to be current.
+            core.reset(serving: event == .tracking)
         case .all:
             core.clear()
         case .keys(let keys):
@@ -254,5 +238,16 @@ public final class SessionCache: Sendable {
                 }
             }
         }
+    }
+}
+
+extension SessionCache {
+    /// A load in flight: returned by ``beginLoad(_:)``, handed back to ``finishLoad(_:with:ttlMilliseconds:)``.
+    struct LoadTicket {
+        let id: SessionID
+        let token: UInt64
+        let generation: UInt64
+        /// When the read was sent: the TTL Redis reports counts from about then, so the entry's age does too.
+        let startedAt: UInt64
     }
 }

@@ -28,31 +28,11 @@ public final class UserSettingsCache: Sendable {
         case invalidate
     }
 
-    /// Size, staleness bound and policy.
-    public struct Configuration: Sendable, Hashable {
-        /// Most users held; the least recently used is evicted. Default 10,000.
-        public var capacity: Int
-        /// An entry older than this is re-read even without an event: the bound on staleness if an event is lost.
-        /// Default 60 s.
-        public var maximumAge: Duration
-        /// What change events do. Default ``Policy/refresh``.
-        public var policy: Policy
-
-        /// Creates a configuration; every argument has a default.
-        public init(capacity: Int = 10_000, maximumAge: Duration = .seconds(60), policy: Policy = .refresh) {
-            precondition(capacity > 0 && maximumAge > .zero, "capacity and maximum age must be positive")
-            self.capacity = capacity
-            self.maximumAge = maximumAge
-            self.policy = policy
-        }
-    }
-
-    /// Counters, readable at any time (for `/stats`).
-    public struct Statistics: Sendable, Hashable {
-        /// Lookups answered from memory.
-        public var hits: Int
-        /// Lookups that had to read Redis.
-        public var misses: Int
+    /// What the cache has done, readable at any time (for `/stats`). `hits`, `misses`, `count` and `resyncs` read
+    /// through to ``counts``.
+    public struct Statistics: CacheStatistics {
+        /// Lookups answered from memory or not, entries held, and restarts after a gap in the subscription.
+        public var counts: CacheCounts
         /// Events applied: the entry was dropped (and, with ``Policy/refresh``, the record read shows the change).
         public var eventsApplied: Int
         /// Events ignored: no newer than the cached version, of a kind this version does not know, or naming a
@@ -60,14 +40,25 @@ public final class UserSettingsCache: Sendable {
         public var eventsIgnored: Int
         /// Payloads on the channel that were not events.
         public var eventsMalformed: Int
-        /// Times the cache was cleared after resubscribing from a gap.
-        public var resyncs: Int
         /// Publish-to-apply delay of the last event, in milliseconds (clocks of two instances: indicative).
         public var lastEventLagMilliseconds: Double?
         /// Whether the subscription is live and the cache is serving from memory.
         public var isSubscribed: Bool
-        /// Entries held.
-        public var count: Int
+    }
+
+    /// Size, staleness bound and policy.
+    public struct Configuration: CacheConfiguration {
+        /// How many users, and how old an entry may be served without an event: the bound on staleness if an event
+        /// is lost.
+        public var bounds: CacheBounds
+        /// What change events do. Default ``Policy/refresh``.
+        public var policy: Policy
+
+        /// Creates a configuration; every argument has a default (10,000 users, 60 s, refresh).
+        public init(capacity: Int = 10_000, maximumAge: Duration = .seconds(60), policy: Policy = .refresh) {
+            self.bounds = CacheBounds(capacity: capacity, maximumAge: maximumAge)
+            self.policy = policy
+        }
     }
 
     private struct Entry: Sendable {
@@ -76,20 +67,12 @@ public final class UserSettingsCache: Sendable {
         var storedAt: UInt64
     }
 
-    /// What a change event asks of ``run()``: read the user's record, and store it unless a gap or another event came
-    /// in between.
-    struct Refresh {
-        let user: String
-        let claimedVersion: Int
-        let generation: UInt64
-    }
-
-    /// Size, staleness bound and policy.
-    public let configuration: Configuration
     /// Where misses are read from.
     public let settings: UserSettingsStore
     /// Where events come from.
     public let bus: SessionEventBus
+    /// Size, staleness bound and policy.
+    public let configuration: Configuration
 
     private let core: CacheCore<Entry>
     private let applied = Atomic<Int>(0)
@@ -122,7 +105,7 @@ public final class UserSettingsCache: Sendable {
         self.bus = bus
         self.configuration = configuration
         self.observer = observer
-        self.core = CacheCore(capacity: configuration.capacity, maximumAge: configuration.maximumAge, clock: clock)
+        self.core = CacheCore(bounds: configuration.bounds, clock: clock)
     }
 
     /// Subscribes to the events channel and applies events until the calling task is cancelled.
@@ -165,11 +148,12 @@ public final class UserSettingsCache: Sendable {
         let totals = core.totals
         let lag = lastLagMicroseconds.load(ordering: .relaxed)
         return Statistics(
-            hits: totals.hits, misses: totals.misses,
+            counts: CacheCounts(
+                hits: totals.hits, misses: totals.misses, count: totals.count,
+                resyncs: resyncCount.load(ordering: .relaxed)),
             eventsApplied: applied.load(ordering: .relaxed), eventsIgnored: ignored.load(ordering: .relaxed),
-            eventsMalformed: malformed.load(ordering: .relaxed), resyncs: resyncCount.load(ordering: .relaxed),
-            lastEventLagMilliseconds: lag < 0 ? nil : Double(lag) / 1000, isSubscribed: core.phase.isServing,
-            count: totals.count)
+            eventsMalformed: malformed.load(ordering: .relaxed),
+            lastEventLagMilliseconds: lag < 0 ? nil : Double(lag) / 1000, isSubscribed: core.phase.isServing)
     }
 
     /// Applies one notification from the bus without reading Redis (``run()`` also reads the record a change event
@@ -272,5 +256,15 @@ public final class UserSettingsCache: Sendable {
             if let entry = state.table.peek(userID), record.version < entry.version { return }
             core.store(userID, Entry(timezone: record.timezone, version: record.version, storedAt: now), in: &state)
         }
+    }
+}
+
+extension UserSettingsCache {
+    /// What a change event asks of ``run()``: read the user's record, and store it unless a gap or another event came
+    /// in between.
+    struct Refresh {
+        let user: String
+        let claimedVersion: Int
+        let generation: UInt64
     }
 }
