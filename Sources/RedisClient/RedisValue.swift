@@ -4,7 +4,7 @@
 public enum RedisValue: Sendable, Hashable {
     /// A status reply such as `OK` or `PONG`.
     case simpleString(String)
-    /// An error reply. ``RedisClient/send(_:)`` throws these as ``RedisError``; they appear as values only inside
+    /// An error reply. `send` throws these as ``RedisError``; they appear as values only inside
     /// pipelines, transactions and arrays.
     case error(String)
     /// An integer reply.

@@ -295,7 +295,7 @@ public final class RedisServer: Sendable {
     /// - Parameters:
     ///   - port: The server's port on `127.0.0.1`.
     ///   - commands: Each command's name and arguments; sent together, in order.
-    /// - Returns: One reply per command (an error reply stays a ``RedisClient/RedisValue/error(_:)`` value).
+    /// - Returns: One reply per command (an error reply stays a `RedisValue.error` value).
     public static func ask(port: Int, _ commands: [[String]]) async throws -> [RedisValue] {
         try await withClient(port: port) { try await $0.pipeline(commands.map { RedisCommand(strings: $0) }) }
     }

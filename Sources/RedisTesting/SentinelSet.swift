@@ -12,7 +12,7 @@ import Synchronization
 /// ```
 ///
 /// Sentinels run with `down-after-milliseconds` 1000. Start-up waits until every sentinel has found the replica
-/// and the other sentinels, and ``waitUntilReplicated()`` until the replica's link is up, since a replica that is
+/// and the other sentinels, and ``waitUntilReplicated(timeout:)`` until the replica's link is up, since a replica that is
 /// still syncing refuses to take over.
 public final class SentinelSet: Sendable {
     /// The name the master is monitored under.

@@ -18,7 +18,7 @@ import Synchronization
 /// - This instance's own writes (save, regenerate, destroy, destroy-all) drop their entries before they return,
 ///   so the instance reads its own writes without waiting for the report.
 /// - An entry is never served past the session's expiry as read from Redis, nor older than
-///   ``Configuration-swift.struct/maximumAge``.
+///   ``CacheBounds/maximumAge``.
 ///
 /// The one window left is the report's travel time: a request that another instance serves while the report of a
 /// destroy is on its way still sees the session, as a request already past its session read would without a

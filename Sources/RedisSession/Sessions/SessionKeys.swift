@@ -4,7 +4,7 @@
 /// | --- | --- |
 /// | `<prefix>s:{T}<H>` | a session hash: `T` the ID's slot tag, `H` the base64url SHA-256 of the ID |
 /// | `<prefix>u:{T}<user>` | the user's index: a sorted set of `H`, scored by each session's absolute expiry |
-/// | `<prefix>user:{T}<user>` | the user's settings record (``UserSettingsStore``) |
+/// | `<prefix>user:{T}<user>` | the user's settings record (`UserSettingsStore`, in SettingsSync) |
 ///
 /// `{T}` is a Redis Cluster hash tag: for a user it is ``SessionID/tag(forUser:)``, so a signed-in user's
 /// sessions, index and settings share one hash slot, and every script and transaction of the store touches one

@@ -1,7 +1,7 @@
 public import RedisSession
 
-/// The error of ``SessionFlows``: what the user did wrong, or which store failed (``CodedError/underlying`` is then
-/// that store's ``SessionError`` or ``SettingsError``).
+/// The error of ``SessionFlows``: what the user did wrong, or which store failed (`underlying` is then that
+/// store's `SessionError` or ``SettingsError``).
 public typealias FlowError = CodedError<FlowErrorCode>
 
 /// What kind of failure a ``FlowError`` is.
@@ -17,7 +17,7 @@ public struct FlowErrorCode: ErrorCode {
     public static let sessionNotFound = Self("sessionNotFound")
     /// A store could not be reached or did not answer in time. Not a logout: callers should answer 503.
     public static let storeUnavailable = Self("storeUnavailable")
-    /// A store refused the write or found data it did not write: a ``SessionError`` such as `tooLarge`, or a
+    /// A store refused the write or found data it did not write: a `SessionError` such as `tooLarge`, or a
     /// ``SettingsError``.
     public static let rejected = Self("rejected")
 }

@@ -6,7 +6,7 @@ import Synchronization
 /// Each instance's cache of users' settings, kept current by session events.
 ///
 /// A lookup that hits costs no Redis round trip. Entries are bounded (LRU), carry the settings version they hold and
-/// expire after ``Configuration-swift.struct/maximumAge`` even if every event about them was lost.
+/// expire after the configuration's `maximumAge` even if every event about them was lost.
 ///
 /// An event is only a hint that a user's settings record changed: the cache never takes a timezone or a version from
 /// it, only from the record. An event no newer than the cached version is ignored (out-of-order delivery); a newer

@@ -1,7 +1,7 @@
 public import RedisClient
 public import RedisSession
 
-/// Reads and writes users' settings records in Redis: hash `<prefix>user:{T}<id>` (``SessionKeys/settings(_:)``,
+/// Reads and writes users' settings records in Redis: hash `<prefix>user:{T}<id>` (`SessionKeys.settings(_:)`,
 /// in the user's slot) with `timezone` and `version`.
 public struct UserSettingsStore: Sendable {
     /// The pool to use.
