@@ -52,7 +52,8 @@ struct LoginLimiter: Sendable {
         let reply = try await client.evaluate(
             Self.takeScript, keys: [pairKey(account, address), clientKey(address)],
             arguments: [
-                freeAttempts, baseDelay.milliseconds, maximumDelay.milliseconds, clientLimit, window.milliseconds,
+                freeAttempts, Int64(baseDelay / .milliseconds(1)), Int64(maximumDelay / .milliseconds(1)),
+                clientLimit, Int64(window / .milliseconds(1)),
             ])
         guard let values = reply.array, values.count == 2, let allowed = values[0].int, let detail = values[1].int
         else {
@@ -95,12 +96,4 @@ struct LoginLimiter: Sendable {
         if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
         return 1
         """)
-}
-
-extension Duration {
-    /// Whole milliseconds.
-    fileprivate var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
 }
