@@ -2,6 +2,7 @@ import Foundation
 import RedisClient
 import RedisSession
 import RedisTesting
+import SettingsSync
 import Testing
 
 /// The README's examples, compiled and run, so they stay true.
@@ -57,6 +58,34 @@ import Testing
         #expect(await eventually { (try? await store.load(id: id)) != nil && cache.statistics.hits > 0 })
         tracking.cancel()
         await tracking.value
+        await client.close()
+    }
+
+    @Test func settingsExample() async throws {
+        let url = try await RedisServer.sharedURL()
+        let client = RedisClient(configuration: try RedisConfiguration(url: url))
+        let prefix = "readme\(UUID().uuidString.prefix(6)):"
+        let store = RedisSessionStore(client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix))
+        let visitorSession = try await store.create()
+        do {
+            // README: begin settings
+            let bus = SessionEventBus(client: client, keyPrefix: prefix, subscriberName: "web-1-sub")
+            let settings = UserSettingsStore(client: client, keyPrefix: prefix)
+            let cache = UserSettingsCache(settings: settings, bus: bus, configuration: .init(policy: .refresh))
+            let flows = SessionFlows(sessions: store, settings: settings, bus: bus, cache: cache, instanceID: "web-1")
+
+            let following = Task { await cache.run() }  // a service: subscribes and applies events until cancelled
+
+            var session = try await flows.login(session: visitorSession, userID: "alice")  // new ID, event
+            try await flows.changeTimezone(session: &session, to: "Asia/Tokyo")  // versioned write + event, atomic
+            let timezone = try await cache.timezone(for: "alice")  // memory on a hit, the settings record on a miss
+            // README: end settings
+            #expect(timezone == "Asia/Tokyo")
+            #expect(session.id != visitorSession.id && session["timezone"] == "Asia/Tokyo")
+            #expect(await eventually { cache.statistics.isSubscribed })
+            following.cancel()
+            await following.value
+        }
         await client.close()
     }
 }
