@@ -47,25 +47,21 @@ final class ClusterSubscription: Sendable {
 
     private func run() async {
         let client = RedisClient(configuration: subscriber.configuration)
-        var hasSubscribedOnce = false
-        var inOutage = false
-        var failures = 0
+        // The gaps and the backoff of the whole subscription: one per primary is each child loop's own.
+        var machine = SubscriberStateMachine(
+            pingInterval: subscriber.pingInterval, pingTimeout: subscriber.pingTimeout,
+            backoff: subscriber.configuration.reconnectBackoff)
         while !Task.isCancelled {
             let primaries: [RedisConfiguration.Endpoint]
             do throws(RedisError) {
                 primaries = try await client.router?.primaries().nodes ?? []
                 guard !primaries.isEmpty else { throw RedisError(.connectionFailed, "the cluster has no primaries") }
             } catch {
-                if !inOutage {
-                    inOutage = true
-                    continuation.yield(.disconnected(error))
-                }
-                let delay = subscriber.configuration.reconnectBackoff.delay(attempt: failures)
-                failures += 1
-                try? await Task.sleep(for: delay)
+                let reconnect = machine.sessionEnded(error)
+                if let report = reconnect.report { continuation.yield(.disconnected(report)) }
+                if let delay = reconnect.delay { try? await Task.sleep(for: delay) }
                 continue
             }
-            failures = 0
             let (events, sink) = AsyncStream.makeStream(of: Event.self)
             let observer = client.router?.addObserver { _ in sink.yield(.topologyChanged) }
             var loops: [SubscriberLoop] = []
@@ -104,16 +100,11 @@ final class ClusterSubscription: Sendable {
                 case .child(let index, .subscribed):
                     subscribed.insert(index)
                     if subscribed.count == primaries.count {
-                        continuation.yield(.subscribed(again: hasSubscribedOnce))
-                        hasSubscribedOnce = true
-                        inOutage = false
+                        continuation.yield(.subscribed(again: machine.subscribed()))
                     }
                 case .child(let index, .disconnected(let error)):
                     subscribed.remove(index)
-                    if !inOutage {
-                        inOutage = true
-                        continuation.yield(.disconnected(error))
-                    }
+                    if let report = machine.gap(error) { continuation.yield(.disconnected(report)) }
                 case .child(_, .message(let message)):
                     if recent.isFirstCopy(message) { continuation.yield(.message(message)) }
                 case .child(_, .invalidated(let keys)):
@@ -124,9 +115,10 @@ final class ClusterSubscription: Sendable {
             if let observer { client.router?.removeObserver(observer) }
             for loop in loops { loop.stop() }
             sink.finish()
-            if !Task.isCancelled && !inOutage {
-                inOutage = true
-                continuation.yield(.disconnected(RedisError(.connectionClosed, "the cluster's slot table changed")))
+            if !Task.isCancelled,
+                let report = machine.gap(RedisError(.connectionClosed, "the cluster's slot table changed"))
+            {
+                continuation.yield(.disconnected(report))
             }
         }
         await client.close()

@@ -78,17 +78,22 @@ struct SubscriberStateMachine {
 
     /// The session (or the attempt to start one) ended with `error`.
     mutating func sessionEnded(_ error: RedisError) -> Reconnect {
-        var reconnect = Reconnect()
-        if !inOutage {
-            inOutage = true
-            reconnect.report = error
-        }
+        var reconnect = Reconnect(report: gap(error))
         if failedAttempts > 0 { reconnect.delay = backoff.delay(attempt: failedAttempts - 1) }
         failedAttempts += 1
         return reconnect
     }
 
-    private mutating func subscribed() -> Bool {
+    /// Messages may be missed from now on: the error to report, the first time in an outage.
+    mutating func gap(_ error: RedisError) -> RedisError? {
+        guard !inOutage else { return nil }
+        inOutage = true
+        return error
+    }
+
+    /// Every subscription is confirmed (for a subscription over several connections, on all of them). Returns
+    /// whether this is a resubscription after a gap.
+    mutating func subscribed() -> Bool {
         let again = hasSubscribedOnce
         hasSubscribedOnce = true
         inOutage = false
