@@ -48,6 +48,8 @@ import Testing
         }
         #expect(instance.client.statistics.requests == requestsBefore, "a cached load sent a command")
         #expect(instance.cache.statistics.hits == 100)
+        // The store counts where its loads came from, and its writes.
+        #expect(instance.store.statistics.loadsFromMemory == 100 && instance.store.statistics.loadsFromRedis == 1)
 
         // A write by anyone else (here a bare client, as redis-cli would be) reaches the cache through Redis.
         let other = RedisClient(configuration: try RedisConfiguration(url: url))
@@ -55,6 +57,11 @@ import Testing
         await other.close()
         #expect(await eventually { instance.cache.statistics.invalidations == 2 })
         #expect(try await instance.store.load(id: created.id)?["timezone"] == "Asia/Tokyo")
+        var session = try #require(try await instance.store.load(id: created.id))
+        session["theme"] = "dark"
+        try await instance.store.save(&session)
+        try await instance.store.save(&session)  // nothing changed: not a write
+        #expect(instance.store.statistics.saves == 1)
         await instance.stop()
     }
 

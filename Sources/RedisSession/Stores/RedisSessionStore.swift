@@ -1,5 +1,6 @@
 import Foundation
 public import RedisClient
+import Synchronization
 
 /// Sessions in Redis: one hash per session, a per-user index, Lua scripts where atomicity needs them. Keys follow
 /// ``SessionKeys``: no key or index member holds a session ID, and each command touches one hash slot.
@@ -48,6 +49,31 @@ public struct RedisSessionStore: SessionStore {
         self.keys = SessionKeys(prefix: configuration.keyPrefix)
     }
 
+    /// What the store did, counted since it was created: for `/stats` and metrics.
+    public struct Statistics: Sendable, Hashable {
+        /// Loads answered by the session cache, with no round trip.
+        public var loadsFromMemory: Int
+        /// Loads that read Redis (found or not).
+        public var loadsFromRedis: Int
+        /// Writes of a session: saves that had changes, regenerations and changes of user.
+        public var saves: Int
+    }
+
+    /// Counters, readable at any time.
+    public var statistics: Statistics {
+        Statistics(
+            loadsFromMemory: counters.loadsFromMemory.load(ordering: .relaxed),
+            loadsFromRedis: counters.loadsFromRedis.load(ordering: .relaxed),
+            saves: counters.saves.load(ordering: .relaxed))
+    }
+
+    private final class Counters: Sendable {
+        let loadsFromMemory = Atomic<Int>(0)
+        let loadsFromRedis = Atomic<Int>(0)
+        let saves = Atomic<Int>(0)
+    }
+
+    private let counters = Counters()
     /// Built once: every load names its key through it.
     private let keys: SessionKeys
     /// Whether writes that end sessions have a replica to wait for.
@@ -94,6 +120,7 @@ public struct RedisSessionStore: SessionStore {
 
     public func load(id: SessionID) async throws(SessionError) -> Session? {
         if let cache, let (cached, ttl) = cache.session(id) {
+            counters.loadsFromMemory.add(1, ordering: .relaxed)
             var session = cached
             if needsTouch(session, ttl: ttl) {
                 // The touch changes the stored session; the next load reads what it wrote.
@@ -116,6 +143,7 @@ public struct RedisSessionStore: SessionStore {
         } catch {
             throw mapError(error)
         }
+        counters.loadsFromRedis.add(1, ordering: .relaxed)
         guard replies.count == 2 else { throw SessionError(.corruptSession, "unexpected reply to a session load") }
         if case .error(let message) = replies[0] { throw mapError(RedisError(.serverError, message)) }
         guard let fields = replies[0].array, let remaining = replies[1].int else {
@@ -270,6 +298,7 @@ public struct RedisSessionStore: SessionStore {
         } else {
             try await saveAttributes(&session)
         }
+        counters.saves.add(1, ordering: .relaxed)
     }
 
     /// A plain attribute save: one `MULTI`/`EXEC` round trip, no Lua.
