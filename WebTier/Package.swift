@@ -20,6 +20,9 @@ let package = Package(
     ],
     dependencies: [
         .package(name: "swift-redis-session", path: ".."),
+        .package(name: "swift-redis-session-hummingbird", path: "../Integrations/HummingbirdRedisSession"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -33,6 +36,9 @@ let package = Package(
         .target(
             name: "WebTierApp",
             dependencies: [
+                .product(name: "HummingbirdRedisSession", package: "swift-redis-session-hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "RedisClient", package: "swift-redis-session"),
                 .product(name: "RedisSession", package: "swift-redis-session"),
                 .product(name: "SettingsSync", package: "swift-redis-session"),
@@ -77,6 +83,7 @@ let package = Package(
         .testTarget(
             name: "WebTierTests",
             dependencies: [
+                .product(name: "HummingbirdRedisSession", package: "swift-redis-session-hummingbird"),
                 "WebTierApp",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,14 +1,13 @@
 public import Hummingbird
+public import HummingbirdRedisSession
 import NIOCore
-import RedisSession
 
-/// The request context: Hummingbird's core storage plus the visitor's session, loaded by ``SessionMiddleware``.
-public struct AppRequestContext: RequestContext {
+/// The request context: Hummingbird's core storage plus the visitor's session, loaded and written back by the
+/// integration's `RedisSessionMiddleware`.
+public struct AppRequestContext: RedisSessionRequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The signed-in or anonymous session, if the request carried a valid cookie for a live session.
-    var session: Session?
-    /// The request carried a session cookie that names no live session: the response clears it.
-    var staleSessionCookie = false
+    /// The visitor's session: signed in, anonymous, or none.
+    public let session = RequestSession()
 
     /// The connection, read only when a login records the device's address.
     private let channel: any Channel

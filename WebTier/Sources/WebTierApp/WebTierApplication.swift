@@ -1,5 +1,6 @@
 import ServiceLifecycle
 public import Hummingbird
+import HummingbirdRedisSession
 public import Logging
 
 /// Builds one web-tier instance: routes, middleware and the component's services in one Hummingbird application.
@@ -17,12 +18,11 @@ public func buildApplication(configuration: WebTierConfiguration, logger: Logger
     router.add(middleware: InstanceHeaderMiddleware(instanceID: configuration.instanceID))
     OperationsRoutes(state: state).register(on: router)
     state.assets.register(on: router)
-    router.add(middleware: SessionMiddleware(store: state.store, cookie: state.cookie))
+    router.add(middleware: state.kit.middleware(for: AppRequestContext.self) { _, _ in Pages.unavailable() })
     AccountRoutes(state: state).register(on: router)
     SettingsRoutes(state: state).register(on: router)
 
-    var services: [any Service] = [RedisClientService(client: state.client), SettingsCacheService(cache: state.cache)]
-    if let sessionCache = state.sessionCache { services.append(SessionCacheService(cache: sessionCache)) }
+    var services = state.kit.services
     if configuration.seedDemoUsers { services.append(DemoUserSeeder(users: state.users, logger: logger)) }
     let deadlines = RequestDeadlineHandler.Deadlines(
         head: configuration.requestHeadTimeout, body: configuration.requestBodyTimeout)

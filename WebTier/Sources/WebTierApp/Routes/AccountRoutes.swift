@@ -3,6 +3,7 @@ import Logging
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdRedisSession
 import RedisSession
 import SettingsSync
 
@@ -21,7 +22,7 @@ struct AccountRoutes: Sendable {
 
     /// The signed-in landing page, or the login form. An anonymous view writes nothing to Redis.
     func landing(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        guard let session = context.session, let user = session.userID else {
+        guard let session = context.session.current, let user = session.userID else {
             return loginForm(request, error: nil, status: .ok)
         }
         let timezone: String
@@ -59,7 +60,7 @@ struct AccountRoutes: Sendable {
             host: state.configuration.publicHost ?? request.head.authority)
         guard sameSite,
             CSRFToken.isWellFormed(anonymousToken) && CSRFToken.matches(submitted, anonymousToken)
-                || CSRFToken.matches(submitted, context.session?[CSRFToken.attribute])
+                || CSRFToken.matches(submitted, context.session.current?[CSRFToken.attribute])
         else {
             context.logger.notice("login refused: cross-site or forged CSRF token")
             return Pages.forbidden(frame: state.frame)
@@ -81,20 +82,20 @@ struct AccountRoutes: Sendable {
             let session: Session
             do {
                 session = try await state.flows.login(
-                    session: context.session, userID: userID, attributes: [CSRFToken.attribute: CSRFToken.make()],
+                    session: context.session.current, userID: userID,
+                    attributes: [CSRFToken.attribute: CSRFToken.make()],
                     labels: Self.deviceLabels(request, context))
             } catch {
                 return Pages.unavailable()
             }
             context.logger.info("signed in", metadata: ["rsess.user": "\(userID)"])
-            var response = Pages.redirect(to: "/")
-            response.headers.append(HTTPField(name: .setCookie, value: state.cookie.header(for: session.id)))
-            return response
+            context.session.adopt(session)  // the middleware sets the new ID's cookie
+            return Pages.redirect(to: "/")
         }
     }
 
     func logout(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        guard let session = context.session else { return Pages.redirect(to: "/") }
+        guard let session = context.session.current else { return Pages.redirect(to: "/") }
         guard try await Self.csrfMatches(request, context, session) else {
             return Pages.forbidden(frame: state.frame)
         }
@@ -103,13 +104,12 @@ struct AccountRoutes: Sendable {
         } catch {
             return Pages.unavailable()
         }
-        var response = Pages.redirect(to: "/")
-        response.headers.append(HTTPField(name: .setCookie, value: state.cookie.expiredHeader()))
-        return response
+        context.session.ended()  // the middleware clears the cookie
+        return Pages.redirect(to: "/")
     }
 
     func sessions(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        guard let session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
+        guard let session = context.session.current, let user = session.userID else { return Pages.redirect(to: "/") }
         do {
             let list = try await state.store.sessions(userID: user)
             let timezone = try await state.cache.timezone(for: user) ?? "UTC"
@@ -123,7 +123,7 @@ struct AccountRoutes: Sendable {
     }
 
     func logoutEverywhere(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        guard let session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
+        guard let session = context.session.current, let user = session.userID else { return Pages.redirect(to: "/") }
         guard try await Self.csrfMatches(request, context, session) else {
             return Pages.forbidden(frame: state.frame)
         }
@@ -134,14 +134,13 @@ struct AccountRoutes: Sendable {
         } catch {
             return Pages.unavailable()
         }
-        var response = Pages.redirect(to: "/")
-        response.headers.append(HTTPField(name: .setCookie, value: state.cookie.expiredHeader()))
-        return response
+        context.session.ended()
+        return Pages.redirect(to: "/")
     }
 
     /// Ends one of the user's other sessions, named by its handle (the page never holds another device's ID).
     func signOutDevice(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        guard let session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
+        guard let session = context.session.current, let user = session.userID else { return Pages.redirect(to: "/") }
         // The body can be read once: the CSRF token and the handle come from the same parse.
         let form = try await FormBody.parse(request, context: context)
         guard CSRFToken.matches(form["csrf"] ?? request.headers[.xCSRFToken], session[CSRFToken.attribute]) else {
@@ -154,9 +153,8 @@ struct AccountRoutes: Sendable {
             return Pages.unavailable()
         }
         guard handle == session.id.handle else { return Pages.redirect(to: "/sessions") }
-        var response = Pages.redirect(to: "/")
-        response.headers.append(HTTPField(name: .setCookie, value: state.cookie.expiredHeader()))
-        return response
+        context.session.ended()
+        return Pages.redirect(to: "/")
     }
 
     /// What the sessions page shows of the device that signs in: its user agent and address, shortened. The

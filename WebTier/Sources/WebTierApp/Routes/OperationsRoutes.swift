@@ -2,17 +2,20 @@ import RedisClient
 import Logging
 import Foundation
 import Hummingbird
+import HummingbirdRedisSession
 import NIOCore
+import Prometheus
 import RedisSession
 import SettingsSync
 
-/// `GET /healthz` and `GET /stats`, for load balancers, the rig and people.
+/// `GET /healthz` and `GET /stats`, for load balancers, the rig and people; `GET /metrics`, for Prometheus.
 struct OperationsRoutes: Sendable {
     let state: AppState
 
     func register(on router: Router<AppRequestContext>) {
         router.get("/healthz") { _, _ in await health() }
         router.get("/stats") { _, _ in stats() }
+        router.get("/metrics") { _, _ in metrics() }
         router.get("/app.css") { _, _ in
             Response(
                 status: .ok,
@@ -50,6 +53,18 @@ struct OperationsRoutes: Sendable {
         ]
         if !problems.isEmpty { body["reason"] = problems.joined(separator: "; ") }
         return Pages.json(body, status: problems.isEmpty ? .ok : .serviceUnavailable)
+    }
+
+    /// The component's metrics in the Prometheus text format (the kit's `RedisSessionMetrics`, sampled every
+    /// second and at this scrape).
+    func metrics() -> Response {
+        state.kit.metrics?.sample()
+        var buffer: [UInt8] = []
+        state.registry.emit(into: &buffer)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: buffer)))
     }
 
     private var sessionCacheState: String {

@@ -2,6 +2,7 @@ import RedisClient
 import Logging
 import HTTPTypes
 import Hummingbird
+import HummingbirdRedisSession
 import RedisSession
 import SettingsSync
 
@@ -15,7 +16,7 @@ struct SettingsRoutes: Sendable {
     }
 
     func show(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        guard let session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
+        guard let session = context.session.current, let user = session.userID else { return Pages.redirect(to: "/") }
         do {
             let current = try await state.cache.timezone(for: user) ?? "UTC"
             return Pages.html(
@@ -29,7 +30,7 @@ struct SettingsRoutes: Sendable {
     /// An htmx request gets `204` + `HX-Refresh: true`; a plain form post gets `303` to the landing page; an unknown
     /// timezone gets `422` with the form and an error, and changes nothing.
     func change(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        guard var session = context.session, let user = session.userID else { return Pages.redirect(to: "/") }
+        guard var session = context.session.current, let user = session.userID else { return Pages.redirect(to: "/") }
         let form = try await FormBody.parse(request, context: context)
         let token = session[CSRFToken.attribute]
         guard CSRFToken.matches(form["csrf"] ?? request.headers[.xCSRFToken], token) else {
@@ -38,6 +39,7 @@ struct SettingsRoutes: Sendable {
         let requested = form["timezone"] ?? ""
         do {
             try await state.flows.changeTimezone(session: &session, to: requested)
+            context.session.adopt(session)  // saved by the flow: nothing left for the middleware to write
         } catch  where error.code == .unknownTimezone {
             let current = (try? await state.cache.timezone(for: user)) ?? session["timezone"] ?? "UTC"
             let page = Pages.settings(
