@@ -15,7 +15,8 @@ let package = Package(
     name: "swift-redis-session-vapor",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "VaporRedisSession", targets: ["VaporRedisSession"])
+        .library(name: "VaporRedisSession", targets: ["VaporRedisSession"]),
+        .executable(name: "vapor-bench-app", targets: ["vapor-bench-app"]),
     ],
     dependencies: [
         .package(name: "swift-redis-session", path: "../.."),
@@ -25,6 +26,17 @@ let package = Package(
         .target(
             name: "VaporRedisSession",
             dependencies: [
+                .product(name: "RedisClient", package: "swift-redis-session"),
+                .product(name: "RedisSession", package: "swift-redis-session"),
+                .product(name: "Vapor", package: "vapor"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // What scripts/bench measures: a Vapor hello-world, and a page that reads a signed-in session.
+        .executableTarget(
+            name: "vapor-bench-app",
+            dependencies: [
+                "VaporRedisSession",
                 .product(name: "RedisClient", package: "swift-redis-session"),
                 .product(name: "RedisSession", package: "swift-redis-session"),
                 .product(name: "Vapor", package: "vapor"),

@@ -49,6 +49,22 @@ public struct RedisSessionStore: SessionStore {
         self.keys = SessionKeys(prefix: configuration.keyPrefix)
     }
 
+    /// The session, if this instance's ``SessionCache`` holds it: no round trip, and no suspension, for callers that
+    /// want to answer without leaving their thread (an event loop). `nil` means "not in memory", not "no session":
+    /// call ``load(id:)`` then. It slides the idle timeout as ``load(id:)`` does.
+    public func loadFromMemory(id: SessionID) -> Session? {
+        guard let cache, let (cached, ttl) = cache.session(id) else { return nil }
+        counters.loadsFromMemory.add(1, ordering: .relaxed)
+        var session = cached
+        if needsTouch(session, ttl: ttl) {
+            // The touch changes the stored session; the next load reads what it wrote.
+            cache.invalidate(id)
+            touch(keys.session(id))
+            session.lastSeenAt = Date()
+        }
+        return session
+    }
+
     /// What the store did, counted since it was created: for `/stats` and metrics.
     public struct Statistics: Sendable, Hashable {
         /// Loads answered by the session cache, with no round trip.
@@ -119,17 +135,7 @@ public struct RedisSessionStore: SessionStore {
     }
 
     public func load(id: SessionID) async throws(SessionError) -> Session? {
-        if let cache, let (cached, ttl) = cache.session(id) {
-            counters.loadsFromMemory.add(1, ordering: .relaxed)
-            var session = cached
-            if needsTouch(session, ttl: ttl) {
-                // The touch changes the stored session; the next load reads what it wrote.
-                cache.invalidate(id)
-                touch(keys.session(id))
-                session.lastSeenAt = Date()
-            }
-            return session
-        }
+        if let session = loadFromMemory(id: id) { return session }
         let ticket = cache?.beginLoad(id)
         var loaded: Session?
         var ttl: Int64 = 0

@@ -6,7 +6,8 @@ extension Application.Sessions.Provider {
     /// `app.sessions.use(.redis(store))`.
     ///
     /// The cookie is `rsess` (or `cookie.name`), `HttpOnly`, `SameSite=Lax`, `Secure` as `cookie` says, and lives as
-    /// long as the idle timeout. The store is also reachable as `app.redisSessions` and `req.redisSessions`, for
+    /// long as the idle timeout. A store given a `SessionCache` answers repeated loads from memory; the cache runs from
+    /// the application's boot to its shutdown. The store is also reachable as `app.redisSessions` and `req.redisSessions`, for
     /// what Vapor's session API has no word for (log out everywhere, the user's devices).
     ///
     /// - Parameters:
@@ -25,6 +26,8 @@ extension Application.Sessions.Provider {
                     isSecure: cookie.secure, isHTTPOnly: true, sameSite: .lax)
             }
             app.sessions.use { _ in RedisSessionDriver(store: store, userKey: userKey) }
+            // A store with a session cache answers repeated loads from memory; the cache runs with the app.
+            if let cache = store.cache { app.lifecycle.use(SessionCacheLifecycle(cache: cache)) }
         }
     }
 }

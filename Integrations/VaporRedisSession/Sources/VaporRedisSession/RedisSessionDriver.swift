@@ -17,7 +17,10 @@ public import Vapor
 ///   is not a well-formed session ID costs no store call.
 /// - **Empty sessions** (Vapor makes one whenever a handler touches `req.session`) are not stored until they hold
 ///   something. Check `req.hasSession` before reading `req.session` to keep anonymous visitors cookie-free.
-public struct RedisSessionDriver: AsyncSessionDriver {
+///
+/// A load the store's ``SessionCache`` answers, and an update that changed nothing, complete on the event loop
+/// without a hop to the task pool; only Redis round trips run in a task.
+public struct RedisSessionDriver: SessionDriver {
     /// Where the sessions live.
     public let store: RedisSessionStore
     /// The key of Vapor's session data that holds the signed-in user.
@@ -33,10 +36,67 @@ public struct RedisSessionDriver: AsyncSessionDriver {
         self.userKey = userKey
     }
 
-    public func createSession(_ data: SessionData, for request: Request) async throws -> Vapor.SessionID {
+    public func createSession(_ data: SessionData, for request: Request) -> EventLoopFuture<Vapor.SessionID> {
         // Vapor creates a session for any request that touched `req.session`, or sent a cookie that named no
         // session. An empty one is not worth a write: it gets an ID, and is stored once it holds something.
-        guard !data.snapshot.isEmpty else { return Vapor.SessionID(string: RedisSession.SessionID().text) }
+        guard !data.snapshot.isEmpty else {
+            return request.eventLoop.makeSucceededFuture(Vapor.SessionID(string: RedisSession.SessionID().text))
+        }
+        return request.eventLoop.makeFutureWithTask { try await create(data, for: request) }
+    }
+
+    public func readSession(_ sessionID: Vapor.SessionID, for request: Request) -> EventLoopFuture<SessionData?> {
+        guard let id = RedisSession.SessionID(sessionID.string) else {
+            return request.eventLoop.makeSucceededFuture(nil)
+        }
+        if let session = store.loadFromMemory(id: id) {
+            request.storage[LoadedSession.self] = session
+            return request.eventLoop.makeSucceededFuture(data(of: session))
+        }
+        return request.eventLoop.makeFutureWithTask {
+            let loaded = try await Self.unavailableAs503 { () async throws(SessionError) -> RedisSession.Session? in
+                try await store.load(id: id)
+            }
+            guard let session = loaded else { return nil }
+            request.storage[LoadedSession.self] = session
+            return data(of: session)
+        }
+    }
+
+    public func updateSession(
+        _ sessionID: Vapor.SessionID, to data: SessionData, for request: Request
+    ) -> EventLoopFuture<Vapor.SessionID> {
+        // The session this request loaded is known by its text: no second parse (and hash) of the cookie.
+        if let loaded = request.storage[LoadedSession.self], loaded.id.text == sessionID.string {
+            let session = applying(data, to: loaded)
+            guard session.hasChanges else { return request.eventLoop.makeSucceededFuture(sessionID) }
+            return request.eventLoop.makeFutureWithTask { try await save(session, data, for: request) }
+        }
+        guard let id = RedisSession.SessionID(sessionID.string) else { return createSession(data, for: request) }
+        return request.eventLoop.makeFutureWithTask {
+            let stored = try await Self.unavailableAs503 { () async throws(SessionError) -> RedisSession.Session? in
+                try await store.load(id: id)
+            }
+            guard let stored else { return try await create(data, for: request) }
+            let session = applying(data, to: stored)
+            guard session.hasChanges else { return sessionID }
+            return try await save(session, data, for: request)
+        }
+    }
+
+    public func deleteSession(_ sessionID: Vapor.SessionID, for request: Request) -> EventLoopFuture<Void> {
+        guard let id = RedisSession.SessionID(sessionID.string) else {
+            return request.eventLoop.makeSucceededVoidFuture()
+        }
+        request.storage[LoadedSession.self] = nil
+        return request.eventLoop.makeFutureWithTask {
+            try await Self.unavailableAs503 { () async throws(SessionError) in try await store.destroy(id: id) }
+        }
+    }
+
+    // MARK: Internals
+
+    private func create(_ data: SessionData, for request: Request) async throws -> Vapor.SessionID {
         var attributes = data.snapshot
         let user = attributes.removeValue(forKey: userKey)
         let session = try await Self.unavailableAs503 { () async throws(SessionError) -> RedisSession.Session in
@@ -46,56 +106,38 @@ public struct RedisSessionDriver: AsyncSessionDriver {
         return Vapor.SessionID(string: session.id.text)
     }
 
-    public func readSession(_ sessionID: Vapor.SessionID, for request: Request) async throws -> SessionData? {
-        guard let id = RedisSession.SessionID(sessionID.string) else { return nil }
-        let loaded = try await Self.unavailableAs503 { () async throws(SessionError) -> RedisSession.Session? in
-            try await store.load(id: id)
+    /// Writes what changed; a new ID when the user changed.
+    private func save(
+        _ session: RedisSession.Session, _ data: SessionData, for request: Request
+    ) async throws -> Vapor.SessionID {
+        var session = session
+        do {
+            try await Self.unavailableAs503 { () async throws(SessionError) in try await store.save(&session) }
+        } catch let error as SessionError where error.code == .sessionNotFound {
+            // Ended meanwhile (a logout elsewhere wins): start over rather than bring it back.
+            return try await create(data, for: request)
         }
-        guard let session = loaded else { return nil }
         request.storage[LoadedSession.self] = session
+        return Vapor.SessionID(string: session.id.text)
+    }
+
+    /// Vapor's view of a session: its attributes as strings, and its user under ``userKey``.
+    private func data(of session: RedisSession.Session) -> SessionData {
         var data = SessionData()
         for key in session.keys { data[key] = session[key] }
         if let user = session.userID { data[userKey] = user }
         return data
     }
 
-    public func updateSession(
-        _ sessionID: Vapor.SessionID, to data: SessionData, for request: Request
-    ) async throws -> Vapor.SessionID {
-        guard let id = RedisSession.SessionID(sessionID.string) else {
-            return try await createSession(data, for: request)
-        }
-        var session: RedisSession.Session
-        if let loaded = request.storage[LoadedSession.self], loaded.id == id {
-            session = loaded
-        } else if let stored = try await Self.unavailableAs503({
-            () async throws(SessionError) -> RedisSession.Session? in
-            try await store.load(id: id)
-        }) {
-            session = stored
-        } else {
-            return try await createSession(data, for: request)
-        }
+    /// `session` with Vapor's data applied: only what differs is marked changed.
+    private func applying(_ data: SessionData, to session: RedisSession.Session) -> RedisSession.Session {
+        var session = session
         var wanted = data.snapshot
         let user = wanted.removeValue(forKey: userKey)
         if user != session.userID { session.userID = user }
         for key in session.keys where wanted[key] == nil { session.remove(key) }
         for (key, value) in wanted where session[key] != value { session[key] = value }
-        guard session.hasChanges else { return sessionID }
-        do {
-            try await Self.unavailableAs503 { () async throws(SessionError) in try await store.save(&session) }
-        } catch let error as SessionError where error.code == .sessionNotFound {
-            // Ended meanwhile (a logout elsewhere wins): start over rather than bring it back.
-            return try await createSession(data, for: request)
-        }
-        request.storage[LoadedSession.self] = session
-        return Vapor.SessionID(string: session.id.text)
-    }
-
-    public func deleteSession(_ sessionID: Vapor.SessionID, for request: Request) async throws {
-        guard let id = RedisSession.SessionID(sessionID.string) else { return }
-        try await Self.unavailableAs503 { () async throws(SessionError) in try await store.destroy(id: id) }
-        request.storage[LoadedSession.self] = nil
+        return session
     }
 
     /// Runs a store call; `storeUnavailable` becomes a 503 Vapor answers, anything else stays itself.

@@ -144,4 +144,25 @@ import VaporTesting
         }
         await store.client.close()
     }
+
+    @Test func aStoreWithASessionCacheAnswersRepeatedLoadsFromMemory() async throws {
+        let url = try await RedisServer.sharedURL()
+        let prefix = "vp\(UUID().uuidString.prefix(8)):"
+        let client = RedisClient(configuration: try RedisConfiguration(url: url))
+        let cache = SessionCache(client: client, keyPrefix: prefix)
+        let store = RedisSessionStore(
+            client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix), cache: cache)
+        try await withApp(configure: { Self.configure($0, store: store) }) { app in
+            let login = try await app.testing().sendRequest(.POST, "login/erin")
+            #expect(await eventually { cache.statistics.isTracking }, "the provider runs the cache with the app")
+            var headers = HTTPHeaders()
+            headers.cookie = ["rsess": .init(string: try #require(Self.cookie(login)))]
+            for _ in 0..<5 {
+                #expect(try await app.testing().sendRequest(.GET, "/", headers: headers).body.string == "erin light")
+            }
+            #expect(store.statistics.loadsFromMemory >= 3)
+        }
+        #expect(await eventually { !cache.statistics.isTracking }, "and ends it at shutdown")
+        await client.close()
+    }
 }
