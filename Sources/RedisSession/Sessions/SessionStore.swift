@@ -74,4 +74,38 @@ extension SessionStore {
         guard let cookieValue, let id = SessionID(cookieValue) else { return nil }
         return try await load(id: id)
     }
+
+    /// Signs `userID` in on the visitor's session (after the application checked the credentials): the session gets
+    /// a new ID in the user's slot, and the old ID stops working at once (a session-fixation defence). A visitor
+    /// without a session, or whose session ended meanwhile, gets a new one.
+    ///
+    /// - Parameters:
+    ///   - session: The visitor's current session, if any.
+    ///   - userID: The authenticated user.
+    ///   - attributes: String attributes to store in the same write.
+    ///   - labels: What to show of this device in the user's list of sessions.
+    ///   - keeping: When the visitor's session belongs to another user, the attributes to carry over (a cart, a
+    ///     locale); every other attribute of that user is dropped. An anonymous session keeps everything.
+    /// - Returns: The signed-in session; set its ID as the cookie.
+    public func signIn(
+        _ session: Session?, userID: String, attributes: [String: String] = [:], labels: [String: String] = [:],
+        keeping: Set<String> = []
+    ) async throws(SessionError) -> Session {
+        guard var existing = session else {
+            return try await create(userID: userID, attributes: attributes, labels: labels)
+        }
+        if let previous = existing.userID, previous != userID {
+            // Signing in over another user's session: nothing of theirs carries over unless the app says so.
+            for key in existing.keys where !keeping.contains(key) { existing.remove(key) }
+        }
+        existing.userID = userID
+        for (key, value) in attributes { existing[key] = value }
+        if !labels.isEmpty { existing.labels = labels }
+        do {
+            try await regenerate(&existing)
+            return existing
+        } catch  where error.code == .sessionNotFound {
+            return try await create(userID: userID, attributes: attributes, labels: labels)
+        }
+    }
 }

@@ -65,25 +65,12 @@ public struct SessionFlows: Sendable {
         let timezone = record?.timezone ?? defaultTimezone
         var initial = attributes
         initial["timezone"] = timezone
-        var signedIn: Session
-        if var existing = session {
-            if let previous = existing.userID, previous != userID {
-                // Signing in over another user's session: nothing of theirs carries over unless the app says so.
-                for key in existing.keys where !keeping.contains(key) { existing.remove(key) }
-            }
-            existing.userID = userID
-            for (key, value) in initial { existing[key] = value }
-            if !labels.isEmpty { existing.labels = labels }
-            do {
-                try await sessions.regenerate(&existing)
-                signedIn = existing
-            } catch  where error.code == .sessionNotFound {
-                signedIn = try await create(userID: userID, attributes: initial, labels: labels)
-            } catch {
-                throw FlowError(error)
-            }
-        } else {
-            signedIn = try await create(userID: userID, attributes: initial, labels: labels)
+        let signedIn: Session
+        do {
+            signedIn = try await sessions.signIn(
+                session, userID: userID, attributes: initial, labels: labels, keeping: keeping)
+        } catch {
+            throw FlowError(error)
         }
         if let record { cache?.remember(userID, record) }
         await publishBestEffort(
@@ -172,16 +159,6 @@ public struct SessionFlows: Sendable {
 
     /// Login and logout events are notifications: the state they describe is already in Redis, and no cache is wrong
     /// without them. A publish that fails after the write succeeded is therefore not reported as a failed login.
-    private func create(
-        userID: String, attributes: [String: String], labels: [String: String]
-    ) async throws(FlowError) -> Session {
-        do {
-            return try await sessions.create(userID: userID, attributes: attributes, labels: labels)
-        } catch {
-            throw FlowError(error)
-        }
-    }
-
     private func publishBestEffort(_ event: SessionEvent) async {
         _ = try? await bus.publish(event)
     }

@@ -66,23 +66,8 @@ public final class RequestSession: Sendable {
     ) async throws(SessionError) -> Session {
         let (store, existing) = state.withLock { ($0.store, $0.current) }
         guard let store else { throw Self.notLoaded }
-        var signedIn: Session
-        if var session = existing {
-            if let previous = session.userID, previous != userID {
-                for key in session.keys where !keeping.contains(key) { session.remove(key) }
-            }
-            session.userID = userID
-            for (key, value) in attributes { session[key] = value }
-            if !labels.isEmpty { session.labels = labels }
-            do {
-                try await store.regenerate(&session)
-                signedIn = session
-            } catch  where error.code == .sessionNotFound {
-                signedIn = try await store.create(userID: userID, attributes: attributes, labels: labels)
-            }
-        } else {
-            signedIn = try await store.create(userID: userID, attributes: attributes, labels: labels)
-        }
+        let signedIn = try await store.signIn(
+            existing, userID: userID, attributes: attributes, labels: labels, keeping: keeping)
         adopt(signedIn)
         return signedIn
     }

@@ -29,32 +29,16 @@ struct VaporBenchApp {
         if arguments[1] == "hello" {
             app.get { _ in "Hello, world!" }
         } else if arguments[1] == "memory" {
-            // The floor: Vapor's own in-memory sessions, the same page.
+            // A reference: Vapor's own in-memory sessions, the same page.
             app.sessions.use(.memory)
-            app.middleware.use(app.sessions.middleware)
-            app.post("login") { req -> HTTPStatus in
-                req.session.data["userID"] = "alice"
-                return .noContent
-            }
-            app.get { req -> String in
-                guard req.hasSession, let user = req.session.data["userID"] else { return "anonymous" }
-                return "Hello, \(user)!"
-            }
+            signedInPage(app)
         } else {
             let redis = RedisClient(configuration: try RedisConfiguration(url: arguments[3]))
             client = redis
             let configuration = SessionStoreConfiguration(keyPrefix: "vbench:")
             let cache = SessionCache(client: redis, keyPrefix: configuration.keyPrefix)
             app.sessions.use(.redis(RedisSessionStore(client: redis, configuration: configuration, cache: cache)))
-            app.middleware.use(app.sessions.middleware)
-            app.post("login") { req -> HTTPStatus in
-                req.session.data["userID"] = "alice"
-                return .noContent
-            }
-            app.get { req -> String in
-                guard req.hasSession, let user = req.session.data["userID"] else { return "anonymous" }
-                return "Hello, \(user)!"
-            }
+            signedInPage(app)
         }
         do {
             try await app.execute()
@@ -65,5 +49,18 @@ struct VaporBenchApp {
         }
         try await app.asyncShutdown()
         await client?.close()
+    }
+
+    /// The sessions middleware, `POST /login` (signs in as alice) and `GET /` (the signed-in user's page).
+    static func signedInPage(_ app: Application) {
+        app.middleware.use(app.sessions.middleware)
+        app.post("login") { req -> HTTPStatus in
+            req.session.data["userID"] = "alice"
+            return .noContent
+        }
+        app.get { req -> String in
+            guard req.hasSession, let user = req.session.data["userID"] else { return "anonymous" }
+            return "Hello, \(user)!"
+        }
     }
 }
