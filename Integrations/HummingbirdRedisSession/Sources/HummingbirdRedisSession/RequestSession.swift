@@ -39,14 +39,15 @@ public final class RequestSession: Sendable {
 
     /// Changes the session; the middleware saves what changed after the handler, in one round trip.
     ///
+    /// `body` runs outside the slot's lock, so it may read the slot again; a `body` that throws changes nothing.
+    ///
     /// - Returns: What `body` returned, or `nil` when the visitor has no session (nothing is created).
     @discardableResult
     public func update<Result>(_ body: (inout Session) throws -> Result) rethrows -> Result? {
-        try state.withLock { state -> Result? in
-            guard var session = state.current else { return nil }
-            defer { state.current = session }
-            return try body(&session)
-        }
+        guard var session = current else { return nil }
+        let result = try body(&session)
+        adopt(session)
+        return result
     }
 
     /// Signs `userID` in now: the visitor's session (or a new one) gets a new ID in the user's slot, the old ID stops
