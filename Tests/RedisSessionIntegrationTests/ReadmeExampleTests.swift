@@ -13,7 +13,7 @@ import Testing
         // README: begin sessions
         let client = RedisClient(configuration: try RedisConfiguration(url: url))
         let store = RedisSessionStore(client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix))
-        let cookie = SessionCookie(secure: false, maxAge: store.configuration.idleTimeout)
+        let cookie = SessionCookie(secure: false, maxAge: store.configuration.absoluteLifetime)
 
         // At login: a new session (or regenerate the visitor's anonymous one), then set the cookie.
         var session = try await store.create(userID: "alice", attributes: ["timezone": "Europe/Paris"])

@@ -3,10 +3,15 @@ import RedisClient
 /// Renders and parses the session cookie.
 ///
 /// The cookie is `HttpOnly` (no script can read it) and `SameSite=Lax` (not sent on cross-site POSTs), `Secure` when
-/// configured (always, behind HTTPS), and its `Max-Age` matches the store's idle timeout.
+/// configured (always, behind HTTPS), and its `Max-Age` matches the store's absolute lifetime.
+///
+/// Why the absolute lifetime and not the idle timeout: a middleware sets the cookie when the session's ID changes
+/// (sign-in, sign-out), not on every response. A cookie that expired with the idle timeout would log an active
+/// visitor out half an hour after signing in. The store enforces the idle timeout; a browser that sends the ID of a
+/// session that went idle gets an anonymous page and its cookie cleared.
 ///
 /// ```swift
-/// let cookie = SessionCookie(secure: true, maxAge: .seconds(1800))
+/// let cookie = SessionCookie(secure: true, maxAge: store.configuration.absoluteLifetime)
 /// response.headers[.setCookie] = cookie.header(for: session.id)
 /// let id = cookie.sessionID(fromCookieHeader: request.headers[.cookie])
 /// ```
@@ -19,13 +24,13 @@ public struct SessionCookie: Sendable, Hashable {
     public var path: String
     /// The `Domain` attribute, or `nil` for a host-only cookie (the safer default).
     public var domain: String?
-    /// The `Max-Age`; match the store's idle timeout.
+    /// The `Max-Age`; match the store's absolute lifetime (``SessionStoreConfiguration/absoluteLifetime``).
     public var maxAge: Duration
 
     /// Creates a cookie policy.
     public init(
         name: String = "rsess", secure: Bool = false, path: String = "/", domain: String? = nil,
-        maxAge: Duration = .seconds(30 * 60)
+        maxAge: Duration = .seconds(12 * 3600)
     ) {
         precondition(!name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" })
         self.name = name

@@ -112,7 +112,7 @@ public struct RedisSessionKit: Sendable {
         self.client = client
         self.store = store
         self.sessionCache = sessionCache
-        self.cookie = SessionCookie(secure: configuration.secureCookies, maxAge: sessions.idleTimeout)
+        self.cookie = SessionCookie(secure: configuration.secureCookies, maxAge: sessions.absoluteLifetime)
         self.settings = settings
         self.bus = bus
         self.settingsCache = settingsCache

@@ -72,6 +72,10 @@ import Testing
 
                 let login = try await first.execute(uri: "/login/alice", method: .post)
                 #expect(login.status == .noContent)
+                // The cookie is sent at sign-in only, so it lives as long as the absolute lifetime (12 h): one that
+                // expired with the idle timeout would sign an active visitor out after 30 minutes.
+                let setCookie = login.headers[values: .setCookie].first { $0.hasPrefix("rsess=") }
+                #expect(setCookie?.contains("; Max-Age=43200;") == true)
                 jar.take(login, "rsess")
                 let firstID = try #require(jar.cookies["rsess"])
                 #expect(try await second.execute(uri: "/", method: .get, headers: jar.headers).text == "alice light")
