@@ -22,4 +22,6 @@ public struct SessionErrorCode: ErrorCode {
     public static let invalidValue = Self("invalidValue")
     /// The store could not be reached or did not answer in time. Not a logout: callers should answer 503.
     public static let storeUnavailable = Self("storeUnavailable")
+
+    public var meansStoreUnavailable: Bool { self == .storeUnavailable }
 }

@@ -32,6 +32,10 @@ public protocol SessionStore: Sendable {
     /// Loads a session and slides its idle timeout. One round trip.
     func load(id: SessionID) async throws(SessionError) -> Session?
 
+    /// The session, when the store can answer from this instance's memory without a round trip (and with the same
+    /// guarantees as ``load(id:)``); `nil` when it cannot, and the caller loads.
+    func loadFromMemory(id: SessionID) -> Session?
+
     /// Saves the session's changes (and a change of user) atomically. One round trip. Does nothing when there is
     /// nothing to save.
     func save(_ session: inout Session) async throws(SessionError)
@@ -59,6 +63,9 @@ public protocol SessionStore: Sendable {
 }
 
 extension SessionStore {
+    /// `nil`: a store without a memory of its own always loads.
+    public func loadFromMemory(id: SessionID) -> Session? { nil }
+
     /// Creates an anonymous or signed-in session with no attributes.
     public func create(userID: String? = nil) async throws(SessionError) -> Session {
         try await create(userID: userID, attributes: [:], labels: [:])

@@ -71,6 +71,12 @@ public final class MemorySessionStore: SessionStore {
     }
 
     public func load(id: SessionID) async throws(SessionError) -> Session? {
+        loadFromMemory(id: id)
+    }
+
+    /// The session, as ``load(id:)`` reads it: everything this store holds is in memory. `nil` for an unknown,
+    /// expired or destroyed session.
+    public func loadFromMemory(id: SessionID) -> Session? {
         let now = clock()
         let touch = Double(configuration.touchInterval.wholeMilliseconds) / 1000
         return records.withLock { records -> Session? in

@@ -17,6 +17,8 @@ public struct FlowErrorCode: ErrorCode {
     public static let sessionNotFound = Self("sessionNotFound")
     /// A store could not be reached or did not answer in time. Not a logout: callers should answer 503.
     public static let storeUnavailable = Self("storeUnavailable")
+
+    public var meansStoreUnavailable: Bool { self == .storeUnavailable }
     /// A store refused the write or found data it did not write: a `SessionError` such as `tooLarge`, or a
     /// ``SettingsError``.
     public static let rejected = Self("rejected")

@@ -10,6 +10,8 @@ public struct SettingsErrorCode: ErrorCode {
 
     /// Redis could not be reached or did not answer in time. Not a missing record: callers should answer 503.
     public static let storeUnavailable = Self("storeUnavailable")
+
+    public var meansStoreUnavailable: Bool { self == .storeUnavailable }
     /// The stored record is not one this library wrote (a wrong Redis type, an unexpected reply).
     public static let corruptRecord = Self("corruptRecord")
 }

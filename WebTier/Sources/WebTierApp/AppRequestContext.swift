@@ -1,6 +1,7 @@
 public import Hummingbird
 public import HummingbirdRedisSession
 import NIOCore
+public import RedisSession
 
 /// The request context: Hummingbird's core storage plus the visitor's session, loaded and written back by the
 /// integration's `RedisSessionMiddleware`.

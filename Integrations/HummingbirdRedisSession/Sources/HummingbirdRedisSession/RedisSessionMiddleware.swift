@@ -1,10 +1,7 @@
 public import Hummingbird
 import HTTPTypes
 import Logging
-import RedisClient
 public import RedisSession
-import Synchronization
-import SettingsSync
 
 /// Loads the visitor's session before the handler and writes back what the handler did, after it.
 ///
@@ -58,54 +55,37 @@ public struct RedisSessionMiddleware<Context: RedisSessionRequestContext>: Route
     public func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let header = request.headers[.cookie]
-        var loaded: Session?
-        var cookieIsStale = false
-        if let id = cookie.sessionID(fromCookieHeader: header) {
+        let session = context.session
+        if case .load(let id) = session.start(store: store, cookie: cookie, cookieHeader: request.headers[.cookie]) {
             do {
-                loaded = try await store.load(id: id)
-                cookieIsStale = loaded == nil
+                if let unreadable = try await session.load(id) {
+                    // Data under the prefix that is not a session: an anonymous visitor, said in the log.
+                    context.logger.warning("unreadable session", metadata: ["rsess.error": "\(unreadable.code)"])
+                }
             } catch {
-                if error.code == .storeUnavailable { return refuse(request, context, error) }
-                // Data under the prefix that is not a session: an anonymous visitor, said in the log.
-                context.logger.warning("unreadable session", metadata: ["rsess.error": "\(error.code)"])
-                cookieIsStale = true
+                return refuse(request, context, error)
             }
-        } else if header?.contains(cookie.name + "=") == true {
-            cookieIsStale = true
-        }
-        context.session.state.withLock { state in
-            state.store = store
-            state.loadedID = loaded?.id
-            state.current = loaded
-            state.cookieIsStale = cookieIsStale
         }
 
         var response: Response
         do {
             response = try await next(request, context)
-        } catch  where Self.isStoreUnavailable(error) {
+        } catch  where isStoreUnavailable(error) {
             return refuse(request, context, error)
         }
 
-        let (current, loadedID, stale) = context.session.state.withLock { ($0.current, $0.loadedID, $0.cookieIsStale) }
-        var setCookie: String?
-        if var current {
-            if current.hasChanges {
-                do {
-                    try await store.save(&current)
-                    context.session.adopt(current)
-                } catch {
-                    // Ended meanwhile (a logout elsewhere wins): the response stands, signed out. A store that
-                    // cannot answer is a 503; a change over the store's limits fails the request (a 500).
-                    if error.code == .storeUnavailable { return refuse(request, context, error) }
-                    guard error.code == .sessionNotFound else { throw error }
-                    setCookie = cookie.expiredHeader()
-                }
+        let setCookie: String?
+        switch session.completion() {
+        case .ready(let header):
+            setCookie = header
+        case .needsSave:
+            do {
+                setCookie = try await session.finish()
+            } catch {
+                // A store that cannot answer is a 503; a change over the store's limits fails the request (a 500).
+                if error.isStoreUnavailable { return refuse(request, context, error) }
+                throw error
             }
-            if setCookie == nil && current.id != loadedID { setCookie = cookie.header(for: current.id) }
-        } else if loadedID != nil || stale {
-            setCookie = cookie.expiredHeader()
         }
         if let setCookie,
             !response.headers[values: .setCookie].contains(where: { $0.hasPrefix(cookie.name + "=") })
@@ -119,18 +99,6 @@ public struct RedisSessionMiddleware<Context: RedisSessionRequestContext>: Route
         context.logger.error("session store unavailable", metadata: ["rsess.error": "\(error)"])
         onUnavailable?()
         return unavailable(request, context)
-    }
-
-    /// Whether a handler's error says that Redis could not answer: a store's, a flow's, or the client's own.
-    static func isStoreUnavailable(_ error: any Error) -> Bool {
-        switch error {
-        case let error as SessionError: error.code == .storeUnavailable
-        case let error as FlowError: error.code == .storeUnavailable
-        case let error as SettingsError: error.code == .storeUnavailable
-        case let error as RedisError:
-            [.connectionFailed, .connectionClosed, .timeout, .notMaster, .closed].contains(error.code)
-        default: false
-        }
     }
 
     private static var plainUnavailable: Response {

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdRedisSession
 import HummingbirdTesting
 import NIOCore
+import RedisSession
 
 /// The smallest context the integration needs: Hummingbird's core storage and the visitor's session.
 struct TestContext: RedisSessionRequestContext {

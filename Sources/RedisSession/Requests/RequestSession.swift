@@ -1,12 +1,11 @@
-public import Hummingbird
-public import RedisSession
 import Synchronization
 
 /// The visitor's session as a request handler sees it, and what the handler does with it: read it, change it (saved
 /// after the handler, only what changed), sign a user in (a new ID) or the visitor out.
 ///
-/// ``RedisSessionMiddleware`` loads it before the handler and writes it back after; the application's request
-/// context holds one (``RedisSessionRequestContext``).
+/// A framework integration holds one per request (on Hummingbird's request context, in Vapor's request storage). Its
+/// middleware calls ``start(store:cookie:cookieHeader:)`` before the handler and ``finish()`` after it; the handler
+/// only sees the session.
 ///
 /// ```swift
 /// router.post("/theme") { request, context in
@@ -18,6 +17,8 @@ public final class RequestSession: Sendable {
     struct State {
         /// The store the middleware loaded from; `nil` before the middleware ran.
         var store: (any SessionStore)?
+        /// The cookie policy the middleware read the request with.
+        var cookie: SessionCookie?
         /// The session the request carried, as loaded.
         var loadedID: SessionID?
         /// The session now: loaded, changed, signed in or gone.
@@ -66,7 +67,7 @@ public final class RequestSession: Sendable {
         keeping: Set<String> = []
     ) async throws(SessionError) -> Session {
         let (store, existing) = state.withLock { ($0.store, $0.current) }
-        guard let store else { throw Self.notLoaded }
+        guard let store else { throw Self.notStarted }
         let signedIn = try await store.signIn(
             existing, userID: userID, attributes: attributes, labels: labels, keeping: keeping)
         adopt(signedIn)
@@ -83,7 +84,7 @@ public final class RequestSession: Sendable {
     public func signOut() async throws(SessionError) {
         let (store, existing) = state.withLock { ($0.store, $0.current) }
         guard let existing else { return }
-        guard let store else { throw Self.notLoaded }
+        guard let store else { throw Self.notStarted }
         try await store.destroy(id: existing.id)
         ended()
     }
@@ -94,21 +95,6 @@ public final class RequestSession: Sendable {
         state.withLock { $0.current = nil }
     }
 
-    private static let notLoaded = SessionError(
-        .storeUnavailable, "the session middleware did not run for this request: add RedisSessionMiddleware first")
-}
-
-/// A request context that carries the visitor's session: what ``RedisSessionMiddleware`` needs of the application's
-/// context.
-///
-/// ```swift
-/// struct AppContext: RedisSessionRequestContext {
-///     var coreContext: CoreRequestContextStorage
-///     let session = RequestSession()
-///     init(source: ApplicationRequestContextSource) { coreContext = .init(source: source) }
-/// }
-/// ```
-public protocol RedisSessionRequestContext: RequestContext {
-    /// The visitor's session; one per request.
-    var session: RequestSession { get }
+    static let notStarted = SessionError(
+        .storeUnavailable, "no session middleware ran for this request: add the integration's middleware first")
 }
