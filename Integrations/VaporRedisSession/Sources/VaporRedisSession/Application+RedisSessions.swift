@@ -6,9 +6,10 @@ extension Application.Sessions.Provider {
     /// `app.sessions.use(.redis(store))`.
     ///
     /// The cookie is `rsess` (or `cookie.name`), `HttpOnly`, `SameSite=Lax`, `Secure` as `cookie` says, and lives as
-    /// long as the idle timeout. A store given a `SessionCache` answers repeated loads from memory; the cache runs from
-    /// the application's boot to its shutdown. The store is also reachable as `app.redisSessions` and `req.redisSessions`, for
-    /// what Vapor's session API has no word for (log out everywhere, the user's devices).
+    /// long as the idle timeout (Vapor sends it again with every response that has a session, so it slides as the
+    /// store's idle timeout does). A store given a `SessionCache` answers repeated loads from memory; the cache runs
+    /// from the application's boot to its shutdown. The store is also reachable as `app.redisSessions` and
+    /// `req.redisSessions`, for what Vapor's session API has no word for (log out everywhere, the user's devices).
     ///
     /// - Parameters:
     ///   - store: Where the sessions live.
@@ -18,7 +19,7 @@ extension Application.Sessions.Provider {
         _ store: RedisSessionStore, cookie: SessionCookie = SessionCookie(), userKey: String = "userID"
     ) -> Self {
         .init { app in
-            app.storage[RedisSessionsKey.self] = store
+            app.register(store)
             let maxAge = Int(store.configuration.idleTimeout.components.seconds)
             app.sessions.configuration = SessionsConfiguration(cookieName: cookie.name) { id in
                 HTTPCookies.Value(
@@ -26,15 +27,48 @@ extension Application.Sessions.Provider {
                     isSecure: cookie.secure, isHTTPOnly: true, sameSite: .lax)
             }
             app.sessions.use { _ in RedisSessionDriver(store: store, userKey: userKey) }
-            // A store with a session cache answers repeated loads from memory; the cache runs with the app.
-            if let cache = store.cache { app.lifecycle.use(SessionCacheLifecycle(cache: cache)) }
         }
     }
 }
 
 extension Application {
-    /// The Redis session store `app.sessions.use(.redis(...))` configured, or `nil`.
+    /// The Redis session store `app.sessions.use(.redis(...))` or ``redisSessionMiddleware(_:cookie:unavailable:)``
+    /// configured, or `nil`.
     public var redisSessions: RedisSessionStore? { storage[RedisSessionsKey.self] }
+
+    /// The component's own session middleware on `store` (``RedisSessionMiddleware``, the visitor's session as
+    /// `req.redisSession`): `app.middleware.use(app.redisSessionMiddleware(store))`.
+    ///
+    /// It also makes the store reachable as `app.redisSessions` and `req.redisSessions`, and runs the store's
+    /// `SessionCache`, if it has one, from the application's boot to its shutdown.
+    ///
+    /// - Parameters:
+    ///   - store: Where the sessions live.
+    ///   - cookie: The cookie's name and attributes; by default `rsess`, not `Secure`, living as long as the store's
+    ///     absolute lifetime (`SessionCookie(secure: true, maxAge: store.configuration.absoluteLifetime)` in
+    ///     production).
+    ///   - unavailable: The response while the store cannot answer; a plain-text `503` when omitted.
+    public func redisSessionMiddleware(
+        _ store: RedisSessionStore, cookie: SessionCookie? = nil,
+        unavailable: (@Sendable (Request) -> Response)? = nil
+    ) -> RedisSessionMiddleware {
+        register(store)
+        return RedisSessionMiddleware(
+            store: store, cookie: cookie ?? SessionCookie(maxAge: store.configuration.absoluteLifetime),
+            unavailable: unavailable)
+    }
+
+    /// Makes `store` the application's, and runs its session cache with the application (once per cache, however
+    /// many times it is registered).
+    func register(_ store: RedisSessionStore) {
+        storage[RedisSessionsKey.self] = store
+        // A store with a session cache answers repeated loads from memory; the cache runs with the app.
+        guard let cache = store.cache else { return }
+        var running = storage[RunningCachesKey.self] ?? []
+        guard running.insert(ObjectIdentifier(cache)).inserted else { return }
+        storage[RunningCachesKey.self] = running
+        lifecycle.use(SessionCacheLifecycle(cache: cache))
+    }
 }
 
 extension Request {
@@ -45,4 +79,8 @@ extension Request {
 
 private struct RedisSessionsKey: StorageKey {
     typealias Value = RedisSessionStore
+}
+
+private struct RunningCachesKey: StorageKey {
+    typealias Value = Set<ObjectIdentifier>
 }

@@ -4,21 +4,25 @@ import RedisSession
 import Vapor
 import VaporRedisSession
 
-/// The two Vapor apps `scripts/bench` compares, built the same way: `hello` answers "Hello, world!"; `session`
-/// answers the signed-in user's name from a session in Redis (through the session cache, as a web tier runs it).
+/// The Vapor apps `scripts/bench` compares, built the same way: `hello` answers "Hello, world!"; the others answer
+/// the signed-in user's name from a session in Redis (through the session cache, as a web tier runs it).
 ///
 ///     vapor-bench-app hello PORT
-///     vapor-bench-app session PORT REDIS_URL      (POST /login signs in as alice)
+///     vapor-bench-app native PORT REDIS_URL       (the integration's middleware; POST /login signs in as alice)
+///     vapor-bench-app session PORT REDIS_URL      (Vapor's sessions on the integration's driver; the same)
 ///     vapor-bench-app memory PORT                 (the same page on Vapor's own in-memory sessions)
 @main
 struct VaporBenchApp {
     static func main() async throws {
         let arguments = CommandLine.arguments
-        guard arguments.count >= 3, ["hello", "session", "memory"].contains(arguments[1]), Int(arguments[2]) != nil,
-            arguments[1] != "session" || arguments.count >= 4
+        let needsRedis = ["native", "session"].contains(arguments.count > 1 ? arguments[1] : "")
+        guard arguments.count >= 3, ["hello", "native", "session", "memory"].contains(arguments[1]),
+            Int(arguments[2]) != nil, !needsRedis || arguments.count >= 4
         else {
             FileHandle.standardError.write(
-                Data("usage: vapor-bench-app hello PORT | session PORT REDIS_URL | memory PORT\n".utf8))
+                Data(
+                    "usage: vapor-bench-app hello PORT | native PORT REDIS_URL | session PORT REDIS_URL | memory PORT\n"
+                        .utf8))
             exit(64)
         }
         var environment = Environment.production
@@ -37,8 +41,13 @@ struct VaporBenchApp {
             client = redis
             let configuration = SessionStoreConfiguration(keyPrefix: "vbench:")
             let cache = SessionCache(client: redis, keyPrefix: configuration.keyPrefix)
-            app.sessions.use(.redis(RedisSessionStore(client: redis, configuration: configuration, cache: cache)))
-            signedInPage(app)
+            let store = RedisSessionStore(client: redis, configuration: configuration, cache: cache)
+            if arguments[1] == "native" {
+                nativeSignedInPage(app, store: store)
+            } else {
+                app.sessions.use(.redis(store))
+                signedInPage(app)
+            }
         }
         do {
             try await app.execute()
@@ -60,6 +69,19 @@ struct VaporBenchApp {
         }
         app.get { req -> String in
             guard req.hasSession, let user = req.session.data["userID"] else { return "anonymous" }
+            return "Hello, \(user)!"
+        }
+    }
+
+    /// The same page on the integration's own middleware: `req.redisSession`.
+    static func nativeSignedInPage(_ app: Application, store: RedisSessionStore) {
+        app.middleware.use(app.redisSessionMiddleware(store))
+        app.post("login") { req async throws -> HTTPStatus in
+            try await req.redisSession.signIn(userID: "alice")
+            return .noContent
+        }
+        app.get { req -> String in
+            guard let user = req.redisSession.userID else { return "anonymous" }
             return "Hello, \(user)!"
         }
     }
