@@ -79,7 +79,7 @@ extension RequestSession {
     public func completion() -> Completion {
         state.withLock { state in
             if state.current?.hasChanges == true { return .needsSave }
-            return .ready(setCookie: Self.setCookie(state))
+            return .ready(setCookie: Self.setCookie(&state))
         }
     }
 
@@ -102,11 +102,12 @@ extension RequestSession {
                 ended()
             }
         }
-        return state.withLock { Self.setCookie($0) }
+        return state.withLock { Self.setCookie(&$0) }
     }
 
-    /// The `Set-Cookie` value a response needs for the slot's state, if any.
-    private static func setCookie(_ state: State) -> String? {
+    /// The `Set-Cookie` value a response needs for the slot's state, if any. (`inout` only to read the state in place:
+    /// a copy of it retains and releases every part of the session, on every request.)
+    private static func setCookie(_ state: inout State) -> String? {
         guard let cookie = state.cookie else { return nil }
         if let current = state.current {
             return current.id == state.loadedID ? nil : cookie.header(for: current.id)
