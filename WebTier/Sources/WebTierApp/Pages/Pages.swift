@@ -8,10 +8,10 @@ import SettingsSync
 /// The server-rendered pages. Every form works without JavaScript; the settings form also carries htmx attributes,
 /// and the server answers htmx requests (`HX-Request: true`) with `204` + `HX-Refresh: true`.
 enum Pages {
-    static func html(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+    static func html(_ page: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
         Response(
             status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+            body: ResponseBody(byteBuffer: page))
     }
 
     /// A JSON object (keys sorted, so the output is stable for people and diffs).
@@ -42,7 +42,7 @@ enum Pages {
         return response
     }
 
-    static func login(frame: PageFrame, csrf: String, error: String? = nil, username: String = "") -> String {
+    static func login(frame: PageFrame, csrf: String, error: String? = nil, username: String = "") -> ByteBuffer {
         let message = error.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
         return layout(
             title: "Sign in", frame: frame,
@@ -60,38 +60,48 @@ enum Pages {
     }
 
     static func navigation(csrf: String) -> String {
-        """
-        <nav><a href="/">Home</a><a href="/settings">Settings</a><a href="/sessions">Sessions</a>\
-        <form class="inline" method="post" action="/logout"><input type="hidden" name="csrf" value="\(escape(csrf))">\
-        <button type="submit">Log out</button></form></nav>
-        """
+        var writer = HTMLWriter(capacity: 320)
+        navigation(csrf: csrf, into: &writer)
+        return String(buffer: writer.buffer)
+    }
+
+    static func navigation(csrf: String, into page: inout HTMLWriter) {
+        page.markup(
+            """
+            <nav><a href="/">Home</a><a href="/settings">Settings</a><a href="/sessions">Sessions</a>\
+            <form class="inline" method="post" action="/logout"><input type="hidden" name="csrf" value="
+            """)
+        page.text(csrf)
+        page.markup("\"><button type=\"submit\">Log out</button></form></nav>")
     }
 
     static func landing(frame: PageFrame, user: String, timezone: String, session: Session, csrf: String, now: Date)
-        -> String
+        -> ByteBuffer
     {
-        let samples: [(String, Date)] = [
-            ("Now", now),
-            ("Signed in", session.createdAt),
-            ("Next New Year (UTC)", nextNewYear(after: now)),
-        ]
-        let rows = samples.enumerated().map { index, sample in
-            let shown = escape(TimeRendering.render(sample.1, in: timezone))
+        let zone = TimeRendering.zone(timezone)
+        return layout(title: "Home", frame: frame) { page in
+            page.markup("<header><h1>Hello, ")
+            page.text(user)
+            page.markup("</h1>")
+            navigation(csrf: csrf, into: &page)
+            page.markup("</header>\n<p>Times are shown in your timezone, <strong data-timezone=\"")
+            page.text(timezone)
+            page.markup("\">")
+            page.text(timezone)
+            page.markup("</strong>.</p>\n<table>")
             // The first row is the current time, marked for scripts and tests that read it.
-            let cell = index == 0 ? "<time data-now>\(shown)</time>" : shown
-            return "<tr><th>\(escape(sample.0))</th><td>\(cell)</td></tr>"
+            page.markup("<tr><th>Now</th><td><time data-now>")
+            page.text(TimeRendering.render(now, in: zone))
+            page.markup("</time></td></tr><tr><th>Signed in</th><td>")
+            page.text(TimeRendering.render(session.createdAt, in: zone))
+            page.markup("</td></tr><tr><th>Next New Year (UTC)</th><td>")
+            page.text(TimeRendering.render(nextNewYear(after: now), in: zone))
+            page.markup("</td></tr></table>")
         }
-        return layout(
-            title: "Home", frame: frame,
-            body: """
-                <header><h1>Hello, \(escape(user))</h1>\(navigation(csrf: csrf))</header>
-                <p>Times are shown in your timezone, <strong data-timezone="\(escape(timezone))">\(escape(timezone))</strong>.</p>
-                <table>\(rows.joined())</table>
-                """)
     }
 
     static func settings(frame: PageFrame, current: String, csrf: String, error: String? = nil, now: Date = Date())
-        -> String
+        -> ByteBuffer
     {
         let message = error.map { "<p class=\"error\" role=\"alert\">\(escape($0))</p>" } ?? ""
         var options = ""
@@ -121,7 +131,7 @@ enum Pages {
 
     static func sessions(
         frame: PageFrame, list: [SessionSummary], current: SessionHandle, timezone: String, csrf: String
-    ) -> String {
+    ) -> ByteBuffer {
         let rows = list.map { summary in
             let device = summary.labels["agent"] ?? "Unknown device"
             let marker = summary.handle == current ? " <strong>(this device)</strong>" : ""

@@ -15,7 +15,11 @@ enum TimeRendering {
 
     /// `2026-11-27 14:02:11 UTC+01:00`
     static func render(_ date: Date, in identifier: String) -> String {
-        let zone = zone(identifier)
+        render(date, in: zone(identifier))
+    }
+
+    /// `2026-11-27 14:02:11 UTC+01:00`, in a zone already looked up (a page with several times looks it up once).
+    static func render(_ date: Date, in zone: TimeZone) -> String {
         let offset = zone.secondsFromGMT(for: date)
         let local = Int64(date.timeIntervalSince1970.rounded(.down)) + Int64(offset)
         let days = Int64((Double(local) / 86_400).rounded(.down))
