@@ -40,32 +40,20 @@ import VaporTesting
         }
     }
 
-    static func store(url: String, prefix: String) throws -> RedisSessionStore {
-        var redis = try RedisConfiguration(url: url)
-        redis.connectTimeout = .milliseconds(300)
-        redis.commandTimeout = .seconds(1)
-        return RedisSessionStore(
-            client: RedisClient(configuration: redis), configuration: SessionStoreConfiguration(keyPrefix: prefix))
-    }
-
-    static func cookie(_ response: TestingHTTPResponse) -> String? {
-        response.headers.setCookie?["rsess"]?.string
-    }
-
     @Test func signInChangeOneAttributeAndLogOutEverywhereFromAnotherInstance() async throws {
         let url = try await RedisServer.sharedURL()
-        let prefix = "vp\(UUID().uuidString.prefix(8)):"
-        let one = try Self.store(url: url, prefix: prefix)
-        let two = try Self.store(url: url, prefix: prefix)
+        let prefix = Support.uniquePrefix()
+        let one = try Support.store(url: url, prefix: prefix)
+        let two = try Support.store(url: url, prefix: prefix)
         try await withApp(configure: { Self.configure($0, store: one) }) { first in
             try await withApp(configure: { Self.configure($0, store: two) }) { second in
                 let anonymousRequests = one.client.statistics.requests
                 let anonymous = try await first.testing().sendRequest(.GET, "/")
-                #expect(anonymous.body.string == "anonymous" && Self.cookie(anonymous) == nil)
+                #expect(anonymous.body.string == "anonymous" && Support.cookie(anonymous) == nil)
                 #expect(one.client.statistics.requests == anonymousRequests, "no cookie, no Redis call")
 
                 let login = try await first.testing().sendRequest(.POST, "login/alice")
-                let laptop = try #require(Self.cookie(login))
+                let laptop = try #require(Support.cookie(login))
                 let aliceTag = RedisSession.SessionID.tag(forUser: "alice")
                 let laptopTag = RedisSession.SessionID(laptop)?.tag
                 #expect(laptopTag == aliceTag)
@@ -78,7 +66,7 @@ import VaporTesting
                 let savesBefore = two.statistics.saves
                 let change = try await second.testing().sendRequest(.POST, "theme/dark", headers: headers)
                 #expect(change.status == .noContent)
-                #expect(Self.cookie(change) == laptop)
+                #expect(Support.cookie(change) == laptop)
                 #expect(two.statistics.saves == savesBefore + 1)
                 let page = try await first.testing().sendRequest(.GET, "/", headers: headers)
                 #expect(page.body.string == "alice dark")
@@ -92,7 +80,7 @@ import VaporTesting
                 #expect(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000)
 
                 // A second device, then log out everywhere from the other instance.
-                let phone = try #require(Self.cookie(try await second.testing().sendRequest(.POST, "login/alice")))
+                let phone = try #require(Support.cookie(try await second.testing().sendRequest(.POST, "login/alice")))
                 let everywhere = try await second.testing().sendRequest(.POST, "logout-everywhere", headers: headers)
                 #expect(everywhere.status == .noContent)
                 var phoneHeaders = HTTPHeaders()
@@ -108,13 +96,13 @@ import VaporTesting
 
     @Test func signingInOverAnotherUserGivesANewIDAndLogoutEnds() async throws {
         let url = try await RedisServer.sharedURL()
-        let store = try Self.store(url: url, prefix: "vp\(UUID().uuidString.prefix(8)):")
+        let store = try Support.store(url: url, prefix: Support.uniquePrefix())
         try await withApp(configure: { Self.configure($0, store: store) }) { app in
-            let bob = try #require(Self.cookie(try await app.testing().sendRequest(.POST, "login/bob")))
+            let bob = try #require(Support.cookie(try await app.testing().sendRequest(.POST, "login/bob")))
             var headers = HTTPHeaders()
             headers.cookie = ["rsess": .init(string: bob)]
             let carol = try #require(
-                Self.cookie(try await app.testing().sendRequest(.POST, "login/carol", headers: headers)))
+                Support.cookie(try await app.testing().sendRequest(.POST, "login/carol", headers: headers)))
             #expect(carol != bob, "a change of user gets a new ID")
             #expect(try await app.testing().sendRequest(.GET, "/", headers: headers).body.string == "anonymous")
             headers.cookie = ["rsess": .init(string: carol)]
@@ -132,22 +120,22 @@ import VaporTesting
 
     @Test func aRedisThatIsDownIsA503NotALogout() async throws {
         let server = try await RedisServer.start()
-        let store = try Self.store(url: server.url, prefix: "vp:")
+        let store = try Support.store(url: server.url, prefix: "vp:")
         try await withApp(configure: { Self.configure($0, store: store) }) { app in
-            let dave = try #require(Self.cookie(try await app.testing().sendRequest(.POST, "login/dave")))
+            let dave = try #require(Support.cookie(try await app.testing().sendRequest(.POST, "login/dave")))
             var headers = HTTPHeaders()
             headers.cookie = ["rsess": .init(string: dave)]
             server.stop()
             let down = try await app.testing().sendRequest(.GET, "/", headers: headers)
             #expect(down.status == .serviceUnavailable)
-            #expect(Self.cookie(down) == nil, "the cookie stays: the user is still signed in")
+            #expect(Support.cookie(down) == nil, "the cookie stays: the user is still signed in")
         }
         await store.client.close()
     }
 
     @Test func aStoreWithASessionCacheAnswersRepeatedLoadsFromMemory() async throws {
         let url = try await RedisServer.sharedURL()
-        let prefix = "vp\(UUID().uuidString.prefix(8)):"
+        let prefix = Support.uniquePrefix()
         let client = RedisClient(configuration: try RedisConfiguration(url: url))
         let cache = SessionCache(client: client, keyPrefix: prefix)
         let store = RedisSessionStore(
@@ -156,7 +144,7 @@ import VaporTesting
             let login = try await app.testing().sendRequest(.POST, "login/erin")
             #expect(await eventually { cache.statistics.isTracking }, "the provider runs the cache with the app")
             var headers = HTTPHeaders()
-            headers.cookie = ["rsess": .init(string: try #require(Self.cookie(login)))]
+            headers.cookie = ["rsess": .init(string: try #require(Support.cookie(login)))]
             for _ in 0..<5 {
                 #expect(try await app.testing().sendRequest(.GET, "/", headers: headers).body.string == "erin light")
             }

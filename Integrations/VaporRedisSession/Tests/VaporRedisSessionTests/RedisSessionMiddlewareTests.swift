@@ -40,59 +40,36 @@ import VaporTesting
         }
     }
 
-    static func store(url: String, prefix: String, cache: Bool = false) throws -> RedisSessionStore {
-        var redis = try RedisConfiguration(url: url)
-        redis.connectTimeout = .milliseconds(300)
-        redis.commandTimeout = .seconds(1)
-        let client = RedisClient(configuration: redis)
-        return RedisSessionStore(
-            client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix),
-            cache: cache ? SessionCache(client: client, keyPrefix: prefix) : nil)
-    }
-
-    static func setCookie(_ response: TestingHTTPResponse) -> String? {
-        response.headers[.setCookie].first { $0.hasPrefix("rsess=") }
-    }
-
-    static func cookie(_ response: TestingHTTPResponse) -> String? {
-        response.headers.setCookie?["rsess"]?.string
-    }
-
-    static func headers(_ cookie: String) -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        headers.cookie = ["rsess": .init(string: cookie)]
-        return headers
-    }
-
     @Test func signInChangeOneAttributeAndLogOutEverywhereFromAnotherInstance() async throws {
         let url = try await RedisServer.sharedURL()
-        let prefix = "vm\(UUID().uuidString.prefix(8)):"
-        let one = try Self.store(url: url, prefix: prefix)
-        let two = try Self.store(url: url, prefix: prefix)
+        let prefix = Support.uniquePrefix()
+        let one = try Support.store(url: url, prefix: prefix)
+        let two = try Support.store(url: url, prefix: prefix)
         try await withApp(configure: { Self.configure($0, store: one) }) { first in
             try await withApp(configure: { Self.configure($0, store: two) }) { second in
                 let anonymousRequests = one.client.statistics.requests
                 let anonymous = try await first.testing().sendRequest(.GET, "/")
-                #expect(anonymous.body.string == "anonymous" && Self.setCookie(anonymous) == nil)
+                #expect(anonymous.body.string == "anonymous" && Support.setCookie(anonymous) == nil)
                 #expect(one.client.statistics.requests == anonymousRequests, "no cookie, no Redis call")
 
                 // Sign-in: a new ID in alice's slot; the cookie lives as long as the absolute lifetime (12 h), since
                 // nothing sends it again while the session slides.
                 let login = try await first.testing().sendRequest(.POST, "login/alice")
-                let setCookie = try #require(Self.setCookie(login))
+                let setCookie = try #require(Support.setCookie(login))
                 #expect(setCookie.contains("Max-Age=43200") && setCookie.contains("HttpOnly"))
-                let laptop = try #require(Self.cookie(login))
+                let laptop = try #require(Support.cookie(login))
                 #expect(RedisSession.SessionID(laptop)?.tag == RedisSession.SessionID.tag(forUser: "alice"))
-                let page = try await second.testing().sendRequest(.GET, "/", headers: Self.headers(laptop))
+                let page = try await second.testing().sendRequest(.GET, "/", headers: Support.headers(laptop))
                 #expect(page.body.string == "alice light")
-                #expect(Self.setCookie(page) == nil, "a page that changed nothing sets no cookie")
+                #expect(Support.setCookie(page) == nil, "a page that changed nothing sets no cookie")
 
                 // One attribute changed, with no save call in the handler: one write; the ID stays.
                 let savesBefore = two.statistics.saves
-                let change = try await second.testing().sendRequest(.POST, "theme/dark", headers: Self.headers(laptop))
-                #expect(change.status == .noContent && Self.setCookie(change) == nil)
+                let change = try await second.testing().sendRequest(
+                    .POST, "theme/dark", headers: Support.headers(laptop))
+                #expect(change.status == .noContent && Support.setCookie(change) == nil)
                 #expect(two.statistics.saves == savesBefore + 1)
-                let reread = try await first.testing().sendRequest(.GET, "/", headers: Self.headers(laptop))
+                let reread = try await first.testing().sendRequest(.GET, "/", headers: Support.headers(laptop))
                 #expect(reread.body.string == "alice dark")
                 #expect(one.statistics.saves == 0, "a request that changed nothing wrote nothing")
 
@@ -103,14 +80,14 @@ import VaporTesting
                 #expect(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000)
 
                 // A second device, then log out everywhere from the other instance.
-                let phone = try #require(Self.cookie(try await second.testing().sendRequest(.POST, "login/alice")))
+                let phone = try #require(Support.cookie(try await second.testing().sendRequest(.POST, "login/alice")))
                 let everywhere = try await second.testing().sendRequest(
-                    .POST, "logout-everywhere", headers: Self.headers(laptop))
+                    .POST, "logout-everywhere", headers: Support.headers(laptop))
                 #expect(everywhere.status == .noContent)
-                #expect(Self.setCookie(everywhere)?.contains("Max-Age=0") == true, "the cookie is cleared")
-                let gone = try await first.testing().sendRequest(.GET, "/", headers: Self.headers(phone))
+                #expect(Support.setCookie(everywhere)?.contains("Max-Age=0") == true, "the cookie is cleared")
+                let gone = try await first.testing().sendRequest(.GET, "/", headers: Support.headers(phone))
                 #expect(gone.body.string == "anonymous")
-                #expect(Self.setCookie(gone)?.contains("Max-Age=0") == true, "a dead session's cookie is cleared")
+                #expect(Support.setCookie(gone)?.contains("Max-Age=0") == true, "a dead session's cookie is cleared")
             }
         }
         await one.client.close()
@@ -119,25 +96,28 @@ import VaporTesting
 
     @Test func signingInOverAnotherUserGivesANewIDAndSignOutEnds() async throws {
         let url = try await RedisServer.sharedURL()
-        let store = try Self.store(url: url, prefix: "vm\(UUID().uuidString.prefix(8)):")
+        let store = try Support.store(url: url, prefix: Support.uniquePrefix())
         try await withApp(configure: { Self.configure($0, store: store) }) { app in
-            let bob = try #require(Self.cookie(try await app.testing().sendRequest(.POST, "login/bob")))
+            let bob = try #require(Support.cookie(try await app.testing().sendRequest(.POST, "login/bob")))
             let carol = try #require(
-                Self.cookie(try await app.testing().sendRequest(.POST, "login/carol", headers: Self.headers(bob))))
+                Support.cookie(try await app.testing().sendRequest(.POST, "login/carol", headers: Support.headers(bob)))
+            )
             #expect(carol != bob, "a change of user gets a new ID")
             #expect(
-                try await app.testing().sendRequest(.GET, "/", headers: Self.headers(bob)).body.string == "anonymous")
+                try await app.testing().sendRequest(.GET, "/", headers: Support.headers(bob)).body.string == "anonymous"
+            )
             #expect(
-                try await app.testing().sendRequest(.GET, "/", headers: Self.headers(carol)).body.string
+                try await app.testing().sendRequest(.GET, "/", headers: Support.headers(carol)).body.string
                     == "carol light")
-            let logout = try await app.testing().sendRequest(.POST, "logout", headers: Self.headers(carol))
-            #expect(Self.setCookie(logout)?.contains("Max-Age=0") == true)
+            let logout = try await app.testing().sendRequest(.POST, "logout", headers: Support.headers(carol))
+            #expect(Support.setCookie(logout)?.contains("Max-Age=0") == true)
             #expect(
-                try await app.testing().sendRequest(.GET, "/", headers: Self.headers(carol)).body.string == "anonymous")
+                try await app.testing().sendRequest(.GET, "/", headers: Support.headers(carol)).body.string
+                    == "anonymous")
             // A malformed cookie costs no store call, and is cleared.
             let before = store.client.statistics.requests
-            let malformed = try await app.testing().sendRequest(.GET, "/", headers: Self.headers("not-a-session-id"))
-            #expect(malformed.body.string == "anonymous" && Self.setCookie(malformed)?.contains("Max-Age=0") == true)
+            let malformed = try await app.testing().sendRequest(.GET, "/", headers: Support.headers("not-a-session-id"))
+            #expect(malformed.body.string == "anonymous" && Support.setCookie(malformed)?.contains("Max-Age=0") == true)
             #expect(store.client.statistics.requests == before)
         }
         await store.client.close()
@@ -145,13 +125,13 @@ import VaporTesting
 
     @Test func aRedisThatIsDownIsA503NotALogout() async throws {
         let server = try await RedisServer.start()
-        let store = try Self.store(url: server.url, prefix: "vm:")
+        let store = try Support.store(url: server.url, prefix: "vm:")
         try await withApp(configure: { Self.configure($0, store: store) }) { app in
-            let dave = try #require(Self.cookie(try await app.testing().sendRequest(.POST, "login/dave")))
+            let dave = try #require(Support.cookie(try await app.testing().sendRequest(.POST, "login/dave")))
             server.stop()
-            let page = try await app.testing().sendRequest(.GET, "/", headers: Self.headers(dave))
+            let page = try await app.testing().sendRequest(.GET, "/", headers: Support.headers(dave))
             #expect(page.status == .serviceUnavailable && page.headers.first(name: "Retry-After") == "1")
-            #expect(Self.setCookie(page) == nil, "the cookie stays: the user is still signed in")
+            #expect(Support.setCookie(page) == nil, "the cookie stays: the user is still signed in")
             // A handler's own store call that cannot reach Redis is a 503 too.
             let signIn = try await app.testing().sendRequest(.POST, "login/dave")
             #expect(signIn.status == .serviceUnavailable)
@@ -161,17 +141,18 @@ import VaporTesting
 
     @Test func aCachedUnchangedSessionCostsNoRoundTrip() async throws {
         let url = try await RedisServer.sharedURL()
-        let store = try Self.store(url: url, prefix: "vm\(UUID().uuidString.prefix(8)):", cache: true)
+        let store = try Support.store(url: url, prefix: Support.uniquePrefix(), cache: true)
         let cache = try #require(store.cache)
         try await withApp(configure: { Self.configure($0, store: store) }) { app in
             let login = try await app.testing().sendRequest(.POST, "login/erin")
             #expect(await eventually { cache.statistics.isTracking }, "the app runs the store's cache")
-            let erin = try #require(Self.cookie(login))
+            let erin = try #require(Support.cookie(login))
             #expect(
-                try await app.testing().sendRequest(.GET, "/", headers: Self.headers(erin)).body.string == "erin light")
+                try await app.testing().sendRequest(.GET, "/", headers: Support.headers(erin)).body.string
+                    == "erin light")
             let requests = store.client.statistics.requests
             for _ in 0..<5 {
-                let page = try await app.testing().sendRequest(.GET, "/", headers: Self.headers(erin))
+                let page = try await app.testing().sendRequest(.GET, "/", headers: Support.headers(erin))
                 #expect(page.body.string == "erin light")
             }
             #expect(store.client.statistics.requests == requests, "five pages from memory, no Redis call")
