@@ -41,57 +41,49 @@ import VaporTesting
     }
 
     @Test func signInChangeOneAttributeAndLogOutEverywhereFromAnotherInstance() async throws {
-        let url = try await RedisServer.sharedURL()
-        let prefix = Support.uniquePrefix()
-        let one = try Support.store(url: url, prefix: prefix)
-        let two = try Support.store(url: url, prefix: prefix)
-        try await withApp(configure: { Self.configure($0, store: one) }) { first in
-            try await withApp(configure: { Self.configure($0, store: two) }) { second in
-                let anonymousRequests = one.client.statistics.requests
-                let anonymous = try await first.testing().sendRequest(.GET, "/")
-                #expect(anonymous.body.string == "anonymous" && Support.cookie(anonymous) == nil)
-                #expect(one.client.statistics.requests == anonymousRequests, "no cookie, no Redis call")
+        try await Support.withTwoInstances(configure: { Self.configure($0, store: $1) }) { first, second, one, two in
+            let anonymousRequests = one.client.statistics.requests
+            let anonymous = try await first.testing().sendRequest(.GET, "/")
+            #expect(anonymous.body.string == "anonymous" && Support.cookie(anonymous) == nil)
+            #expect(one.client.statistics.requests == anonymousRequests, "no cookie, no Redis call")
 
-                let login = try await first.testing().sendRequest(.POST, "login/alice")
-                let laptop = try #require(Support.cookie(login))
-                let aliceTag = RedisSession.SessionID.tag(forUser: "alice")
-                let laptopTag = RedisSession.SessionID(laptop)?.tag
-                #expect(laptopTag == aliceTag)
-                var headers = HTTPHeaders()
-                headers.cookie = ["rsess": .init(string: laptop)]
-                #expect(
-                    try await second.testing().sendRequest(.GET, "/", headers: headers).body.string == "alice light")
+            let login = try await first.testing().sendRequest(.POST, "login/alice")
+            let laptop = try #require(Support.cookie(login))
+            let aliceTag = RedisSession.SessionID.tag(forUser: "alice")
+            let laptopTag = RedisSession.SessionID(laptop)?.tag
+            #expect(laptopTag == aliceTag)
+            var headers = HTTPHeaders()
+            headers.cookie = ["rsess": .init(string: laptop)]
+            #expect(
+                try await second.testing().sendRequest(.GET, "/", headers: headers).body.string == "alice light")
 
-                // One attribute changed: one write, of that attribute; the ID stays.
-                let savesBefore = two.statistics.saves
-                let change = try await second.testing().sendRequest(.POST, "theme/dark", headers: headers)
-                #expect(change.status == .noContent)
-                #expect(Support.cookie(change) == laptop)
-                #expect(two.statistics.saves == savesBefore + 1)
-                let page = try await first.testing().sendRequest(.GET, "/", headers: headers)
-                #expect(page.body.string == "alice dark")
-                #expect(one.statistics.saves == 0, "a request that changed nothing wrote nothing")
+            // One attribute changed: one write, of that attribute; the ID stays.
+            let savesBefore = two.statistics.saves
+            let change = try await second.testing().sendRequest(.POST, "theme/dark", headers: headers)
+            #expect(change.status == .noContent)
+            #expect(Support.cookie(change) == laptop)
+            #expect(two.statistics.saves == savesBefore + 1)
+            let page = try await first.testing().sendRequest(.GET, "/", headers: headers)
+            #expect(page.body.string == "alice dark")
+            #expect(one.statistics.saves == 0, "a request that changed nothing wrote nothing")
 
-                // The TTL is the idle timeout (30 min by default), never "forever".
-                let parsed = RedisSession.SessionID(laptop)
-                let id = try #require(parsed)
-                let ttl = try #require(
-                    try await one.client.send("PTTL", SessionKeys(prefix: prefix).session(id)).int)
-                #expect(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000)
+            // The TTL is the idle timeout (30 min by default), never "forever".
+            let parsed = RedisSession.SessionID(laptop)
+            let id = try #require(parsed)
+            let ttl = try #require(
+                try await one.client.send("PTTL", SessionKeys(prefix: one.configuration.keyPrefix).session(id)).int)
+            #expect(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000)
 
-                // A second device, then log out everywhere from the other instance.
-                let phone = try #require(Support.cookie(try await second.testing().sendRequest(.POST, "login/alice")))
-                let everywhere = try await second.testing().sendRequest(.POST, "logout-everywhere", headers: headers)
-                #expect(everywhere.status == .noContent)
-                var phoneHeaders = HTTPHeaders()
-                phoneHeaders.cookie = ["rsess": .init(string: phone)]
-                #expect(try await first.testing().sendRequest(.GET, "/", headers: headers).body.string == "anonymous")
-                #expect(
-                    try await first.testing().sendRequest(.GET, "/", headers: phoneHeaders).body.string == "anonymous")
-            }
+            // A second device, then log out everywhere from the other instance.
+            let phone = try #require(Support.cookie(try await second.testing().sendRequest(.POST, "login/alice")))
+            let everywhere = try await second.testing().sendRequest(.POST, "logout-everywhere", headers: headers)
+            #expect(everywhere.status == .noContent)
+            var phoneHeaders = HTTPHeaders()
+            phoneHeaders.cookie = ["rsess": .init(string: phone)]
+            #expect(try await first.testing().sendRequest(.GET, "/", headers: headers).body.string == "anonymous")
+            #expect(
+                try await first.testing().sendRequest(.GET, "/", headers: phoneHeaders).body.string == "anonymous")
         }
-        await one.client.close()
-        await two.client.close()
     }
 
     @Test func signingInOverAnotherUserGivesANewIDAndLogoutEnds() async throws {

@@ -41,57 +41,50 @@ import VaporTesting
     }
 
     @Test func signInChangeOneAttributeAndLogOutEverywhereFromAnotherInstance() async throws {
-        let url = try await RedisServer.sharedURL()
-        let prefix = Support.uniquePrefix()
-        let one = try Support.store(url: url, prefix: prefix)
-        let two = try Support.store(url: url, prefix: prefix)
-        try await withApp(configure: { Self.configure($0, store: one) }) { first in
-            try await withApp(configure: { Self.configure($0, store: two) }) { second in
-                let anonymousRequests = one.client.statistics.requests
-                let anonymous = try await first.testing().sendRequest(.GET, "/")
-                #expect(anonymous.body.string == "anonymous" && Support.setCookie(anonymous) == nil)
-                #expect(one.client.statistics.requests == anonymousRequests, "no cookie, no Redis call")
+        try await Support.withTwoInstances(configure: { Self.configure($0, store: $1) }) { first, second, one, two in
+            let anonymousRequests = one.client.statistics.requests
+            let anonymous = try await first.testing().sendRequest(.GET, "/")
+            #expect(anonymous.body.string == "anonymous" && Support.setCookie(anonymous) == nil)
+            #expect(one.client.statistics.requests == anonymousRequests, "no cookie, no Redis call")
 
-                // Sign-in: a new ID in alice's slot; the cookie lives as long as the absolute lifetime (12 h), since
-                // nothing sends it again while the session slides.
-                let login = try await first.testing().sendRequest(.POST, "login/alice")
-                let setCookie = try #require(Support.setCookie(login))
-                #expect(setCookie.contains("Max-Age=43200") && setCookie.contains("HttpOnly"))
-                let laptop = try #require(Support.cookie(login))
-                #expect(RedisSession.SessionID(laptop)?.tag == RedisSession.SessionID.tag(forUser: "alice"))
-                let page = try await second.testing().sendRequest(.GET, "/", headers: Support.headers(laptop))
-                #expect(page.body.string == "alice light")
-                #expect(Support.setCookie(page) == nil, "a page that changed nothing sets no cookie")
+            // Sign-in: a new ID in alice's slot; the cookie lives as long as the absolute lifetime (12 h), since
+            // nothing sends it again while the session slides.
+            let login = try await first.testing().sendRequest(.POST, "login/alice")
+            let setCookie = try #require(Support.setCookie(login))
+            #expect(setCookie.contains("Max-Age=43200") && setCookie.contains("HttpOnly"))
+            let laptop = try #require(Support.cookie(login))
+            #expect(RedisSession.SessionID(laptop)?.tag == RedisSession.SessionID.tag(forUser: "alice"))
+            let page = try await second.testing().sendRequest(.GET, "/", headers: Support.headers(laptop))
+            #expect(page.body.string == "alice light")
+            #expect(Support.setCookie(page) == nil, "a page that changed nothing sets no cookie")
 
-                // One attribute changed, with no save call in the handler: one write; the ID stays.
-                let savesBefore = two.statistics.saves
-                let change = try await second.testing().sendRequest(
-                    .POST, "theme/dark", headers: Support.headers(laptop))
-                #expect(change.status == .noContent && Support.setCookie(change) == nil)
-                #expect(two.statistics.saves == savesBefore + 1)
-                let reread = try await first.testing().sendRequest(.GET, "/", headers: Support.headers(laptop))
-                #expect(reread.body.string == "alice dark")
-                #expect(one.statistics.saves == 0, "a request that changed nothing wrote nothing")
+            // One attribute changed, with no save call in the handler: one write; the ID stays.
+            let savesBefore = two.statistics.saves
+            let change = try await second.testing().sendRequest(
+                .POST, "theme/dark", headers: Support.headers(laptop))
+            #expect(change.status == .noContent && Support.setCookie(change) == nil)
+            #expect(two.statistics.saves == savesBefore + 1)
+            let reread = try await first.testing().sendRequest(.GET, "/", headers: Support.headers(laptop))
+            #expect(reread.body.string == "alice dark")
+            #expect(one.statistics.saves == 0, "a request that changed nothing wrote nothing")
 
-                // The key's TTL is the idle timeout (30 min by default), never "forever".
-                let parsed = RedisSession.SessionID(laptop)
-                let id = try #require(parsed)
-                let ttl = try #require(try await one.client.send("PTTL", SessionKeys(prefix: prefix).session(id)).int)
-                #expect(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000)
+            // The key's TTL is the idle timeout (30 min by default), never "forever".
+            let parsed = RedisSession.SessionID(laptop)
+            let id = try #require(parsed)
+            let ttl = try #require(
+                try await one.client.send("PTTL", SessionKeys(prefix: one.configuration.keyPrefix).session(id)).int)
+            #expect(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000)
 
-                // A second device, then log out everywhere from the other instance.
-                let phone = try #require(Support.cookie(try await second.testing().sendRequest(.POST, "login/alice")))
-                let everywhere = try await second.testing().sendRequest(
-                    .POST, "logout-everywhere", headers: Support.headers(laptop))
-                #expect(everywhere.status == .noContent)
-                #expect(Support.setCookie(everywhere)?.contains("Max-Age=0") == true, "the cookie is cleared")
-                let gone = try await first.testing().sendRequest(.GET, "/", headers: Support.headers(phone))
-                #expect(gone.body.string == "anonymous")
-                #expect(Support.setCookie(gone)?.contains("Max-Age=0") == true, "a dead session's cookie is cleared")
-            }
+            // A second device, then log out everywhere from the other instance.
+            let phone = try #require(Support.cookie(try await second.testing().sendRequest(.POST, "login/alice")))
+            let everywhere = try await second.testing().sendRequest(
+                .POST, "logout-everywhere", headers: Support.headers(laptop))
+            #expect(everywhere.status == .noContent)
+            #expect(Support.setCookie(everywhere)?.contains("Max-Age=0") == true, "the cookie is cleared")
+            let gone = try await first.testing().sendRequest(.GET, "/", headers: Support.headers(phone))
+            #expect(gone.body.string == "anonymous")
+            #expect(Support.setCookie(gone)?.contains("Max-Age=0") == true, "a dead session's cookie is cleared")
         }
-        await one.client.close()
-        await two.client.close()
     }
 
     @Test func signingInOverAnotherUserGivesANewIDAndSignOutEnds() async throws {

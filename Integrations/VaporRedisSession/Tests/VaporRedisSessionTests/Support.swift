@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import RedisSession
+import RedisTesting
 import Vapor
 import VaporTesting
 
@@ -36,5 +37,31 @@ enum Support {
         var headers = HTTPHeaders()
         headers.cookie = ["rsess": .init(string: cookie)]
         return headers
+    }
+
+    /// Two instances of an app on one Redis, as two web instances behind a load balancer would be, each with its own
+    /// store (and client) under one fresh prefix; `body` gets the apps and their stores, and the clients are closed
+    /// afterwards.
+    static func withTwoInstances(
+        configure: @escaping (Application, RedisSessionStore) -> Void,
+        _ body: (Application, Application, RedisSessionStore, RedisSessionStore) async throws -> Void
+    ) async throws {
+        let url = try await RedisServer.sharedURL()
+        let prefix = uniquePrefix()
+        let one = try store(url: url, prefix: prefix)
+        let two = try store(url: url, prefix: prefix)
+        do {
+            try await withApp(configure: { configure($0, one) }) { first in
+                try await withApp(configure: { configure($0, two) }) { second in
+                    try await body(first, second, one, two)
+                }
+            }
+        } catch {
+            await one.client.close()
+            await two.client.close()
+            throw error
+        }
+        await one.client.close()
+        await two.client.close()
     }
 }
