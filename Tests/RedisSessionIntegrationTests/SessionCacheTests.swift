@@ -65,6 +65,27 @@ import Testing
         await instance.stop()
     }
 
+    @Test func aMiddlewaresColdLoadIsOneMissAndOneRoundTripThenHits() async throws {
+        let url = try await RedisServer.sharedURL()
+        let instance = try await Instance.start(url: url, prefix: prefix)
+        let created = try await instance.store.create(userID: "carol", attributes: ["theme": "dark"])
+        #expect(await eventually { instance.cache.statistics.invalidations == 1 })
+        let cookie = SessionCookie()
+        let header = "rsess=\(created.id.text)"
+        // What a framework integration does per request: ask the memory, then (on a miss) Redis once.
+        let cold = RequestSession()
+        let start = cold.start(store: instance.store, cookie: cookie, cookieHeader: header)
+        #expect(start == .load(created.id))
+        #expect(try await cold.load(created.id) == nil)
+        #expect(cold.current?["theme"] == "dark")
+        #expect(instance.cache.statistics.misses == 1, "the memory was asked once, not again by the load")
+        #expect(instance.store.statistics.loadsFromRedis == 1)
+        let warm = RequestSession()
+        #expect(warm.start(store: instance.store, cookie: cookie, cookieHeader: header) == .ready)
+        #expect(warm.current?["theme"] == "dark" && instance.cache.statistics.hits == 1)
+        await instance.stop()
+    }
+
     @Test func aDestroyOnOneInstanceEndsTheSessionOnTheOther() async throws {
         let url = try await RedisServer.sharedURL()
         let a = try await Instance.start(url: url, prefix: prefix)

@@ -62,7 +62,7 @@ extension RequestSession {
         var loaded: Session?
         var unreadable: SessionError?
         do {
-            loaded = try await store.load(id: id)
+            loaded = try await store.loadFromStore(id: id)  // `start` asked the memory
         } catch {
             guard !error.isStoreUnavailable else { throw error }
             unreadable = error

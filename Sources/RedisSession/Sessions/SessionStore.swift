@@ -36,6 +36,10 @@ public protocol SessionStore: Sendable {
     /// guarantees as ``load(id:)``); `nil` when it cannot, and the caller loads.
     func loadFromMemory(id: SessionID) -> Session?
 
+    /// Loads a session as ``load(id:)`` does, without asking this instance's memory first: for a caller whose
+    /// ``loadFromMemory(id:)`` just found nothing (a cache counts that miss once, and is not searched twice).
+    func loadFromStore(id: SessionID) async throws(SessionError) -> Session?
+
     /// Saves the session's changes (and a change of user) atomically. One round trip. Does nothing when there is
     /// nothing to save.
     func save(_ session: inout Session) async throws(SessionError)
@@ -65,6 +69,11 @@ public protocol SessionStore: Sendable {
 extension SessionStore {
     /// `nil`: a store without a memory of its own always loads.
     public func loadFromMemory(id: SessionID) -> Session? { nil }
+
+    /// ``load(id:)``: a store without a memory of its own has nothing to skip.
+    public func loadFromStore(id: SessionID) async throws(SessionError) -> Session? {
+        try await load(id: id)
+    }
 
     /// Creates an anonymous or signed-in session with no attributes.
     public func create(userID: String? = nil) async throws(SessionError) -> Session {

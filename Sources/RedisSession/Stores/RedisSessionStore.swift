@@ -136,6 +136,12 @@ public struct RedisSessionStore: SessionStore {
 
     public func load(id: SessionID) async throws(SessionError) -> Session? {
         if let session = loadFromMemory(id: id) { return session }
+        return try await loadFromStore(id: id)
+    }
+
+    /// Loads the session from Redis (one round trip) without asking the ``SessionCache`` first, and gives the cache
+    /// what it read: for a caller whose ``loadFromMemory(id:)`` just found nothing, so the miss counts once.
+    public func loadFromStore(id: SessionID) async throws(SessionError) -> Session? {
         let ticket = cache?.beginLoad(id)
         var loaded: Session?
         var ttl: Int64 = 0
