@@ -19,7 +19,8 @@ import Testing
 
     func batch(_ machine: inout Machine) -> [Request]? {
         var abandoned = 0
-        guard case .write(let batch) = machine.nextBatch(abandoned: &abandoned) else { return nil }
+        var batch: [Request] = []
+        guard case .write = machine.nextBatch(into: &batch, abandoned: &abandoned) else { return nil }
         return batch
     }
 
@@ -38,7 +39,8 @@ import Testing
         #expect(connected1)
         #expect(batch(&machine) == [Request(id: 1), Request(id: 2)])
         var abandoned = 0
-        guard case .wait = machine.nextBatch(abandoned: &abandoned) else {
+        var unused: [Request] = []
+        guard case .wait = machine.nextBatch(into: &unused, abandoned: &abandoned) else {
             Issue.record("an empty queue did not make the thread wait")
             return
         }
@@ -140,7 +142,8 @@ import Testing
         let connected6 = machine.connected()
         #expect(connected6)
         var abandoned = 0
-        guard case .write(let batch) = machine.nextBatch(abandoned: &abandoned) else {
+        var batch: [Request] = []
+        guard case .write = machine.nextBatch(into: &batch, abandoned: &abandoned) else {
             Issue.record("no batch")
             return
         }
@@ -163,7 +166,8 @@ import Testing
         }
         #expect(error.code == .closed)
         var abandoned = 0
-        guard case .exit = machine.nextBatch(abandoned: &abandoned) else {
+        var unused: [Request] = []
+        guard case .exit = machine.nextBatch(into: &unused, abandoned: &abandoned) else {
             Issue.record("the thread was not told to exit")
             return
         }
@@ -175,5 +179,21 @@ import Testing
         var idle = self.machine()
         let closing2 = idle.shutdown()
         #expect(closing2?.exitedWithoutThread == true)
+    }
+
+    @Test func aThreadTheSystemRefusedFailsTheQueueAndTheNextRequestTriesAgain() {
+        var machine = machine()
+        _ = machine.submit(Request(id: 1))
+        let failed = machine.threadDidNotStart()
+        #expect(failed.map(\.id) == [1])
+        #expect(machine.status == .notStarted)
+        guard case .queuedStartingThread = machine.submit(Request(id: 2)) else {
+            Issue.record("the next request did not try to start the thread again")
+            return
+        }
+        // Refused again, then closed: no thread ran, so the close must not wait for one to exit.
+        _ = machine.threadDidNotStart()
+        let closing = machine.shutdown()
+        #expect(closing?.exitedWithoutThread == true)
     }
 }

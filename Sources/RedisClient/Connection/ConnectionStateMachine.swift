@@ -37,8 +37,8 @@ struct ConnectionStateMachine<Request: ConnectionRequest> {
 
     /// What the connection thread does next.
     enum BatchAction {
-        /// Write these requests and read their replies.
-        case write([Request])
+        /// Write the requests put in the batch and read their replies.
+        case write
         /// Nothing to do: wait on the condition until a request arrives.
         case wait
         /// The worker was shut down: leave the loop.
@@ -115,10 +115,12 @@ struct ConnectionStateMachine<Request: ConnectionRequest> {
         return true
     }
 
-    /// The system refused to start the thread: back off, and fail what was queued.
+    /// The system refused to start the thread: fail what was queued, and try to start one again with the next
+    /// request. (Backing off would need a thread to end the backoff, and a close would wait for a thread that never
+    /// ran.)
     mutating func threadDidNotStart() -> [Request] {
         lastError = RedisError(.connectionFailed, "the system refused to start a connection thread")
-        status = .backingOff
+        status = .notStarted
         return takeQueue()
     }
 
@@ -170,16 +172,17 @@ struct ConnectionStateMachine<Request: ConnectionRequest> {
         return true
     }
 
-    /// The next batch: everything queued up to the pipeline depth, in order, without the abandoned requests.
+    /// The next batch, into `batch` (emptied first; the thread keeps one buffer, so taking a batch under the lock
+    /// allocates nothing): everything queued up to the pipeline depth, in order, without the abandoned requests.
     /// `abandoned` counts those dropped, which the worker no longer owes anyone.
-    mutating func nextBatch(abandoned: inout Int) -> BatchAction {
+    mutating func nextBatch(into batch: inout [Request], abandoned: inout Int) -> BatchAction {
         threadIsWaiting = false
+        batch.removeAll(keepingCapacity: true)
         if status == .shutDown { return .exit }
         guard !queue.isEmpty else {
             threadIsWaiting = true
             return .wait
         }
-        var batch: [Request] = []
         var taken = 0
         for request in queue {
             taken += 1
@@ -195,7 +198,7 @@ struct ConnectionStateMachine<Request: ConnectionRequest> {
         } else {
             queue.removeFirst(taken)
         }
-        return .write(batch)
+        return .write
     }
 
     /// A batch that was taken but not written (an idle connection the server had closed, or a connection to a

@@ -201,6 +201,8 @@ final class ConnectionWorker: Sendable {
         var connectedGeneration: UInt64 = 0
         var lastUse: UInt64 = 0
         var replyPolling = ReplyPolling(window: configuration.busyPollWindow)
+        var batch: [PendingRequest] = []
+        batch.reserveCapacity(configuration.maximumPipelineDepth)
 
         while true {
             guard let current = connection else {
@@ -222,14 +224,14 @@ final class ConnectionWorker: Sendable {
             waitBrieflyForWork(nanoseconds: replyPolling.windowNanoseconds)
             var abandoned = 0
             lock.lock()
-            var action = shared.machine.nextBatch(abandoned: &abandoned)
+            var action = shared.machine.nextBatch(into: &batch, abandoned: &abandoned)
             while case .wait = action {
                 lock.wait()
-                action = shared.machine.nextBatch(abandoned: &abandoned)
+                action = shared.machine.nextBatch(into: &batch, abandoned: &abandoned)
             }
             lock.unlock()
             if abandoned > 0 { outstandingCount.subtract(abandoned, ordering: .relaxed) }
-            guard case .write(let batch) = action else { break }
+            guard case .write = action else { break }
             if batch.isEmpty { continue }
 
             // A new master since this connection was made: nothing more may be written to the old one. One atomic
