@@ -151,6 +151,8 @@ final class ClusterRouter: Sendable {
                 case .success(let (indices, values)):
                     for (index, value) in zip(indices, values) { replies[index] = value }
                 case .failure(let error):
+                    // The pipeline has failed: the other nodes' parts are not waited for.
+                    if failure == nil { group.cancelAll() }
                     if failure == nil { failure = error }
                 }
             }
