@@ -212,8 +212,6 @@ final class Clock: Sendable {
     private let last = Mutex(ContinuousClock.now)
     func touch() { last.withLock { $0 = .now } }
     var secondsSinceTouch: Double {
-        let elapsed = ContinuousClock.now - last.withLock { $0 }
-        let (seconds, attoseconds) = elapsed.components
-        return Double(seconds) + Double(attoseconds) / 1e18
+        (ContinuousClock.now - last.withLock { $0 }).seconds
     }
 }

@@ -9,14 +9,18 @@ public struct RedisEventStream<Element: Sendable>: AsyncSequence, Sendable {
     let threadName: String
     let translate: @Sendable (SubscriberLoop.Output) -> Element?
 
-    /// Iterates the stream.
+    /// Iterates the stream: each output of the subscriber becomes zero or one element.
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: TranslatingIterator<AsyncStream<SubscriberLoop.Output>.AsyncIterator, Element>
+        var base: AsyncStream<SubscriberLoop.Output>.AsyncIterator
+        let translate: @Sendable (SubscriberLoop.Output) -> Element?
 
-        public mutating func next() async -> Element? { await base.next(isolation: nil) }
+        public mutating func next() async -> Element? { await next(isolation: nil) }
 
         public mutating func next(isolation actor: isolated (any Actor)?) async -> Element? {
-            await base.next(isolation: actor)
+            while let output = await base.next(isolation: actor) {
+                if let element = translate(output) { return element }
+            }
+            return nil
         }
     }
 
@@ -36,6 +40,6 @@ public struct RedisEventStream<Element: Sendable>: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: TranslatingIterator(stream.makeAsyncIterator(), translate))
+        AsyncIterator(base: stream.makeAsyncIterator(), translate: translate)
     }
 }
