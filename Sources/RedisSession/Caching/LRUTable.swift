@@ -1,7 +1,7 @@
 /// A map from strings to values, bounded by a count, that evicts the least recently used entry.
 ///
 /// Entries live in one array linked into a recency list by index, so using an entry moves no memory and allocates
-/// nothing. Not synchronised: each cache shard keeps its table inside a `Mutex`.
+/// nothing. Not synchronised: `CacheCore` guards it (a reader holds its CPU's lock, a writer holds them all).
 ///
 /// `@inlinable` throughout: the settings cache uses it from another module, and a generic type that is not
 /// specialised there costs several times more per lookup.

@@ -150,9 +150,13 @@ public final class SessionCache: Sendable {
                 guard key.count > prefix.count, key.starts(with: prefix) else { return nil }
                 return String(decoding: key[prefix.count...], as: UTF8.self)
             }
-            if !names.isEmpty {
+            // Broadcast tracking reports every session written anywhere: find the few this instance holds under
+            // its own CPU's lock, and take every lock only to drop those. (A load that starts after this reads
+            // Redis after the write; one in flight left its mark in the table, and is found.)
+            let held = core.read { state, _ in names.filter { state.table.peek($0) != nil } }
+            if !held.isEmpty {
                 core.write { state in
-                    for name in names { state.table.remove(name) }
+                    for name in held { state.table.remove(name) }
                 }
             }
             invalidations.add(names.count, ordering: .relaxed)
