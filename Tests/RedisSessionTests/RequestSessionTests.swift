@@ -1,4 +1,5 @@
 import Foundation
+import RedisClient
 import RedisSession
 import Testing
 
@@ -23,6 +24,12 @@ import Testing
         let (session, start) = request("a=1; rsess=not-a-session-id")
         #expect(start == .ready && session.current == nil)
         #expect(session.completion() == .ready(setCookie: cookie.expiredHeader()))
+    }
+
+    @Test func anotherCookieWhoseNameEndsLikeOursIsLeftAlone() {
+        let (session, start) = request("xrsess=1; theme=rsess=2")
+        #expect(start == .ready && session.current == nil)
+        #expect(session.completion() == .ready(setCookie: nil), "only a cookie named rsess is ours to clear")
     }
 
     @Test func aSessionInMemoryIsReadyAndAnUnchangedOneWritesNothing() async throws {
@@ -112,5 +119,10 @@ import Testing
         #expect(isStoreUnavailable(SessionError(.storeUnavailable, "down")))
         #expect(!isStoreUnavailable(SessionError(.tooLarge, "big")))
         #expect(!isStoreUnavailable(CancellationError()))
+        #expect(isStoreUnavailable(RedisError(.timeout, "no reply")))
+        #expect(isStoreUnavailable(RedisError(.serverError, "OOM command not allowed when used memory > 'maxmemory'")))
+        #expect(isStoreUnavailable(RedisError(.serverError, "READONLY You can't write against a read only replica.")))
+        #expect(
+            !isStoreUnavailable(RedisError(.serverError, "WRONGTYPE Operation against a key holding the wrong kind")))
     }
 }

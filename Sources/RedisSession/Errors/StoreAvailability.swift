@@ -15,9 +15,17 @@ public func isStoreUnavailable(_ error: any Error) -> Bool {
 }
 
 extension RedisError: StoreAvailabilityReporting {
-    /// A connection that failed, closed or timed out, a client that was closed, or a write that reached a replica:
-    /// Redis did not answer this time; it may the next.
+    /// Redis did not answer this time, and may the next: every failure to get a reply (a connection that failed,
+    /// closed or timed out, a closed client, a replica), and the server errors that mean "not now" (out of memory,
+    /// read-only, loading, busy, a failover or a cluster in progress): so a failure to reach Redis is a 503 whether a
+    /// store (which maps it to `storeUnavailable`) or the application's own call met it. Other server errors
+    /// (`WRONGTYPE`, `ERR` for a malformed command) are the caller's to fix, not a 503.
     public var isStoreUnavailable: Bool {
-        [.connectionFailed, .connectionClosed, .timeout, .notMaster, .closed].contains(code)
+        guard let prefix = serverErrorPrefix else { return true }
+        return Self.notNowPrefixes.contains(prefix)
     }
+
+    private static let notNowPrefixes: Set<Substring> = [
+        "OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "MISCONF", "NOREPLICAS",
+    ]
 }

@@ -36,7 +36,9 @@ extension RequestSession {
     ///   - cookie: The session cookie's name and attributes.
     ///   - cookieHeader: The request's `Cookie` header, if any.
     public func start(store: any SessionStore, cookie: SessionCookie, cookieHeader: String?) -> Start {
-        let id = cookie.sessionID(fromCookieHeader: cookieHeader)
+        let reading = cookie.read(fromCookieHeader: cookieHeader)
+        var id: SessionID?
+        if case .sessionID(let parsed) = reading { id = parsed }
         let loaded = id.flatMap { store.loadFromMemory(id: $0) }
         state.withLock { state in
             state.store = store
@@ -44,7 +46,7 @@ extension RequestSession {
             state.loadedID = loaded?.id
             state.current = loaded
             // A cookie of ours that is not a session ID: the response clears it.
-            state.cookieIsStale = id == nil && cookieHeader?.contains(cookie.name + "=") == true
+            state.cookieIsStale = reading == .malformed
         }
         guard let id, loaded == nil else { return .ready }
         return .load(id)

@@ -63,14 +63,34 @@ public struct SessionCookie: Sendable, Hashable {
         Self.sessionID(named: name, fromCookieHeader: header)
     }
 
+    /// What a request's `Cookie` header holds under this cookie's name.
+    public enum Reading: Sendable, Hashable {
+        /// No cookie of this name.
+        case absent
+        /// A cookie of this name whose value is not a ``SessionID``: the response should clear it.
+        case malformed
+        /// A well-formed session ID (which may name no live session).
+        case sessionID(SessionID)
+    }
+
+    /// Reads this cookie from a request's `Cookie` header: one scan of its bytes, no store call.
+    public func read(fromCookieHeader header: String?) -> Reading {
+        Self.read(named: name, fromCookieHeader: header)
+    }
+
     /// The ``SessionID``-shaped value of the cookie `name` in a request's `Cookie` header: for any cookie that holds
     /// a token of that shape (the session's, or a CSRF cookie's).
     ///
     /// - Returns: `nil` when the cookie is absent or its value is not exactly a ``SessionID``.
     public static func sessionID(named name: String, fromCookieHeader header: String?) -> SessionID? {
+        guard case .sessionID(let id) = read(named: name, fromCookieHeader: header) else { return nil }
+        return id
+    }
+
+    private static func read(named name: String, fromCookieHeader header: String?) -> Reading {
         // Runs on every request: scan the bytes once, no splitting, no intermediate strings.
-        guard var header, !header.isEmpty else { return nil }
-        return header.withUTF8 { bytes -> SessionID? in
+        guard var header, !header.isEmpty else { return .absent }
+        return header.withUTF8 { bytes -> Reading in
             let name = Array(name.utf8)
             var index = 0
             while index < bytes.count {
@@ -95,9 +115,9 @@ public struct SessionCookie: Sendable, Hashable {
                 if pair.count >= 2, pair.first == UInt8(ascii: "\""), pair.last == UInt8(ascii: "\"") {
                     pair = pair.dropFirst().dropLast()
                 }
-                return SessionID(utf8: UnsafeBufferPointer(rebasing: pair))
+                return SessionID(utf8: UnsafeBufferPointer(rebasing: pair)).map { .sessionID($0) } ?? .malformed
             }
-            return nil
+            return .absent
         }
     }
 }

@@ -23,7 +23,7 @@ public struct UserSettingsStore: Sendable {
         do {
             reply = try await client.send("HMGET", key(userID), "timezone", "version")
         } catch {
-            throw SettingsError(.storeUnavailable, "cannot read user settings", underlying: error)
+            throw Self.settingsError(error, "cannot read user settings")
         }
         guard let fields = reply.array, fields.count == 2 else {
             throw SettingsError(.corruptRecord, "unexpected reply reading user settings")
@@ -48,8 +48,15 @@ public struct UserSettingsStore: Sendable {
             guard let values = adopted.array, values.count == 2, let current = values[0].string else { return nil }
             return UserSettings(timezone: current, version: values[1].int ?? 0)
         } catch {
-            throw SettingsError(.storeUnavailable, "cannot read user settings", underlying: error)
+            throw Self.settingsError(error, "cannot read user settings")
         }
+    }
+
+    /// A key of another Redis type where the record should be is a record this library did not write; anything else
+    /// means Redis could not answer.
+    private static func settingsError(_ error: RedisError, _ message: String) -> SettingsError {
+        let code: SettingsErrorCode = error.serverErrorPrefix == "WRONGTYPE" ? .corruptRecord : .storeUnavailable
+        return SettingsError(code, message, underlying: error)
     }
 
     /// KEYS[1] settings. ARGV: timezone, version of the v1 record. Writes them unless a record exists (a write that
@@ -82,7 +89,7 @@ public struct UserSettingsStore: Sendable {
                     timezone, announcement?.head ?? [], announcement?.tail ?? [], announcement?.channel ?? "",
                 ])
         } catch {
-            throw SettingsError(.storeUnavailable, "cannot write user settings", underlying: error)
+            throw Self.settingsError(error, "cannot write user settings")
         }
         guard let version = reply.int else { throw SettingsError(.corruptRecord, "unexpected reply \(reply)") }
         return UserSettings(timezone: timezone, version: version)
