@@ -55,7 +55,7 @@ public struct RedisSessionKit: Sendable {
     public let store: RedisSessionStore
     /// The instance's session cache, if configured.
     public let sessionCache: SessionCache?
-    /// The session cookie: `Max-Age` the idle timeout.
+    /// The session cookie: `Max-Age` the absolute lifetime (it is sent only when the ID changes).
     public let cookie: SessionCookie
     /// Users' settings records.
     public let settings: UserSettingsStore
