@@ -56,13 +56,14 @@ public final class RedisClient: Sendable {
         let monitor = SentinelMonitor.acquire(for: configuration)
         self.monitor = monitor
         // `poolSize` is a `var`: a configuration edited after its `init` may say 0; a pool always has a connection.
+        let resolver: any NodeResolver = monitor ?? FixedNode()
         let workers = (0..<max(1, configuration.poolSize)).map { index in
             ConnectionWorker(
-                configuration: configuration, name: prefix + String(index), counters: counters, monitor: monitor)
+                configuration: configuration, resolver: resolver, name: prefix + String(index), counters: counters)
         }
         self.workers = workers
         self.monitorObserver = monitor?.addObserver {
-            for worker in workers { worker.masterChanged() }
+            for worker in workers { worker.nodeChanged() }
         }
     }
 
@@ -170,8 +171,7 @@ public final class RedisClient: Sendable {
         guard let worker = try? pickWorker() else { return }
         counters.requests.add(1, ordering: .relaxed)
         counters.commands.add(1, ordering: .relaxed)
-        worker.submitDetached(
-            PendingRequest(payload: command.encoded, replyCount: 1, name: command.name, detached: true))
+        worker.submitDetached(ConnectionRequest(command))
     }
 
     /// Sends several commands in one write on one connection and returns their replies in order.
@@ -227,7 +227,7 @@ public final class RedisClient: Sendable {
         let worker = try pickWorker()
         counters.requests.add(1, ordering: .relaxed)
         counters.commands.add(replyCount, ordering: .relaxed)
-        return try await worker.perform(PendingRequest(payload: payload, replyCount: replyCount, name: name))
+        return try await worker.perform(ConnectionRequest(payload: payload, replyCount: replyCount, name: name))
     }
 
     private func pickWorker() throws(RedisError) -> ConnectionWorker {

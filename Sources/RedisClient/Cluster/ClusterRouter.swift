@@ -302,7 +302,7 @@ final class ClusterRouter: Sendable {
         let worker = try pool(for: node)
         counters.requests.add(1, ordering: .relaxed)
         counters.commands.add(replyCount, ordering: .relaxed)
-        return try await worker.perform(PendingRequest(payload: payload, replyCount: replyCount, name: name))
+        return try await worker.perform(ConnectionRequest(payload: payload, replyCount: replyCount, name: name))
     }
 
     /// A best-effort command nobody waits for, to the owner of its slot; dropped when that is not known.
@@ -313,8 +313,7 @@ final class ClusterRouter: Sendable {
         else { return }
         counters.requests.add(1, ordering: .relaxed)
         counters.commands.add(1, ordering: .relaxed)
-        worker.submitDetached(
-            PendingRequest(payload: command.encoded, replyCount: 1, name: command.name, detached: true))
+        worker.submitDetached(ConnectionRequest(command))
     }
 
     private func pool(for node: Endpoint) throws(RedisError) -> ConnectionWorker {
@@ -328,7 +327,8 @@ final class ClusterRouter: Sendable {
             nodeConfiguration.busyPollWindow = .zero
             let created = (0..<max(1, configuration.poolSize)).map { index in
                 ConnectionWorker(
-                    configuration: nodeConfiguration, name: "\(namePrefix)\(pools.count).\(index)", counters: counters)
+                    configuration: nodeConfiguration, resolver: FixedNode(), name: "\(namePrefix)\(pools.count).\(index)",
+                    counters: counters)
             }
             pools[node] = created
             return created

@@ -8,52 +8,62 @@ import Synchronization
     import Darwin
 #endif
 
-/// One pooled connection and the OS thread that owns it.
+/// One pooled connection and the OS thread that owns it: a small executor around a ``ConnectionStateMachine``.
 ///
-/// Callers append requests to a queue and suspend. The thread takes everything queued (up to the pipeline depth),
-/// writes it in one go, then reads the replies in order and resumes each caller: requests that arrive while a batch is
-/// in flight form the next batch. This is automatic pipelining, and it is why a handful of connections carries
-/// hundreds of concurrent tasks.
+/// Callers hand a request over and suspend on a checked continuation, which the machine keeps until the request's
+/// replies arrive. The thread takes everything queued (up to the pipeline depth), writes it in one go, then reads the
+/// replies in order and resumes each caller: requests that arrive while a batch is in flight form the next batch.
+/// This is automatic pipelining, and it is why a handful of connections carries hundreds of concurrent tasks.
+///
+/// The thread only ever waits in `poll(2)`, on its socket and on a ``WakeSignal``: for work, for a reply, or for a
+/// backoff to end. So a shutdown, a master change or new work wakes it the same way whatever it is doing, and an
+/// idle socket that the server closes is noticed at once. Every touch of the shared state is one `withLock` scope
+/// around one call into the machine; the machine's answer is carried out after the lock is released.
 ///
 /// A broken connection fails the requests in flight on it, then reconnects at once; failed connects back off
 /// exponentially with jitter, and while backing off the worker refuses new requests so that the pool routes
 /// around it instead of queueing callers behind a dead socket.
 final class ConnectionWorker: Sendable {
-    typealias Status = ConnectionStateMachine<PendingRequest>.Status
+    typealias Waiter = CheckedContinuation<Result<RedisValue, RedisError>, Never>
+    typealias Machine = ConnectionStateMachine<Waiter>
+    typealias Status = Machine.Status
 
-    /// State shared between callers and the connection thread, guarded by `lock`.
-    private final class Shared: @unchecked Sendable {
-        var machine: ConnectionStateMachine<PendingRequest>
-        var socket: Int32 = -1
+    private struct State {
+        var machine: Machine
         var exited = false
         var exitWaiters: [CheckedContinuation<Void, Never>] = []
-
-        init(machine: ConnectionStateMachine<PendingRequest>) { self.machine = machine }
     }
 
-    private let lock = ConditionLock()
-    private let shared: Shared
+    private let state: Mutex<State>
+    /// `nil` only when the system had no descriptor left for it; the worker then refuses every request.
+    private let wake: WakeSignal?
     private let publishedStatus = Atomic<Int>(Status.notStarted.rawValue)
-    /// Bumped on every submit, so the thread can notice new work without taking the lock while it spins.
-    private let submissions = Atomic<Int>(0)
     /// Requests queued or in flight, read by the pool's dispatcher without the lock.
     private let outstandingCount = Atomic<Int>(0)
+    /// Bumped on every submit, so the thread can notice new work without taking the lock while it spins.
+    private let submissions = Atomic<Int>(0)
+    private let requestIDs = Atomic<UInt64>(0)
     private let configuration: RedisConfiguration
+    private let connector: NodeConnector
     private let name: String
-
     private let counters: ClientCounters
-    /// Where the master is, when it is found through Sentinel.
-    private let monitor: SentinelMonitor?
 
-    init(configuration: RedisConfiguration, name: String, counters: ClientCounters, monitor: SentinelMonitor? = nil) {
+    /// - Parameters:
+    ///   - configuration: Credentials, timeouts and pipelining for the connection.
+    ///   - resolver: Where the connection goes: a fixed node, or the master the sentinels name.
+    ///   - name: The thread's name.
+    ///   - counters: The pool's counters, which the thread adds its batches to.
+    init(configuration: RedisConfiguration, resolver: any NodeResolver, name: String, counters: ClientCounters) {
         self.configuration = configuration
+        self.connector = NodeConnector(configuration: configuration, resolver: resolver)
         self.name = name
         self.counters = counters
-        self.monitor = monitor
-        self.shared = Shared(
-            machine: ConnectionStateMachine(
-                backoff: configuration.reconnectBackoff, pipelineDepth: configuration.maximumPipelineDepth,
-                serverDescription: configuration.serverDescription))
+        self.wake = WakeSignal()
+        self.state = Mutex(
+            State(
+                machine: Machine(
+                    backoff: configuration.reconnectBackoff, pipelineDepth: configuration.maximumPipelineDepth,
+                    serverDescription: configuration.serverDescription)))
     }
 
     /// The status as last published, read without the lock by the pool's dispatcher.
@@ -63,283 +73,269 @@ final class ConnectionWorker: Sendable {
     var outstanding: Int { outstandingCount.load(ordering: .relaxed) }
 
     /// The error of the last failed connect, if the worker is backing off.
-    var lastError: RedisError? { lock.withLock { shared.machine.lastError } }
+    var lastError: RedisError? { state.withLock { $0.machine.lastError } }
 
     // MARK: Callers
 
-    /// Queues a request, or fails it at once when the worker cannot take it.
-    func submit(_ request: PendingRequest, continuation: UnsafeContinuation<Result<RedisValue, RedisError>, Never>) {
-        lock.lock()
-        if request.cancelledEarly {
-            lock.unlock()
-            continuation.resume(returning: .failure(RedisError.cancelled(request.name)))
-            return
-        }
-        request.continuation = continuation
-        if let refusal = apply(shared.machine.submit(request)) {
-            // Cleared under the lock, so a cancellation racing this cannot resume the caller a second time.
-            request.continuation = nil
-            lock.unlock()
-            continuation.resume(returning: .failure(refusal.adding(context: request.name)))
-            return
-        }
-        lock.unlock()
-    }
-
     /// Queues a request and suspends until its replies arrive; cancelling the task resumes it at once.
-    func perform(_ request: PendingRequest) async throws(RedisError) -> RedisValue {
-        try await withTaskCancellationHandler {
-            await withUnsafeContinuation { continuation in
-                submit(request, continuation: continuation)
+    func perform(_ request: ConnectionRequest) async throws(RedisError) -> RedisValue {
+        let id = Machine.RequestID(requestIDs.wrappingAdd(1, ordering: .relaxed).newValue)
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (waiter: Waiter) in
+                submit(request, id: id, waiter: waiter)
             }
         } onCancel: {
-            cancel(request)
-        }.get()
+            let waiter = state.withLock { $0.machine.cancel(id) }
+            waiter?.resume(returning: .failure(RedisError.cancelled(request.name)))
+        }
+        return try result.get()
     }
 
     /// Queues a request nobody waits for; dropped when the worker cannot take requests right now.
-    func submitDetached(_ request: PendingRequest) {
-        lock.withLock {
-            guard shared.machine.acceptsRequests else { return }
-            _ = apply(shared.machine.submit(request))
-        }
+    func submitDetached(_ request: ConnectionRequest) {
+        let id = Machine.RequestID(requestIDs.wrappingAdd(1, ordering: .relaxed).newValue)
+        submit(request, id: id, waiter: nil)
     }
 
-    /// Carries out what the machine decided about a submitted request (under the lock); returns the error to answer
-    /// the caller with, if it was refused.
-    private func apply(_ action: ConnectionStateMachine<PendingRequest>.SubmitAction) -> RedisError? {
+    private func submit(_ request: ConnectionRequest, id: Machine.RequestID, waiter: Waiter?) {
+        let action = state.withLock { state -> Machine.SubmitAction in
+            // Checked under the lock: a cancellation handler that ran before this found nothing to cancel, and the
+            // task's flag was set before it ran.
+            if waiter != nil, Task.isCancelled { return .fail(RedisError.cancelled(request.name)) }
+            guard wake != nil else { return .fail(RedisError(.connectionFailed, "no descriptor for a wake-up pipe")) }
+            defer { publish(state.machine) }
+            return state.machine.submit(request, id: id, waiter: waiter)
+        }
         switch action {
         case .fail(let error):
-            return error
+            waiter?.resume(returning: .failure(error.code == .cancelled ? error : error.adding(context: request.name)))
         case .queued(let wakeThread):
-            outstandingCount.add(1, ordering: .relaxed)
             submissions.add(1, ordering: .releasing)
-            if wakeThread { lock.signal() }
+            if wakeThread { wake?.signal() }
         case .queuedStartingThread:
-            outstandingCount.add(1, ordering: .relaxed)
             submissions.add(1, ordering: .releasing)
-            publishStatusLocked()
-            startThreadLocked()
+            startThread()
         }
-        return nil
-    }
-
-    /// Resumes a waiting caller with a cancellation error. A request already written still gets its reply read
-    /// (and dropped), so the connection stays in step.
-    func cancel(_ request: PendingRequest) {
-        lock.lock()
-        let continuation = request.continuation
-        request.continuation = nil
-        if continuation == nil { request.cancelledEarly = true }
-        lock.unlock()
-        continuation?.resume(returning: .failure(RedisError.cancelled(request.name)))
     }
 
     /// Starts connecting ahead of the first command.
     func start() {
-        lock.withLock {
-            if shared.machine.start() {
-                publishStatusLocked()
-                startThreadLocked()
-            }
+        let starts = state.withLock { state in
+            defer { publish(state.machine) }
+            return state.machine.start()
         }
+        if starts { startThread() }
     }
 
-    /// Stops the worker: queued requests fail with ``RedisError/Code/closed``, a blocked read is woken.
+    /// Stops the worker: queued and in-flight requests fail with ``RedisError/Code/closed`` at once, and the thread
+    /// is woken to leave.
     func shutdown() {
-        lock.lock()
-        guard let action = shared.machine.shutdown() else {
-            lock.unlock()
-            return
+        let action = state.withLock { state -> Machine.ShutdownAction? in
+            let action = state.machine.shutdown()
+            if action?.exitedWithoutThread == true { state.exited = true }
+            publish(state.machine)
+            return action
         }
-        publishStatusLocked()
-        wakeSocketLocked()
-        if action.exitedWithoutThread { shared.exited = true }
-        lock.signal()
-        lock.unlock()
+        guard let action else { return }
+        wake?.signal()
         fail(action.failed, RedisError(.closed, "the client was closed"))
     }
 
-    /// The sentinels announced a new master: shut the socket, so in-flight commands fail now and a blocked read
-    /// wakes. The next batch then sees the new generation and goes to the new master.
-    func masterChanged() {
-        lock.withLock {
-            wakeSocketLocked()
-            shared.machine.masterChanged()
-            lock.signal()
-        }
+    /// The node changed (the sentinels announced a new master): the thread wakes, sees that its connection is to a
+    /// node that is no longer current, fails what is in flight and connects to the new one; a backoff ends now.
+    func nodeChanged() {
+        state.withLock { $0.machine.masterChanged() }
+        wake?.signal()
     }
 
     /// Returns once the connection thread has exited and freed its connection.
     func waitUntilExited() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            lock.lock()
-            if shared.exited {
-                lock.unlock()
-                continuation.resume()
-            } else {
-                shared.exitWaiters.append(continuation)
-                lock.unlock()
+            let exited = state.withLock { state in
+                if !state.exited { state.exitWaiters.append(continuation) }
+                return state.exited
             }
+            if exited { continuation.resume() }
         }
     }
 
-    // MARK: Connection thread
+    // MARK: The connection thread
 
-    private func startThreadLocked() {
+    private func startThread() {
         guard !spawnThread(name: name, { [self] in runConnectionThread() }) else { return }
-        let failed = shared.machine.threadDidNotStart()
-        publishStatusLocked()
-        let error = shared.machine.unavailableError
-        for request in failed { completeLocked(request, with: .failure(error.adding(context: request.name))) }
+        let (failed, error) = state.withLock { state in
+            defer { publish(state.machine) }
+            return (state.machine.threadDidNotStart(), state.machine.unavailableError)
+        }
+        fail(failed, error)
     }
 
     private func runConnectionThread() {
+        guard let wake else { return }
         var connection: HiredisConnection?
-        // Through Sentinel: the node connected to and the generation it was the master in.
-        var node: RedisConfiguration.Endpoint?
-        var connectedGeneration: UInt64 = 0
-        var lastUse: UInt64 = 0
+        var node = ResolvedNode(endpoint: nil, generation: 0)
         var replyPolling = ReplyPolling(window: configuration.busyPollWindow)
-        var batch: [PendingRequest] = []
+        var batch: [ConnectionRequest] = []
         batch.reserveCapacity(configuration.maximumPipelineDepth)
 
-        while true {
+        loop: while true {
             guard let current = connection else {
                 switch connect() {
-                case .connected(let new, let master, let generation):
+                case .connected(let new, let resolved):
                     connection = new
-                    node = master
-                    connectedGeneration = generation
-                    lastUse = monotonicNanoseconds()
+                    node = resolved
+                    replyPolling = ReplyPolling(window: configuration.busyPollWindow)
                 case .failed(let delay):
-                    if !sleepUnlessShutDown(for: delay) { break }
+                    if !sleepUnlessShutDown(for: delay, wake: wake) { break loop }
                 case .shutDown:
-                    break
+                    break loop
                 }
-                if isShutDown { break }
                 continue
             }
-
-            waitBrieflyForWork(nanoseconds: replyPolling.windowNanoseconds)
-            var abandoned = 0
-            lock.lock()
-            var action = shared.machine.nextBatch(into: &batch, abandoned: &abandoned)
-            while case .wait = action {
-                lock.wait()
-                action = shared.machine.nextBatch(into: &batch, abandoned: &abandoned)
-            }
-            lock.unlock()
-            if abandoned > 0 { outstandingCount.subtract(abandoned, ordering: .relaxed) }
-            guard case .write = action else { break }
-            if batch.isEmpty { continue }
-
             // A new master since this connection was made: nothing more may be written to the old one. One atomic
-            // load per batch, and the batch goes back untouched to be written on a connection to the new master.
-            let demoted = monitor.map { $0.generation != connectedGeneration } ?? false
-            let idle = ConnectionStateMachine<PendingRequest>.shouldCheckIdleSocket(
-                lastUse: lastUse, now: monotonicNanoseconds())
-            if demoted || (idle && current.isClosedByPeer()) {
-                lock.withLock {
-                    shared.machine.requeue(batch)
-                    shared.socket = -1
-                }
+            // load per batch; what is queued goes to the new master.
+            if !connector.resolver.isCurrent(node) {
                 connection = nil
+                connectionLost(RedisError(.notMaster, "the master changed", context: current.endpointDescription))
                 continue
             }
-
-            if !write(batch, on: current, node: node, polling: &replyPolling) {
-                connection = nil
+            waitBrieflyForWork(nanoseconds: replyPolling.windowNanoseconds)
+            let action = state.withLock { state in
+                defer { publish(state.machine) }
+                return state.machine.nextBatch(into: &batch)
             }
-            lastUse = monotonicNanoseconds()
+            switch action {
+            case .exit:
+                break loop
+            case .wait:
+                // Asleep until woken (work, a node change, shutdown). A socket that turns readable while nothing is
+                // in flight was closed by the server (a restart, `CLIENT KILL`, an idle timeout): connect again now,
+                // so the next request does not find it dead.
+                let ready = wake.wait(on: current.fileDescriptor, timeoutMilliseconds: -1)
+                if ready.socket || ready.failed {
+                    connection = nil
+                    connectionLost(RedisError(.connectionClosed, "the server closed the idle connection"))
+                }
+            case .write:
+                if !write(batch, on: current, node: node, polling: &replyPolling, wake: wake) { connection = nil }
+            }
         }
 
-        lock.lock()
-        let failed = shared.machine.threadExiting()
-        publishStatusLocked()
-        shared.socket = -1
-        shared.exited = true
-        let waiters = shared.exitWaiters
-        shared.exitWaiters = []
-        lock.unlock()
+        let (failed, waiters) = state.withLock { state in
+            let failed = state.machine.threadExiting()
+            publish(state.machine)
+            state.exited = true
+            defer { state.exitWaiters = [] }
+            return (failed, state.exitWaiters)
+        }
         connection = nil
         fail(failed, RedisError(.closed, "the client was closed"))
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Writes a batch and completes each request with its replies; `false` when the connection can no longer be
-    /// used (it broke, or the node turned out not to be the master).
+    /// Writes a batch and resumes each caller with its replies; `false` when the connection can no longer be used
+    /// (it broke, or the node turned out not to be the master).
     private func write(
-        _ batch: [PendingRequest], on connection: HiredisConnection, node: RedisConfiguration.Endpoint?,
-        polling replyPolling: inout ReplyPolling
+        _ batch: [ConnectionRequest], on connection: HiredisConnection, node: ResolvedNode,
+        polling replyPolling: inout ReplyPolling, wake: WakeSignal
     ) -> Bool {
         for request in batch { connection.append(request.payload) }
         counters.batches.add(1, ordering: .relaxed)
-        var index = 0
         var refusedAsReplica = false
         do throws(RedisError) {
+            try connection.flush()
             if replyPolling.shouldPoll(batchOf: batch.count) {
                 let deadline = monotonicNanoseconds() &+ replyPolling.windowNanoseconds
-                let hit = try connection.flushAndPollReadable(untilMonotonicNanoseconds: deadline)
+                let hit = connection.pollReadable(untilMonotonicNanoseconds: deadline)
                 replyPolling.record(hit: hit)
                 counters.polledBatches.add(1, ordering: .relaxed)
-                if hit { counters.pollHits.add(1, ordering: .relaxed) }
+                if hit {
+                    counters.pollHits.add(1, ordering: .relaxed)
+                    try connection.fillReader()
+                }
             }
-            while index < batch.count {
-                let request = batch[index]
-                let value: RedisValue
+            for request in batch {
+                var value: RedisValue
                 if request.replyCount == 1 {
-                    value = try connection.readReply()
+                    value = try nextReply(on: connection, node: node, wake: wake)
                 } else {
                     var values: [RedisValue] = []
                     values.reserveCapacity(request.replyCount)
-                    for _ in 0..<request.replyCount { values.append(try connection.readReply()) }
+                    for _ in 0..<request.replyCount {
+                        values.append(try nextReply(on: connection, node: node, wake: wake))
+                    }
                     value = .array(values)
                 }
-                if monitor != nil, value.isReadOnlyRefusal {
+                let result: Result<RedisValue, RedisError>
+                if connector.resolver.requiresMaster, value.isReadOnlyRefusal {
                     // The node was demoted under this connection: a lost connection, then rediscovery.
                     refusedAsReplica = true
-                    complete(
-                        request,
-                        with: .failure(
-                            RedisError(
-                                .notMaster, "the node answered READONLY: it is no longer the master",
-                                context: "\(request.name) on \(node?.description ?? "?")")))
+                    result = .failure(
+                        RedisError(
+                            .notMaster, "the node answered READONLY: it is no longer the master",
+                            context: "\(request.name) on \(connection.endpointDescription)"))
                 } else {
-                    complete(request, with: .success(value))
+                    result = .success(value)
                 }
-                index += 1
+                let waiter = state.withLock { state in
+                    defer { publish(state.machine) }
+                    return state.machine.replyArrived()
+                }
+                waiter?.resume(returning: result)
             }
         } catch {
-            let reported = isShutDown ? RedisError(.closed, "the client was closed") : error
-            for request in batch[index...] {
-                complete(request, with: .failure(reported.adding(context: request.name)))
-            }
-            dropConnection()
+            connectionLost(error)
             return false
         }
         guard refusedAsReplica else { return true }
-        dropConnection()
-        if let node { monitor?.nodeIsNotMaster(node) }
+        connectionLost(RedisError(.notMaster, "the node is no longer the master"))
+        connector.resolver.refused(node)
         return false
     }
 
-    private func dropConnection() {
-        lock.withLock {
-            shared.socket = -1
-            shared.machine.connectionLost()
-            publishStatusLocked()
+    /// The next reply: from what the reader holds, else after waiting for the socket. A wake-up while waiting means
+    /// the worker was shut down or the node changed; anything else (a late signal) waits on.
+    private func nextReply(on connection: HiredisConnection, node: ResolvedNode, wake: WakeSignal) throws(RedisError)
+        -> RedisValue
+    {
+        var deadline = monotonicNanoseconds() &+ configuration.commandTimeout.nanoseconds
+        while true {
+            if let reply = try connection.bufferedReply() { return reply }
+            let now = monotonicNanoseconds()
+            guard now < deadline else {
+                throw RedisError(.timeout, "no reply within the command timeout", context: connection.endpointDescription)
+            }
+            let remaining = Int32(clamping: (deadline - now + 999_999) / 1_000_000)
+            let ready = wake.wait(on: connection.fileDescriptor, timeoutMilliseconds: remaining)
+            if ready.failed { throw RedisError(.connectionClosed, "poll failed", context: connection.endpointDescription) }
+            if ready.woken {
+                if state.withLock({ $0.machine.isShutDown }) { throw RedisError(.closed, "the client was closed") }
+                if !connector.resolver.isCurrent(node) {
+                    throw RedisError(.notMaster, "the master changed", context: connection.endpointDescription)
+                }
+            }
+            if ready.socket {
+                try connection.fillReader()
+                deadline = monotonicNanoseconds() &+ configuration.commandTimeout.nanoseconds
+            }
         }
     }
 
+    /// The connection is gone: what was in flight on it fails (it may have run), the queue waits for the next one.
+    private func connectionLost(_ error: RedisError) {
+        let (failed, shutDown) = state.withLock { state in
+            defer { publish(state.machine) }
+            return (state.machine.connectionLost(), state.machine.isShutDown)
+        }
+        fail(failed, shutDown ? RedisError(.closed, "the client was closed") : error)
+    }
+
     /// A caller that just got its reply usually sends its next command within microseconds. Watching for it a
-    /// little before sleeping on the condition variable saves a futex sleep and wake-up per command for such a
-    /// caller (the latency-bound, one-task case); under load the queue is never empty and this never spins.
+    /// little before sleeping saves a sleep and a wake-up per command for such a caller (the latency-bound, one-task
+    /// case); under load the queue is never empty and this never spins.
     private func waitBrieflyForWork(nanoseconds: UInt64) {
-        guard nanoseconds > 0 else { return }
+        guard nanoseconds > 0, outstandingCount.load(ordering: .relaxed) == 0 else { return }
         let seen = submissions.load(ordering: .acquiring)
-        let hasWork = lock.withLock { !shared.machine.queue.isEmpty }
-        if hasWork { return }
         let deadline = monotonicNanoseconds() &+ nanoseconds
         while monotonicNanoseconds() < deadline {
             if submissions.load(ordering: .acquiring) != seen { return }
@@ -348,85 +344,55 @@ final class ConnectionWorker: Sendable {
     }
 
     private enum ConnectOutcome {
-        /// Connected; through Sentinel, to this master in this generation.
-        case connected(HiredisConnection, RedisConfiguration.Endpoint?, UInt64)
+        case connected(HiredisConnection, ResolvedNode)
         /// Failed; back off for this long.
         case failed(Duration)
         case shutDown
     }
 
     private func connect() -> ConnectOutcome {
-        if isShutDown { return .shutDown }
-        var master: (RedisConfiguration.Endpoint, UInt64)?
+        if state.withLock({ $0.machine.isShutDown }) { return .shutDown }
         do throws(RedisError) {
-            master = try monitor?.master()
-            let connection = try HiredisConnection(
-                configuration: configuration, node: master?.0, requiresMaster: master != nil)
-            lock.lock()
-            defer { lock.unlock() }
-            guard shared.machine.connected() else { return .shutDown }
-            publishStatusLocked()
-            shared.socket = connection.fileDescriptor
-            return .connected(connection, master?.0, master?.1 ?? 0)
+            let (connection, node) = try connector.connect()
+            let usable = state.withLock { state in
+                defer { publish(state.machine) }
+                return state.machine.connected()
+            }
+            return usable ? .connected(connection, node) : .shutDown
         } catch {
-            if error.code == .notMaster, let node = master?.0 { monitor?.nodeIsNotMaster(node) }
-            lock.lock()
-            let (failed, delay) = shared.machine.connectFailed(error)
-            publishStatusLocked()
-            lock.unlock()
+            let (failed, delay) = state.withLock { state in
+                defer { publish(state.machine) }
+                return state.machine.connectFailed(error)
+            }
             fail(failed, error)
             return .failed(delay)
         }
     }
 
-    /// Sleeps for the backoff delay; returns `false` if the worker was shut down meanwhile.
-    private func sleepUnlessShutDown(for delay: Duration) -> Bool {
-        let deadline = monotonicNanoseconds() + delay.nanoseconds
-        lock.lock()
-        defer { lock.unlock() }
-        while shared.machine.keepsBackingOff(now: monotonicNanoseconds(), until: deadline) {
-            lock.wait(untilMonotonicNanoseconds: deadline)
+    /// Sleeps for the backoff delay, or until woken by a node change or shutdown; returns `false` if the worker was
+    /// shut down meanwhile.
+    private func sleepUnlessShutDown(for delay: Duration, wake: WakeSignal) -> Bool {
+        let deadline = monotonicNanoseconds() &+ delay.nanoseconds
+        while state.withLock({ $0.machine.keepsBackingOff(now: monotonicNanoseconds(), until: deadline) }) {
+            let remaining = deadline &- monotonicNanoseconds()
+            _ = wake.wait(on: -1, timeoutMilliseconds: Int32(clamping: (remaining + 999_999) / 1_000_000))
         }
-        let goesOn = shared.machine.backoffEnded()
-        publishStatusLocked()
-        return goesOn
+        return state.withLock { state in
+            defer { publish(state.machine) }
+            return state.machine.backoffEnded()
+        }
     }
 
-    private var isShutDown: Bool { lock.withLock { shared.machine.isShutDown } }
-
-    private func complete(_ request: PendingRequest, with result: Result<RedisValue, RedisError>) {
-        lock.lock()
-        let continuation = request.continuation
-        request.continuation = nil
-        lock.unlock()
-        outstandingCount.subtract(1, ordering: .relaxed)
-        continuation?.resume(returning: result)
+    private func fail(_ owed: [Machine.Owed], _ error: RedisError) {
+        for entry in owed { entry.waiter.resume(returning: .failure(error.adding(context: entry.name))) }
     }
 
-    /// As ``complete(_:with:)``, for a caller that holds the lock.
-    private func completeLocked(_ request: PendingRequest, with result: Result<RedisValue, RedisError>) {
-        let continuation = request.continuation
-        request.continuation = nil
-        outstandingCount.subtract(1, ordering: .relaxed)
-        continuation?.resume(returning: result)
+    /// Publishes what the dispatcher reads without the lock. Called at the end of each lock scope that changes the
+    /// machine.
+    private func publish(_ machine: Machine) {
+        publishedStatus.store(machine.status.rawValue, ordering: .relaxed)
+        outstandingCount.store(machine.outstanding, ordering: .relaxed)
     }
-
-    private func fail(_ requests: [PendingRequest], _ error: RedisError) {
-        for request in requests { complete(request, with: .failure(error.adding(context: request.name))) }
-    }
-
-    private func publishStatusLocked() {
-        publishedStatus.store(shared.machine.status.rawValue, ordering: .relaxed)
-    }
-
-    private func wakeSocketLocked() {
-        if shared.socket >= 0 { shutdownSocket(shared.socket) }
-    }
-
-}
-
-extension PendingRequest: ConnectionRequest {
-    var isAbandoned: Bool { continuation == nil && !detached }
 }
 
 extension ConnectionWorker {
@@ -458,7 +424,7 @@ extension ConnectionWorker {
         if !workers.isEmpty && workers.allSatisfy({ $0.status == .shutDown }) {
             throw RedisError(.closed, "the client was closed")
         }
-        throw ConnectionStateMachine<PendingRequest>.unavailable(
+        throw ConnectionStateMachine<Waiter>.unavailable(
             configuration.serverDescription, lastError: workers.lazy.compactMap(\.lastError).first)
     }
 }

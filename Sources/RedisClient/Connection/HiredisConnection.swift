@@ -10,8 +10,9 @@ internal import CHiredis
 
 /// One hiredis context: connected, authenticated and configured, or not at all.
 ///
-/// Ownership invariant: exactly one thread (a ``ConnectionWorker`` or a subscriber thread) calls into an instance.
-/// Other threads only ever read ``fileDescriptor`` through their owner's lock to wake that thread with `shutdown(2)`.
+/// Ownership invariant: exactly one thread (a ``ConnectionWorker``'s, a subscriber's or the Sentinel watcher's) holds
+/// an instance and calls into it; it is not `Sendable`, so no other thread can reach it. Those threads are woken with
+/// a ``WakeSignal``, never by touching the socket.
 final class HiredisConnection {
     private let context: UnsafeMutablePointer<redisContext>
     let endpointDescription: String
@@ -161,19 +162,14 @@ final class HiredisConnection {
         return Self.convert(reply)
     }
 
-    /// Writes what is queued, then polls the socket without sleeping until it is readable or the deadline passes.
-    /// Returns whether it became readable; the caller reads the reply either way.
-    func flushAndPollReadable(untilMonotonicNanoseconds deadline: UInt64) throws(RedisError) -> Bool {
-        try flush()
+    /// Polls the socket without sleeping until it is readable or the deadline passes; returns whether it became
+    /// readable.
+    func pollReadable(untilMonotonicNanoseconds deadline: UInt64) -> Bool {
         repeat {
             if isReadableNow() { return true }
         } while monotonicNanoseconds() < deadline
         return false
     }
-
-    /// Whether the idle socket has become readable or hung up: with nothing in flight, that means the server
-    /// closed it (a restart, `CLIENT KILL`, an idle timeout), so it must not be used.
-    func isClosedByPeer() -> Bool { isReadableNow() }
 
     /// Whether the socket has data, an end of stream or an error to report: a `poll(2)` that does not wait.
     private func isReadableNow() -> Bool {

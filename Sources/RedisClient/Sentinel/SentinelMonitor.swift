@@ -30,7 +30,7 @@ final class SentinelMonitor: Sendable {
     private let state: Mutex<SentinelState>
     private let publishedGeneration = Atomic<UInt64>(0)
     /// Serialises discovery, so a pool that lost its master asks the sentinels once, not once per connection.
-    private let discoveryLock = ConditionLock()
+    private let discoveryLock = Mutex<Void>(())
     private let observers = Mutex<(next: Int, handlers: [Int: @Sendable () -> Void])>((0, [:]))
     private let users = Mutex<Int>(0)
     private let watcherRunning = Atomic<Bool>(false)
@@ -118,8 +118,11 @@ final class SentinelMonitor: Sendable {
     func master() throws(RedisError) -> (Endpoint, UInt64) {
         startWatcherIfNeeded()
         if let known = state.withLock({ state in state.master.map { ($0, state.generation) } }) { return known }
-        discoveryLock.lock()
-        defer { discoveryLock.unlock() }
+        return try discoveryLock.withLock { _ throws(RedisError) in try discover() }
+    }
+
+    /// Asks the sentinels in turn; under the discovery lock.
+    private func discover() throws(RedisError) -> (Endpoint, UInt64) {
         if let known = state.withLock({ state in state.master.map { ($0, state.generation) } }) { return known }
         var failures: [String] = []
         for candidate in state.withLock({ $0.sentinels }) {

@@ -43,8 +43,6 @@ final class SubscriberLoop: Sendable {
     private let trackedPrefixes: [String]?
     private let continuation: AsyncStream<Output>.Continuation
     private let wake: Mutex<WakePipe>
-    /// The connected socket, or -1: a master change shuts it so the subscription moves at once.
-    private let socket = Atomic<Int32>(-1)
     /// The thread's name, `rsub<N>`, unique per subscription so tests can see it go.
     let threadName: String
     private static let instances = Atomic<Int>(0)
@@ -131,11 +129,9 @@ final class SubscriberLoop: Sendable {
         // Through Sentinel, the subscription (and with it key tracking) follows the master: a change shuts the
         // socket, which is a gap the caches see, and the next connection goes to the new master.
         let monitor = SentinelMonitor.acquire(for: subscriber.configuration)
-        let observer = monitor?.addObserver { [self] in
-            let descriptor = socket.load(ordering: .acquiring)
-            if descriptor >= 0 { shutdownSocket(descriptor) }
-            nudge()
-        }
+        let connector = NodeConnector(configuration: subscriber.configuration, resolver: monitor ?? FixedNode())
+        // The loop waits on its socket and the wake-up pipe together, so a nudge ends the session at once.
+        let observer = monitor?.addObserver { [self] in nudge() }
         defer {
             if let monitor, let observer { monitor.removeObserver(observer) }
             monitor?.release()
@@ -143,21 +139,10 @@ final class SubscriberLoop: Sendable {
 
         while !isStopped {
             let error: RedisError
-            var master: (RedisConfiguration.Endpoint, UInt64)?
             do throws(RedisError) {
-                master = try monitor?.master()
-                let connection = try HiredisConnection(
-                    configuration: subscriber.configuration, node: master?.0, requiresMaster: master != nil)
-                socket.store(connection.fileDescriptor, ordering: .releasing)
-                if let monitor, let master, monitor.generation != master.1 {
-                    // The master changed while connecting: this connection may be to the old one.
-                    error = RedisError(.notMaster, "the master changed while connecting", context: "\(master.0)")
-                } else {
-                    error = session(on: connection, wakeFD: wakeFD, machine: &machine)
-                }
-                socket.store(-1, ordering: .releasing)
+                let (connection, _) = try connector.connect()
+                error = session(on: connection, wakeFD: wakeFD, machine: &machine)
             } catch let connectError {
-                if connectError.code == .notMaster, let node = master?.0 { monitor?.nodeIsNotMaster(node) }
                 error = connectError
             }
             if isStopped { break }
