@@ -88,8 +88,11 @@ public final class RedisClient: Sendable {
     public func run() async {
         precondition(!runStarted.exchange(true, ordering: .relaxed), "RedisClient.run() was called twice")
         for worker in workers { worker.start() }
-        await router?.start()
-        await waitForCancellation()
+        if let router {
+            await router.run()
+        } else {
+            await waitForCancellation()
+        }
         await close()
     }
 

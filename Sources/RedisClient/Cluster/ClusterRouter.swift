@@ -17,7 +17,9 @@ import Synchronization
 ///   read again in the background, because a lost node usually means a failover.
 /// - **The table is read** (`CLUSTER SLOTS`) on first use, after a `MOVED` to an unknown node, after a connection
 ///   error, and every ``RedisConfiguration/Cluster/refreshInterval``. Observers hear of every new generation, so the
-///   caches can treat it as a gap.
+///   caches can treat it as a gap. The reads run in child tasks of ``run()``; a client nobody runs reads the table
+///   in the task of the next request that finds a read due, so the library starts no task of its own. One read runs
+///   at a time, and callers that want one meanwhile wait for it.
 /// - **Pools are never retired while the client lives.** Closing a former primary's pool would fail the requests
 ///   queued on it, and a request that failed with `closed` may or may not have run. A demoted node answers `MOVED`,
 ///   which is resent, and a dead node's pool backs off quietly: one idle connection per former primary is the price.
@@ -33,8 +35,14 @@ final class ClusterRouter: Sendable {
     private let pools = Mutex<[Endpoint: [ConnectionWorker]]>([:])
     private let counters: ClientCounters
     private let namePrefix: String
-    private let refresh = Mutex<Task<Void, Never>?>(nil)
-    private let periodic = Mutex<Task<Void, Never>?>(nil)
+    /// A table read in progress, and who waits for it.
+    private let reading = Mutex<(running: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    /// A read was asked for (a lost node, a `MOVED` to a new one) and has not started yet.
+    private let readWanted = Atomic<Bool>(false)
+    /// When the table was last read, for the periodic read of a client nobody runs.
+    private let lastRead = Atomic<UInt64>(0)
+    /// Wakes ``run()`` for a wanted read; `nil` while nothing runs the router.
+    private let wakeRun = Mutex<AsyncStream<Void>.Continuation?>(nil)
     private let closed = Atomic<Bool>(false)
 
     init(
@@ -49,22 +57,43 @@ final class ClusterRouter: Sendable {
 
     // MARK: Lifecycle
 
-    /// Reads the table now and keeps it fresh until ``close()``.
-    func start() async {
+    /// Reads the table now and keeps it fresh until the calling task is cancelled: every
+    /// ``RedisConfiguration/Cluster/refreshInterval``, and at once when a request asks for a read.
+    func run() async {
+        let (requests, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        wakeRun.withLock { $0 = continuation }
+        defer {
+            wakeRun.withLock { $0 = nil }
+            continuation.finish()
+        }
         try? await refreshTopology()
-        startPeriodicRefresh()
+        let interval = configuration.cluster?.refreshInterval ?? .seconds(5)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    guard !Task.isCancelled else { return }
+                    try? await self.refreshTopology()
+                }
+            }
+            group.addTask {
+                for await _ in requests where self.readWanted.load(ordering: .relaxed) {
+                    try? await self.refreshTopology()
+                }
+            }
+            await waitForCancellation()
+            group.cancelAll()
+        }
     }
 
     func close() async {
         for worker in shutdown() { await worker.waitUntilExited() }
     }
 
-    /// Stops the refreshes and every node's connections without waiting for their threads; returns them.
+    /// Stops every node's connections without waiting for their threads; returns them.
     @discardableResult
     func shutdown() -> [ConnectionWorker] {
         closed.store(true, ordering: .relaxed)
-        periodic.withLock { $0?.cancel() }
-        refresh.withLock { $0?.cancel() }
         let all = pools.withLock { pools in
             defer { pools = [:] }
             return pools.values.flatMap { $0 }
@@ -97,7 +126,8 @@ final class ClusterRouter: Sendable {
     func execute(payload: [UInt8], replyCount: Int, name: String) async throws(RedisError) -> RedisValue {
         if shared.table.withLock({ $0.primaries.isEmpty }) {
             try await refreshTopology()
-            startPeriodicRefresh()
+        } else if readIsDueInThisTask {
+            try? await refreshTopology()
         }
         // The common case, a single-key command or a pipeline on one key, without building the units.
         if let slot = ClusterCommands.singleKeySlot(payload) {
@@ -338,16 +368,32 @@ final class ClusterRouter: Sendable {
 
     // MARK: Topology
 
-    /// Reads `CLUSTER SLOTS` from the first node that answers; one read at a time.
+    /// Reads `CLUSTER SLOTS` from the first node that answers. One read at a time: a caller that arrives while one
+    /// runs waits for it instead of starting another.
     func refreshTopology() async throws(RedisError) {
-        let task = refresh.withLock { current -> Task<Void, Never> in
-            if let current { return current }
-            let created = Task { await self.readTable() }
-            current = created
-            return created
+        let leads = reading.withLock { state in
+            if state.running { return false }
+            state.running = true
+            return true
         }
-        await task.value
-        refresh.withLock { if $0 == task { $0 = nil } }
+        if leads {
+            readWanted.store(false, ordering: .relaxed)
+            await readTable()
+            lastRead.store(monotonicNanoseconds(), ordering: .relaxed)
+            let waiters = reading.withLock { state in
+                defer { state = (false, []) }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume() }
+        } else {
+            await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+                let waiting = reading.withLock { state in
+                    if state.running { state.waiters.append(waiter) }
+                    return state.running
+                }
+                if !waiting { waiter.resume() }
+            }
+        }
         if shared.table.withLock({ $0.primaries.isEmpty }) {
             throw RedisError(
                 .connectionFailed, "no node of the cluster answered CLUSTER SLOTS",
@@ -355,9 +401,20 @@ final class ClusterRouter: Sendable {
         }
     }
 
+    /// Asks for a read of the table: ``run()`` does it at once; without it, the next request does.
     private func scheduleRefresh() {
         guard !closed.load(ordering: .relaxed) else { return }
-        Task { try? await self.refreshTopology() }
+        readWanted.store(true, ordering: .relaxed)
+        _ = wakeRun.withLock { $0?.yield() }
+    }
+
+    /// Whether the current request must read the table first: nothing runs the router, and a read was asked for or
+    /// the periodic one is due.
+    private var readIsDueInThisTask: Bool {
+        guard wakeRun.withLock({ $0 == nil }) else { return false }
+        if readWanted.load(ordering: .relaxed) { return true }
+        let interval = (configuration.cluster?.refreshInterval ?? .seconds(5)).nanoseconds
+        return monotonicNanoseconds() &- lastRead.load(ordering: .relaxed) > interval
     }
 
     private func readTable() async {
@@ -374,18 +431,4 @@ final class ClusterRouter: Sendable {
     }
 
     private func notify() { shared.notify() }
-
-    private func startPeriodicRefresh() {
-        let interval = configuration.cluster?.refreshInterval ?? .seconds(5)
-        periodic.withLock { task in
-            guard task == nil else { return }
-            task = Task { [weak self] in
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: interval)
-                    guard let self, !self.closed.load(ordering: .relaxed) else { return }
-                    try? await self.refreshTopology()
-                }
-            }
-        }
-    }
 }

@@ -32,6 +32,11 @@ final class ClusterSubscription: Sendable {
         self.continuation = continuation
     }
 
+    /// Starts the subscription's one task, which ends when the consumer stops iterating (``stop()``).
+    ///
+    /// The one unstructured task in the library: ``RedisSubscriber`` hands out a sequence that the consumer
+    /// iterates in a task of its own, and the fan-in of one loop per primary must run beside that iteration. Every
+    /// task under it (the client's table reads, a forwarder per primary) is its child.
     func start() {
         task.withLock { $0 = Task { await self.run() } }
     }
@@ -47,6 +52,18 @@ final class ClusterSubscription: Sendable {
 
     private func run() async {
         let client = RedisClient(configuration: subscriber.configuration)
+        await withTaskGroup(of: Void.self) { group in
+            // The client's own run() reads the table every few seconds and after any sign of a change; a change of
+            // primaries ends a round.
+            group.addTask { await client.run() }
+            await rounds(on: client)
+            group.cancelAll()
+        }
+        continuation.finish()
+    }
+
+    /// One round per set of primaries, until cancelled.
+    private func rounds(on client: RedisClient) async {
         // The gaps and the backoff of the whole subscription: one per primary is each child loop's own.
         var machine = SubscriberStateMachine(
             pingInterval: subscriber.pingInterval, pingTimeout: subscriber.pingTimeout,
@@ -65,55 +82,50 @@ final class ClusterSubscription: Sendable {
             let (events, sink) = AsyncStream.makeStream(of: Event.self)
             let observer = client.router?.addObserver { _ in sink.yield(.topologyChanged) }
             var loops: [SubscriberLoop] = []
-            for (index, primary) in primaries.enumerated() {
-                var configuration = subscriber.configuration
-                configuration.cluster = nil
-                configuration.endpoint = primary
-                var nodeSubscriber = subscriber
-                nodeSubscriber.configuration = configuration
-                let (stream, childContinuation) = AsyncStream.makeStream(of: SubscriberLoop.Output.self)
-                let loop = SubscriberLoop(
-                    subscriber: nodeSubscriber, channels: channels, patterns: patterns,
-                    trackedPrefixes: trackedPrefixes, continuation: childContinuation)
-                loops.append(loop)
-                Task {
-                    for await output in stream { sink.yield(.child(index, output)) }
-                }
-                loop.start()
-            }
-            // The table is read in the background every few seconds; a change ends this round.
-            let refresher = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: subscriber.configuration.cluster?.refreshInterval ?? .seconds(5))
-                    try? await client.router?.refreshTopology()
-                }
-            }
-            var subscribed = Set<Int>()
-            var recent = RecentMessages(copies: primaries.count)
-            roundLoop: for await event in events {
-                if Task.isCancelled { break }
-                switch event {
-                case .topologyChanged:
-                    // A slot moving between the same primaries needs nothing: source and destination both report
-                    // the keys that migrate. A new or lost primary (a failover, a node added) moves the loops.
-                    if client.router?.currentPrimaries != Set(primaries) { break roundLoop }
-                case .child(let index, .subscribed):
-                    subscribed.insert(index)
-                    if subscribed.count == primaries.count {
-                        continuation.yield(.subscribed(again: machine.subscribed()))
+            await withTaskGroup(of: Void.self) { forwarders in
+                for (index, primary) in primaries.enumerated() {
+                    var configuration = subscriber.configuration
+                    configuration.cluster = nil
+                    configuration.endpoint = primary
+                    var nodeSubscriber = subscriber
+                    nodeSubscriber.configuration = configuration
+                    let (stream, childContinuation) = AsyncStream.makeStream(of: SubscriberLoop.Output.self)
+                    let loop = SubscriberLoop(
+                        subscriber: nodeSubscriber, channels: channels, patterns: patterns,
+                        trackedPrefixes: trackedPrefixes, continuation: childContinuation)
+                    loops.append(loop)
+                    forwarders.addTask {
+                        for await output in stream { sink.yield(.child(index, output)) }
                     }
-                case .child(let index, .disconnected(let error)):
-                    subscribed.remove(index)
-                    if let report = machine.gap(error) { continuation.yield(.disconnected(report)) }
-                case .child(_, .message(let message)):
-                    if recent.isFirstCopy(message) { continuation.yield(.message(message)) }
-                case .child(_, .invalidated(let keys)):
-                    continuation.yield(.invalidated(keys))
+                    loop.start()
                 }
+                var subscribed = Set<Int>()
+                var recent = RecentMessages(copies: primaries.count)
+                roundLoop: for await event in events {
+                    if Task.isCancelled { break }
+                    switch event {
+                    case .topologyChanged:
+                        // A slot moving between the same primaries needs nothing: source and destination both report
+                        // the keys that migrate. A new or lost primary (a failover, a node added) moves the loops.
+                        if client.router?.currentPrimaries != Set(primaries) { break roundLoop }
+                    case .child(let index, .subscribed):
+                        subscribed.insert(index)
+                        if subscribed.count == primaries.count {
+                            continuation.yield(.subscribed(again: machine.subscribed()))
+                        }
+                    case .child(let index, .disconnected(let error)):
+                        subscribed.remove(index)
+                        if let report = machine.gap(error) { continuation.yield(.disconnected(report)) }
+                    case .child(_, .message(let message)):
+                        if recent.isFirstCopy(message) { continuation.yield(.message(message)) }
+                    case .child(_, .invalidated(let keys)):
+                        continuation.yield(.invalidated(keys))
+                    }
+                }
+                if let observer { client.router?.removeObserver(observer) }
+                for loop in loops { loop.stop() }
+                forwarders.cancelAll()
             }
-            refresher.cancel()
-            if let observer { client.router?.removeObserver(observer) }
-            for loop in loops { loop.stop() }
             sink.finish()
             if !Task.isCancelled,
                 let report = machine.gap(RedisError(.connectionClosed, "the cluster's slot table changed"))
@@ -121,8 +133,6 @@ final class ClusterSubscription: Sendable {
                 continuation.yield(.disconnected(report))
             }
         }
-        await client.close()
-        continuation.finish()
     }
 }
 

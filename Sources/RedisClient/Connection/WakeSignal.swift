@@ -14,7 +14,8 @@ internal import CHiredis
 /// Both ends are non-blocking: a signal to a pipe that is already full is dropped, which loses nothing, since one
 /// byte waiting already wakes the next `poll`.
 final class WakeSignal: Sendable {
-    private let readEnd: Int32
+    /// The end to `poll` for a thread that waits on more than one socket; call ``drain()`` when it is readable.
+    let readEnd: Int32
     private let writeEnd: Int32
 
     /// `nil` when the system has no descriptors left.
@@ -62,7 +63,8 @@ final class WakeSignal: Sendable {
         return Readiness(socket: ready & 1 != 0, woken: woken, failed: false)
     }
 
-    private func drain() {
+    /// Consumes the signals sent so far.
+    func drain() {
         var buffer: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         while withUnsafeMutableBytes(of: &buffer, { read(readEnd, $0.baseAddress, $0.count) }) > 0 {}
     }

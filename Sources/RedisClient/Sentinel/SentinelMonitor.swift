@@ -35,6 +35,8 @@ final class SentinelMonitor: Sendable {
     private let users = Mutex<Int>(0)
     private let watcherRunning = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
+    /// Wakes the watcher thread when the last user releases the monitor.
+    private let wake = WakeSignal()
     /// When this process learned of each master change (wall clock, seconds), for tests and logs.
     let changes = Mutex<[(generation: UInt64, master: Endpoint?, unixTime: Double)]>([])
 
@@ -76,6 +78,7 @@ final class SentinelMonitor: Sendable {
             if monitors[sentinel] === self { monitors[sentinel] = nil }
         }
         stopRequested.store(true, ordering: .relaxed)
+        wake?.signal()
     }
 
     /// The current generation: a connection made in an older one must not be written to.
@@ -169,6 +172,10 @@ final class SentinelMonitor: Sendable {
     }
 
     /// Subscribes to `+switch-master` on every sentinel and polls them, until the last user releases the monitor.
+    ///
+    /// The thread sleeps in `poll(2)` on the subscriptions and the wake-up pipe until an announcement, a release,
+    /// the next backstop poll or the next retry of a sentinel it lost, whichever comes first: an idle monitor wakes
+    /// once per ``RedisConfiguration/Sentinel/pollInterval``, not on a timer of its own.
     private func watch() {
         var subscriptions: [Endpoint: HiredisConnection] = [:]
         var retryAt: [Endpoint: UInt64] = [:]
@@ -182,22 +189,26 @@ final class SentinelMonitor: Sendable {
                     connection.append(RedisCommand("SUBSCRIBE", "+switch-master").encoded)
                     try connection.flush()
                     subscriptions[candidate] = connection
+                    retryAt[candidate] = nil
                 } catch {
-                    retryAt[candidate] = now + 1_000_000_000
+                    retryAt[candidate] = now + Self.sentinelRetryNanoseconds
                 }
             }
             let watched = Array(subscriptions)
+            let wakeAt = retryAt.values.reduce(nextPoll) { min($0, $1) }
+            let timeout = Int32(clamping: (wakeAt &- min(wakeAt, monotonicNanoseconds()) + 999_999) / 1_000_000)
             var descriptors = watched.map { pollfd(fd: $0.value.fileDescriptor, events: Int16(POLLIN), revents: 0) }
-            let ready =
-                descriptors.isEmpty ? (usleep(100_000), 0).1 : Int(poll(&descriptors, nfds_t(descriptors.count), 100))
+            descriptors.append(pollfd(fd: wake?.readEnd ?? -1, events: Int16(POLLIN), revents: 0))
+            let ready = poll(&descriptors, nfds_t(descriptors.count), timeout)
             if ready > 0 {
+                if descriptors[watched.count].revents != 0 { wake?.drain() }
                 for (index, (candidate, connection)) in watched.enumerated() where descriptors[index].revents != 0 {
                     do throws(RedisError) {
                         try connection.fillReader()
                         while let reply = try connection.bufferedReply() { handleAnnouncement(reply) }
                     } catch {
                         subscriptions[candidate] = nil
-                        retryAt[candidate] = monotonicNanoseconds() + 1_000_000_000
+                        retryAt[candidate] = monotonicNanoseconds() + Self.sentinelRetryNanoseconds
                     }
                 }
             }
@@ -208,6 +219,9 @@ final class SentinelMonitor: Sendable {
         }
         watcherRunning.store(false, ordering: .relaxed)
     }
+
+    /// How long the watcher waits before subscribing again to a sentinel it could not reach.
+    private static let sentinelRetryNanoseconds: UInt64 = 1_000_000_000
 
     /// One command to one sentinel on a short-lived connection; `nil` when it cannot answer.
     private func ask(_ candidate: Endpoint, _ command: RedisCommand) -> RedisValue? {

@@ -29,20 +29,15 @@ final class SubscriberLoop: Sendable {
     /// The channel on which Redis redirects key-tracking invalidations (RESP2).
     static let invalidationChannel = "__redis__:invalidate"
 
-    private struct WakePipe {
-        var readEnd: Int32
-        var writeEnd: Int32
-        var open: Bool
-        var stopped: Bool
-    }
-
     private let subscriber: RedisSubscriber
     private let channels: [String]
     private let patterns: [String]
     /// Key prefixes to track (`CLIENT TRACKING ... BCAST`), or `nil` for a plain subscription.
     private let trackedPrefixes: [String]?
     private let continuation: AsyncStream<Output>.Continuation
-    private let wake: Mutex<WakePipe>
+    /// `nil` only when the system had no descriptor left; the loop then reports that and ends.
+    private let wake: WakeSignal?
+    private let stopped = Atomic<Bool>(false)
     /// The thread's name, `rsub<N>`, unique per subscription so tests can see it go.
     let threadName: String
     private static let instances = Atomic<Int>(0)
@@ -57,14 +52,11 @@ final class SubscriberLoop: Sendable {
         self.trackedPrefixes = trackedPrefixes
         self.continuation = continuation
         self.threadName = "rsub\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 1_000_000)"
-        var fds: [Int32] = [-1, -1]
-        let opened = pipe(&fds) == 0
-        self.wake = Mutex(WakePipe(readEnd: fds[0], writeEnd: fds[1], open: opened, stopped: false))
+        self.wake = WakeSignal()
     }
 
     func start() {
-        let hasPipe = wake.withLock { $0.open }
-        guard hasPipe else {
+        guard wake != nil else {
             continuation.yield(.disconnected(RedisError(.connectionFailed, "cannot create the subscriber's pipe")))
             continuation.finish()
             return
@@ -72,7 +64,6 @@ final class SubscriberLoop: Sendable {
         let started = spawnThread(name: threadName) { [self] in run() }
         if !started {
             continuation.yield(.disconnected(RedisError(.connectionFailed, "cannot start the subscriber thread")))
-            closePipe()
             continuation.finish()
         }
     }
@@ -80,52 +71,22 @@ final class SubscriberLoop: Sendable {
     /// Ends the current connection or backoff at once without stopping: the master changed, so the next attempt
     /// goes to the new one now.
     func nudge() {
-        wake.withLock { pipe in
-            if pipe.open && !pipe.stopped {
-                var byte: UInt8 = 2
-                _ = write(pipe.writeEnd, &byte, 1)
-            }
-        }
-    }
-
-    /// Empties the wake-up pipe after a nudge, so the next `poll` waits again.
-    private func drainWakePipe() {
-        let readEnd = wakeDescriptor
-        var buffer = [UInt8](repeating: 0, count: 64)
-        while chiredis_wait_readable(-1, readEnd, 0) & 2 != 0 {
-            if read(readEnd, &buffer, buffer.count) <= 0 { break }
-        }
+        wake?.signal()
     }
 
     /// Asks the thread to stop; returns at once.
     func stop() {
-        wake.withLock { pipe in
-            pipe.stopped = true
-            if pipe.open {
-                var byte: UInt8 = 1
-                _ = write(pipe.writeEnd, &byte, 1)
-            }
-        }
+        stopped.store(true, ordering: .releasing)
+        wake?.signal()
     }
 
-    private var isStopped: Bool { wake.withLock { $0.stopped } }
-    private var wakeDescriptor: Int32 { wake.withLock { $0.readEnd } }
-
-    private func closePipe() {
-        wake.withLock { pipe in
-            if pipe.open {
-                close(pipe.readEnd)
-                close(pipe.writeEnd)
-                pipe.open = false
-            }
-        }
-    }
+    private var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
     private func run() {
+        guard let wake else { return }
         var machine = SubscriberStateMachine(
             pingInterval: subscriber.pingInterval, pingTimeout: subscriber.pingTimeout,
             backoff: subscriber.configuration.reconnectBackoff)
-        let wakeFD = wakeDescriptor
         // Through Sentinel, the subscription (and with it key tracking) follows the master: a change shuts the
         // socket, which is a gap the caches see, and the next connection goes to the new master.
         let monitor = SentinelMonitor.acquire(for: subscriber.configuration)
@@ -141,32 +102,29 @@ final class SubscriberLoop: Sendable {
             let error: RedisError
             do throws(RedisError) {
                 let (connection, _) = try connector.connect()
-                error = session(on: connection, wakeFD: wakeFD, machine: &machine)
+                error = session(on: connection, wake: wake, machine: &machine)
             } catch let connectError {
                 error = connectError
             }
             if isStopped { break }
             let reconnect = machine.sessionEnded(error)
             if let report = reconnect.report { continuation.yield(.disconnected(report)) }
-            if let delay = reconnect.delay,
-                chiredis_wait_readable(-1, wakeFD, Int32(delay.wholeMillisecondsRoundedUp)) & 2 != 0
-            {
-                if isStopped { break }
-                drainWakePipe()  // a nudge: retry now
+            // A nudge during the backoff ends it: retry now.
+            if let delay = reconnect.delay {
+                _ = wake.wait(on: -1, timeoutMilliseconds: Int32(clamping: delay.wholeMillisecondsRoundedUp))
             }
         }
-        closePipe()
         continuation.finish()
     }
 
     /// Subscribes on a fresh connection and delivers messages until the connection fails or the loop is stopped.
     /// Returns why it ended.
     private func session(
-        on connection: HiredisConnection, wakeFD: Int32, machine: inout SubscriberStateMachine
+        on connection: HiredisConnection, wake: WakeSignal, machine: inout SubscriberStateMachine
     ) -> RedisError {
         let ping = RedisCommand("PING").encoded
         do throws(RedisError) {
-            if let trackedPrefixes { try enableTracking(of: trackedPrefixes, on: connection, wakeFD: wakeFD) }
+            if let trackedPrefixes { try enableTracking(of: trackedPrefixes, on: connection, wake: wake) }
         } catch {
             return error
         }
@@ -203,15 +161,14 @@ final class SubscriberLoop: Sendable {
                     connection.append(ping)
                     try connection.flush()
                 }
-                let ready = chiredis_wait_readable(
-                    connection.fileDescriptor, wakeFD, Int32(max(1, waitNanoseconds / 1_000_000)))
-                if ready < 0 { return RedisError(.connectionClosed, "poll failed: errno \(errno)") }
-                if ready & 2 != 0 {
+                let ready = wake.wait(
+                    on: connection.fileDescriptor, timeoutMilliseconds: Int32(max(1, waitNanoseconds / 1_000_000)))
+                if ready.failed { return RedisError(.connectionClosed, "poll failed: errno \(errno)") }
+                if ready.woken {
                     if isStopped { return RedisError(.closed, "the subscription ended") }
-                    drainWakePipe()
                     return RedisError(.notMaster, "the master changed")
                 }
-                if ready & 1 != 0 { try connection.fillReader() }
+                if ready.socket { try connection.fillReader() }
             }
         } catch {
             return error
@@ -222,7 +179,7 @@ final class SubscriberLoop: Sendable {
     /// here as messages on ``invalidationChannel`` (RESP2 has no push replies). `CLIENT TRACKING` answers before the
     /// `SUBSCRIBE` that follows, so the subscription's confirmation also confirms tracking.
     private func enableTracking(
-        of prefixes: [String], on connection: HiredisConnection, wakeFD: Int32
+        of prefixes: [String], on connection: HiredisConnection, wake: WakeSignal
     ) throws(RedisError) {
         connection.append(RedisCommand("CLIENT", "ID").encoded)
         try connection.flush()
@@ -235,15 +192,14 @@ final class SubscriberLoop: Sendable {
             if now >= deadline {
                 throw RedisError(.timeout, "the server did not answer CLIENT ID within \(subscriber.pingTimeout)")
             }
-            let ready = chiredis_wait_readable(
-                connection.fileDescriptor, wakeFD, Int32(max(1, (deadline - now) / 1_000_000)))
-            if ready < 0 { throw RedisError(.connectionClosed, "poll failed: errno \(errno)") }
-            if ready & 2 != 0 {
+            let ready = wake.wait(
+                on: connection.fileDescriptor, timeoutMilliseconds: Int32(max(1, (deadline - now) / 1_000_000)))
+            if ready.failed { throw RedisError(.connectionClosed, "poll failed: errno \(errno)") }
+            if ready.woken {
                 if isStopped { throw RedisError(.closed, "the subscription ended") }
-                drainWakePipe()
                 throw RedisError(.notMaster, "the master changed")
             }
-            if ready & 1 != 0 { try connection.fillReader() }
+            if ready.socket { try connection.fillReader() }
         }
         guard case .integer(let id) = reply else {
             let detail = if case .error(let message) = reply { message } else { "an unexpected reply" }
