@@ -357,7 +357,8 @@ final class ClusterRouter: Sendable {
             nodeConfiguration.busyPollWindow = .zero
             let created = (0..<max(1, configuration.poolSize)).map { index in
                 ConnectionWorker(
-                    configuration: nodeConfiguration, resolver: FixedNode(), name: "\(namePrefix)\(pools.count).\(index)",
+                    configuration: nodeConfiguration, resolver: FixedNode(),
+                    name: "\(namePrefix)\(pools.count).\(index)",
                     counters: counters)
             }
             pools[node] = created

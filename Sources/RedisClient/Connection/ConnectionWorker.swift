@@ -303,11 +303,14 @@ final class ConnectionWorker: Sendable {
             if let reply = try connection.bufferedReply() { return reply }
             let now = monotonicNanoseconds()
             guard now < deadline else {
-                throw RedisError(.timeout, "no reply within the command timeout", context: connection.endpointDescription)
+                throw RedisError(
+                    .timeout, "no reply within the command timeout", context: connection.endpointDescription)
             }
             let remaining = Int32(clamping: (deadline - now + 999_999) / 1_000_000)
             let ready = wake.wait(on: connection.fileDescriptor, timeoutMilliseconds: remaining)
-            if ready.failed { throw RedisError(.connectionClosed, "poll failed", context: connection.endpointDescription) }
+            if ready.failed {
+                throw RedisError(.connectionClosed, "poll failed", context: connection.endpointDescription)
+            }
             if ready.woken {
                 if state.withLock({ $0.machine.isShutDown }) { throw RedisError(.closed, "the client was closed") }
                 if !connector.resolver.isCurrent(node) {

@@ -143,19 +143,6 @@ public struct Session: Sendable {
         storedUserID = userID
     }
 
-    /// The hash fields a save writes besides the metadata: changed attributes (`a:`), and every label (`l:`) when
-    /// the labels changed.
-    var changedFields: [(field: String, value: [UInt8])] {
-        var fields = changedKeys.sorted().map { (field: "a:" + $0, value: attributes[$0] ?? []) }
-        if labelsChanged {
-            fields += labels.sorted { $0.key < $1.key }.map { (field: "l:" + $0.key, value: Array($0.value.utf8)) }
-        }
-        return fields
-    }
-
-    /// The hash fields a save removes: removed attributes and removed labels.
-    var removedFields: [String] { removedKeys.sorted().map { "a:" + $0 } + removedLabels.sorted().map { "l:" + $0 } }
-
     /// The encoded size the limits apply to: attribute names plus values.
     var encodedSize: Int { attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count } }
 }

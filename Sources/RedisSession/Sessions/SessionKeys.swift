@@ -34,7 +34,19 @@ public struct SessionKeys: Sendable, Hashable {
 
     /// The session hash that `handle` names among `userID`'s sessions.
     public func session(_ handle: SessionHandle, userID: String) -> String {
-        sessionPrefix + "{" + SessionID.tag(forUser: userID) + "}" + handle.text
+        sessionPrefix + Self.storageName(handle, userID: userID)
+    }
+
+    /// The session hash that a member of `userID`'s index names, whatever the member holds: a member that is not a
+    /// handle this store wrote names a hash nothing can load.
+    func session(indexMember member: String, userID: String) -> String {
+        sessionPrefix + "{" + SessionID.tag(forUser: userID) + "}" + member
+    }
+
+    /// The name a session of `userID` is stored under (after the prefix), as ``SessionID/storageName`` gives it for
+    /// the ID itself.
+    public static func storageName(_ handle: SessionHandle, userID: String) -> String {
+        "{" + SessionID.tag(forUser: userID) + "}" + handle.text
     }
 
     /// The user's index of sessions.

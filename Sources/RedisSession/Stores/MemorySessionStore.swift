@@ -147,7 +147,7 @@ public final class MemorySessionStore: SessionStore {
     @discardableResult
     public func destroy(handle: SessionHandle, userID: String) async throws(SessionError) -> Bool {
         let now = clock()
-        let name = "{" + SessionID.tag(forUser: userID) + "}" + handle.text
+        let name = SessionKeys.storageName(handle, userID: userID)
         return records.withLock { records in
             guard let record = live(&records, name, now: now), record.userID == userID else { return false }
             records[name] = nil

@@ -83,18 +83,18 @@ public struct RedisSessionStore: SessionStore {
             saves: counters.saves.load(ordering: .relaxed))
     }
 
-    private final class Counters: Sendable {
+    final class Counters: Sendable {
         let loadsFromRedis = Atomic<Int>(0)
         let saves = Atomic<Int>(0)
     }
 
-    private let counters = Counters()
+    let counters = Counters()
     /// Built once: every load names its key through it.
-    private let keys: SessionKeys
+    let keys: SessionKeys
     /// Whether writes that end sessions have a replica to wait for.
-    private let replicas = ReplicaCount()
-    private var idleMilliseconds: Int64 { configuration.idleTimeout.wholeMilliseconds }
-    private var absoluteMilliseconds: Int64 { configuration.absoluteLifetime.wholeMilliseconds }
+    let replicas = ReplicaCount()
+    var idleMilliseconds: Int64 { configuration.idleTimeout.wholeMilliseconds }
+    var absoluteMilliseconds: Int64 { configuration.absoluteLifetime.wholeMilliseconds }
 
     public func create(
         userID: String?, attributes: [String: String], labels: [String: String]
@@ -107,30 +107,6 @@ public struct RedisSessionStore: SessionStore {
         try configuration.checkLimits(count: session.attributes.count, bytes: session.encodedSize)
         try await insert(&session, created: nil, version: nil)
         return session
-    }
-
-    /// Runs the `create` script for `session` (new, or taken from another user), and marks it saved.
-    private func insert(
-        _ session: inout Session, created: Int?, version: Int?, durable: Bool = false
-    ) async throws(SessionError) {
-        var arguments: [any RedisArgumentConvertible] = [
-            idleMilliseconds, absoluteMilliseconds, session.userID ?? "", session.id.handle.text,
-            created.map(String.init) ?? "", version.map(String.init) ?? "",
-        ]
-        for (field, value) in session.changedFields {
-            arguments.append(field)
-            arguments.append(value)
-        }
-        var scriptKeys = [keys.session(session.id)]
-        if let userID = session.userID { scriptKeys.append(keys.userIndex(userID)) }
-        let reply = try await run(SessionScripts.create, keys: scriptKeys, arguments: arguments, durable: durable)
-        guard let values = reply.array, values.count == 2, let createdAt = values[0].int, let now = values[1].int
-        else {
-            throw SessionError(.corruptSession, "the create script answered \(reply)")
-        }
-        session.createdAt = Self.date(milliseconds: createdAt)
-        session.lastSeenAt = Self.date(milliseconds: now)
-        session.markSaved(version: version ?? 1)
     }
 
     public func load(id: SessionID) async throws(SessionError) -> Session? {
@@ -157,7 +133,7 @@ public struct RedisSessionStore: SessionStore {
         }
         if fields.isEmpty || remaining == -2 { return nil }
         // A hash without `_c` is the fragment a save leaves when it races a destroy: not a session.
-        guard var session = try Self.decode(id: id, fields: fields) else { return nil }
+        guard var session = try SessionRecord.decode(id: id, fields: fields) else { return nil }
         guard remaining > 0 else { throw SessionError(.corruptSession, "a session hash without an expiry") }
         if needsTouch(session, ttl: Int64(remaining)) {
             touch(key)
@@ -180,8 +156,8 @@ public struct RedisSessionStore: SessionStore {
     /// timestamps), so instances with skewed clocks agree.
     private func needsTouch(_ session: Session, ttl: Int64) -> Bool {
         let idle = idleMilliseconds
-        let created = Int64(session.createdAt.timeIntervalSince1970 * 1000)
-        let touched = Int64(session.lastSeenAt.timeIntervalSince1970 * 1000)
+        let created = SessionRecord.milliseconds(session.createdAt)
+        let touched = SessionRecord.milliseconds(session.lastSeenAt)
         // The last touch already capped the TTL at the absolute lifetime: no touch can extend it any more.
         if created + absoluteMilliseconds - touched <= idle { return false }
         return idle - ttl >= configuration.touchInterval.wholeMilliseconds
@@ -201,7 +177,7 @@ public struct RedisSessionStore: SessionStore {
         let reply = try await run(
             SessionScripts.destroy, keys: [keys.session(id)], arguments: ["", id.handle.text], durable: true)
         // The script cannot know the user's index before it reads the session: a second command, in the same slot.
-        guard let user = reply.array?.last?.string, SessionID.tag(forUser: user) == id.tag else { return }
+        guard let user = reply.last?.string, SessionID.tag(forUser: user) == id.tag else { return }
         do {
             _ = try await client.send("ZREM", keys.userIndex(user), id.handle.text)
         } catch {
@@ -211,19 +187,17 @@ public struct RedisSessionStore: SessionStore {
 
     @discardableResult
     public func destroy(handle: SessionHandle, userID: String) async throws(SessionError) -> Bool {
-        let storageName = "{" + SessionID.tag(forUser: userID) + "}" + handle.text
-        let key = keys.sessionPrefix + storageName
-        defer { cache?.invalidate(storageName: storageName) }
+        defer { cache?.invalidate(storageName: SessionKeys.storageName(handle, userID: userID)) }
         let reply = try await run(
-            SessionScripts.destroy, keys: [key, keys.userIndex(userID)], arguments: [userID, handle.text], durable: true
-        )
-        return reply.array?.first?.int == 1
+            SessionScripts.destroy, keys: [keys.session(handle, userID: userID), keys.userIndex(userID)],
+            arguments: [userID, handle.text], durable: true)
+        return reply.first?.int == 1
     }
 
     public func sessions(userID: String) async throws(SessionError) -> [SessionSummary] {
         let index = keys.userIndex(userID)
-        let listed = try await run(SessionScripts.listIndex, keys: [index], arguments: [])
-        guard let values = listed.array, let now = values.first?.int else {
+        let values = try await run(SessionScripts.listIndex, keys: [index], arguments: [])
+        guard let now = values.first?.int else {
             throw SessionError(.corruptSession, "the user index has an unexpected shape")
         }
         let members = values.dropFirst().compactMap(\.string)
@@ -246,7 +220,8 @@ public struct RedisSessionStore: SessionStore {
             }
             defer { reply += 2 }
             guard reply + 1 < replies.count, let fields = replies[reply].array,
-                let stored = try? StoredFields(fields), let created = stored.created, let ttl = replies[reply + 1].int,
+                let stored = try? SessionRecord.Fields(fields), let created = stored.created,
+                let ttl = replies[reply + 1].int,
                 ttl > 0
             else {
                 dead.append(member)
@@ -254,9 +229,9 @@ public struct RedisSessionStore: SessionStore {
             }
             summaries.append(
                 SessionSummary(
-                    handle: handle, labels: stored.labels, createdAt: Self.date(milliseconds: created),
-                    lastSeenAt: Self.date(milliseconds: stored.touched ?? created),
-                    expiresAt: Self.date(milliseconds: now + ttl)))
+                    handle: handle, labels: stored.labels, createdAt: SessionRecord.date(milliseconds: created),
+                    lastSeenAt: SessionRecord.date(milliseconds: stored.touched ?? created),
+                    expiresAt: SessionRecord.date(milliseconds: now + ttl)))
         }
         if !dead.isEmpty {
             // Sessions that expired while idle: the index forgets them now (a failure only defers that).
@@ -269,264 +244,25 @@ public struct RedisSessionStore: SessionStore {
     public func destroyAll(userID: String) async throws(SessionError) -> Int {
         defer { cache?.invalidate(userID: userID) }
         let index = keys.userIndex(userID)
-        let tag = SessionID.tag(forUser: userID)
         // Every key the script deletes is declared, so it must read the index first; if a login adds a session
         // between the two, the script changes nothing and the index is read again.
         for _ in 0..<Self.destroyAllAttempts {
             let members =
                 try await pipeline([RedisCommand(strings: ["ZRANGE", index, "0", "-1"])]).first?.array?
                 .compactMap(\.string) ?? []
-            let sessionKeys = members.map { keys.sessionPrefix + "{" + tag + "}" + $0 }
-            let reply = try await run(
+            let sessionKeys = members.map { keys.session(indexMember: $0, userID: userID) }
+            let outcome = try await runForOutcome(
                 SessionScripts.destroyAll, keys: [index] + sessionKeys,
                 arguments: members.map { $0 as any RedisArgumentConvertible }, durable: true)
-            guard let live = reply.int else { throw SessionError(.corruptSession, "destroy-all answered \(reply)") }
-            if live >= 0 { return live }
+            guard case .done(let values) = outcome else { continue }
+            guard let live = values.first?.int else {
+                throw SessionError(.corruptSession, "destroy-all answered \(values)")
+            }
+            return live
         }
         throw SessionError(.storeUnavailable, "the user's sessions kept changing during log out everywhere")
     }
 
     /// How often ``destroyAll(userID:)`` reads the index again when logins keep changing it.
     static let destroyAllAttempts = 16
-
-    // MARK: Internals
-
-    private func commit(_ session: inout Session, regenerating: Bool) async throws(SessionError) {
-        // Dropped whether or not the write succeeded: a failed reply does not prove that nothing changed.
-        let original = session.id
-        defer { cache?.invalidate(original) }
-        // Limits are checked against the session as this request sees it (its loaded copy plus its changes).
-        try configuration.checkLimits(count: session.attributes.count, bytes: session.encodedSize)
-        if session.changesUser {
-            try await changeUser(&session)
-        } else if regenerating {
-            try await move(&session, to: SessionID(tag: session.id.tag))
-        } else {
-            try await saveAttributes(&session)
-        }
-        counters.saves.add(1, ordering: .relaxed)
-    }
-
-    /// A plain attribute save: one `MULTI`/`EXEC` round trip, no Lua.
-    ///
-    /// `HEXISTS _c` inside the transaction tells whether the session still existed when the writes ran. If it did
-    /// not (destroyed or expired meanwhile), the `HSET` has only left a fragment without `_c`, which no load accepts
-    /// as a session; it is deleted at once and the save reports ``SessionErrorCode/sessionNotFound``. The expiry is
-    /// the idle timeout, capped by `PEXPIREAT ... LT` at the absolute deadline, all in server time.
-    private func saveAttributes(_ session: inout Session) async throws(SessionError) {
-        let key = keys.session(session.id)
-        let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let created = Int64(session.createdAt.timeIntervalSince1970 * 1000)
-        var set: [any RedisArgumentConvertible] = ["HSET", key]
-        for (field, value) in session.changedFields {
-            set.append(field)
-            set.append(value)
-        }
-        set.append("_t")
-        set.append(now)
-        var commands = [RedisCommand("HEXISTS", key, "_c"), RedisCommand(arguments: set)]
-        let removed = session.removedFields
-        if !removed.isEmpty { commands.append(RedisCommand(strings: ["HDEL", key] + removed)) }
-        commands.append(RedisCommand("HINCRBY", key, "_v", 1))
-        commands.append(RedisCommand("PEXPIRE", key, idleMilliseconds))
-        commands.append(RedisCommand("PEXPIREAT", key, created + absoluteMilliseconds, "LT"))
-        let results: [RedisValue]
-        do {
-            results = try await client.transaction(commands)
-        } catch {
-            throw mapError(error)
-        }
-        guard results.count == commands.count, let existed = results[0].int,
-            let version = results[results.count - 3].int
-        else {
-            if let failure = results.first(where: { if case .error = $0 { true } else { false } }),
-                case .error(let message) = failure
-            {
-                throw mapError(RedisError(.serverError, message))
-            }
-            throw SessionError(.corruptSession, "unexpected reply to a session save")
-        }
-        if existed == 0 {
-            _ = try? await client.send("DEL", key)
-            throw SessionError(.sessionNotFound, "session does not exist")
-        }
-        session.lastSeenAt = Date(timeIntervalSince1970: Double(now) / 1000)
-        session.markSaved(version: version)
-    }
-
-    /// A regenerate for the same user: the `move` script renames the session inside its slot, one round trip.
-    private func move(_ session: inout Session, to newID: SessionID) async throws(SessionError) {
-        let changed = session.changedFields
-        var arguments: [any RedisArgumentConvertible] = [
-            idleMilliseconds, absoluteMilliseconds, session.id.handle.text, newID.handle.text, changed.count,
-        ]
-        for (field, value) in changed {
-            arguments.append(field)
-            arguments.append(value)
-        }
-        for field in session.removedFields { arguments.append(field) }
-        var scriptKeys = [keys.session(session.id), keys.session(newID)]
-        if let userID = session.storedUserID { scriptKeys.append(keys.userIndex(userID)) }
-        let reply = try await run(SessionScripts.move, keys: scriptKeys, arguments: arguments, durable: true)
-        guard let values = reply.array, values.count == 3, let version = values[0].int, let now = values[2].int else {
-            throw SessionError(.corruptSession, "the save script answered \(reply)")
-        }
-        session.id = newID
-        session.lastSeenAt = Self.date(milliseconds: now)
-        session.markSaved(version: version)
-    }
-
-    /// A change of user moves the session to the new user's slot, so it cannot be one script: `take` reads and
-    /// deletes the session (a save racing it finds nothing), then `create` writes it under a new ID in the new slot,
-    /// carrying its creation time so the absolute lifetime carries over. If the second step fails the session is
-    /// gone and the caller gets the error (a 503): never two live IDs.
-    private func changeUser(_ session: inout Session) async throws(SessionError) {
-        var takeKeys = [keys.session(session.id)]
-        if let previous = session.storedUserID { takeKeys.append(keys.userIndex(previous)) }
-        let reply = try await run(SessionScripts.take, keys: takeKeys, arguments: [session.id.handle.text])
-        guard let fields = reply.array else { throw SessionError(.corruptSession, "the take script answered \(reply)") }
-        let stored = try StoredFields(fields)
-        guard let created = stored.created else { throw SessionError(.sessionNotFound, "session does not exist") }
-        // This request's changes over what was stored, as a delta save would apply them.
-        var attributes = stored.attributes
-        for key in session.changedKeys { attributes[key] = session.attributes[key] ?? [] }
-        for key in session.removedKeys { attributes[key] = nil }
-        var moved = Session(
-            id: session.userID.map(SessionID.init(userID:)) ?? SessionID(), userID: session.userID,
-            createdAt: session.createdAt, lastSeenAt: session.lastSeenAt, version: stored.version + 1,
-            attributes: [:], labels: session.labelsChanged ? session.labels : stored.labels)
-        for (key, value) in attributes { moved.setEncoded(key, value) }
-        moved.labelsChanged = true
-        do {
-            // Waiting after the create also covers the take before it: replication is one ordered stream.
-            try await insert(&moved, created: created, version: stored.version + 1, durable: true)
-        } catch  where error.code != .sessionNotFound {
-            throw SessionError(
-                .storeUnavailable, "the session was taken for a change of user but not stored again: \(error.message)",
-                underlying: error.underlying)
-        }
-        session = moved
-    }
-
-    private func pipeline(_ commands: [RedisCommand]) async throws(SessionError) -> [RedisValue] {
-        do {
-            return try await client.pipeline(commands)
-        } catch {
-            throw mapError(error)
-        }
-    }
-
-    /// Runs a script; a `durable` one (a write that ends a session) also waits for the configured replicas.
-    private func run(
-        _ script: RedisScript, keys: [String], arguments: [any RedisArgumentConvertible], durable: Bool = false
-    ) async throws(SessionError) -> RedisValue {
-        let acknowledgement = durable ? configuration.replicaAcknowledgement : nil
-        let acknowledged: Int
-        do {
-            guard let acknowledgement, try await replicas.current(on: client) > 0 else {
-                return try await client.evaluate(script, keys: keys, arguments: arguments)
-            }
-            let reply: RedisValue
-            (reply, acknowledged) = try await client.evaluate(
-                script, keys: keys, arguments: arguments, waitingFor: acknowledgement.replicas,
-                timeout: acknowledgement.timeout)
-            // Fine if the replicas just went away (nothing to wait for); a failure if they lag.
-            guard acknowledged < acknowledgement.replicas, try await replicas.refresh(on: client) > 0 else {
-                return reply
-            }
-        } catch {
-            throw mapError(error)
-        }
-        let wanted = acknowledgement?.replicas ?? 0
-        let timeout = acknowledgement?.timeout ?? .zero
-        throw SessionError(
-            .storeUnavailable,
-            "\(acknowledged) of \(wanted) replicas confirmed within \(timeout); a failover now could undo this write")
-    }
-
-    private func mapError(_ error: RedisError) -> SessionError {
-        guard error.code == .serverError else {
-            return SessionError(.storeUnavailable, "the session store is unavailable", underlying: error)
-        }
-        let words = error.message.split(separator: " ", maxSplits: 1)
-        let detail = words.count > 1 ? String(words[1]) : error.message
-        switch words.first {
-        case "GONE": return SessionError(.sessionNotFound, detail)
-        case "CORRUPT": return SessionError(.corruptSession, detail)
-        case "WRONGTYPE": return SessionError(.corruptSession, "a key under the session prefix is not a session hash")
-        default: return SessionError(.storeUnavailable, "the session store failed", underlying: error)
-        }
-    }
-
-    /// Decodes `HGETALL` output; `nil` when the hash carries no creation time (not a session).
-    static func decode(id: SessionID, fields: [RedisValue]) throws(SessionError) -> Session? {
-        let stored = try StoredFields(fields)
-        guard stored.hasCreated else { return nil }
-        guard let created = stored.created, let touched = stored.touched else {
-            throw SessionError(.corruptSession, "the session hash has unreadable metadata")
-        }
-        return Session(
-            id: id, userID: stored.user, createdAt: date(milliseconds: created),
-            lastSeenAt: date(milliseconds: touched),
-            version: stored.version, attributes: stored.attributes, labels: stored.labels)
-    }
-
-    /// A session hash as `HGETALL` returns it.
-    ///
-    /// Runs on every load, so it works on bytes: metadata names are two bytes, numbers are parsed in place.
-    struct StoredFields {
-        var attributes: [String: [UInt8]] = [:]
-        var labels: [String: String] = [:]
-        var created: Int?
-        var touched: Int?
-        var version = 0
-        var user: String?
-        var hasCreated = false
-
-        init(_ fields: [RedisValue]) throws(SessionError) {
-            guard fields.count % 2 == 0 else {
-                throw SessionError(.corruptSession, "the session hash has an odd shape")
-            }
-            attributes.reserveCapacity(fields.count / 2)
-            var index = 0
-            while index < fields.count {
-                defer { index += 2 }
-                guard case .bulkString(let name) = fields[index], case .bulkString(let value) = fields[index + 1]
-                else {
-                    throw SessionError(.corruptSession, "the session hash holds a non-string field")
-                }
-                if name.count > 2, name[1] == UInt8(ascii: ":") {
-                    if name[0] == UInt8(ascii: "a") {
-                        attributes[String(decoding: name[2...], as: UTF8.self)] = value
-                    } else if name[0] == UInt8(ascii: "l") {
-                        labels[String(decoding: name[2...], as: UTF8.self)] = String(decoding: value, as: UTF8.self)
-                    }
-                    continue
-                }
-                guard name.count == 2, name[0] == UInt8(ascii: "_") else { continue }
-                switch name[1] {
-                case UInt8(ascii: "c"):
-                    hasCreated = true
-                    created = parseInteger(value)
-                case UInt8(ascii: "t"): touched = parseInteger(value)
-                case UInt8(ascii: "v"): version = parseInteger(value) ?? 0
-                case UInt8(ascii: "u"): user = String(decoding: value, as: UTF8.self)
-                default: break
-                }
-            }
-        }
-    }
-
-    /// A non-negative decimal integer, or `nil`.
-    static func parseInteger(_ bytes: [UInt8]) -> Int? {
-        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
-        var value = 0
-        for byte in bytes {
-            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
-            value = value * 10 + Int(byte - UInt8(ascii: "0"))
-        }
-        return value
-    }
-
-    static func date(milliseconds: Int) -> Date { Date(timeIntervalSince1970: Double(milliseconds) / 1000) }
 }
