@@ -21,10 +21,13 @@ struct SessionCacheFigures {
         configuration: RedisConfiguration, writer: RedisSessionStore, sessions: [SessionID], rounds: Int
     ) async throws -> SessionCacheFigures {
         let client = RedisClient(configuration: configuration)
-        let cache = SessionCache(client: client, keyPrefix: writer.configuration.keyPrefix)
-        let following = Task { await cache.run() }
+        let reader = RedisSessionStore(
+            client: client, configuration: writer.configuration, cache: SessionCache.Configuration())
+        let following = Task { await reader.run() }
         defer { following.cancel() }
-        let reader = RedisSessionStore(client: client, configuration: writer.configuration, cache: cache)
+        guard let cache = reader.cache else {
+            throw BenchOptions.Problem(description: "the store was made without its session cache")
+        }
         guard await eventually({ cache.statistics.isTracking }) else {
             throw BenchOptions.Problem(description: "the session cache did not start tracking")
         }

@@ -44,18 +44,17 @@ import Testing
         let created = try await RedisSessionStore(client: client, configuration: configuration).create(userID: "bob")
         let id = created.id
         // README: begin session cache
-        // One cache per instance, following the store's keys; run it beside the pool (a service, or a task).
-        let cache = SessionCache(client: client, keyPrefix: configuration.keyPrefix)
-        let tracking = Task { await cache.run() }
-        let store = RedisSessionStore(client: client, configuration: configuration, cache: cache)
+        // The store keeps the sessions it loads in memory, exact through Redis' key tracking while it runs.
+        let store = RedisSessionStore(client: client, configuration: configuration, cache: SessionCache.Configuration())
+        let tracking = Task { await store.run() }  // a service: follows Redis' reports until cancelled
 
         // A session this instance loaded recently comes from memory; a change to it by anyone drops it at once.
         let session = try await store.load(id: id)
         // README: end session cache
         #expect(session?.userID == "bob")
-        #expect(await eventually { cache.statistics.isTracking })
+        #expect(await eventually { store.cache?.statistics.isTracking == true })
         _ = try await store.load(id: id)
-        #expect(await eventually { (try? await store.load(id: id)) != nil && cache.statistics.hits > 0 })
+        #expect(await eventually { (try? await store.load(id: id)) != nil && (store.cache?.statistics.hits ?? 0) > 0 })
         tracking.cancel()
         await tracking.value
         await client.close()

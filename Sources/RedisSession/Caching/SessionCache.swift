@@ -2,7 +2,8 @@
 import Synchronization
 
 /// Each instance's copy of the sessions it loaded recently, kept exact by Redis itself: a ``RedisSessionStore``
-/// given one answers a repeated ``RedisSessionStore/load(id:)`` from memory, with no round trip.
+/// made with a ``Configuration`` owns one, and answers a repeated ``RedisSessionStore/load(id:)`` from memory, with
+/// no round trip. The store makes it on its own key prefix and runs it in ``RedisSessionStore/run()``.
 ///
 /// Exactness comes from Redis' server-assisted client-side caching. A dedicated connection turns on key tracking in
 /// broadcast mode for the session keys (`CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX <prefix>s:`), so Redis
@@ -24,7 +25,8 @@ import Synchronization
 /// destroy is on its way still sees the session, as a request already past its session read would without a
 /// cache. `session-bench events` measures that travel for the settings events that share the path.
 ///
-/// Run it as a service: ``run()`` follows the invalidations until its task is cancelled.
+/// The store's ``RedisSessionStore/run()`` follows the invalidations until its task is cancelled; ``statistics``
+/// says what the cache did.
 public final class SessionCache: Sendable {
     /// Size and staleness bounds.
     public struct Configuration: CacheConfiguration {
@@ -33,12 +35,19 @@ public final class SessionCache: Sendable {
         /// Sessions whose attributes take more bytes than this are not cached, which bounds the memory the cache
         /// may take to about `capacity` times this. Default 4 KiB.
         public var largestCachedSession: Int
+        /// The `CLIENT SETNAME` of the tracking connection, so operators can find it; `nil` names it after the
+        /// pool's client name with `-cache` appended.
+        public var subscriberName: String?
 
         /// Creates a configuration; every argument has a default (10,000 sessions, 60 s, 4 KiB).
-        public init(capacity: Int = 10_000, maximumAge: Duration = .seconds(60), largestCachedSession: Int = 4096) {
+        public init(
+            capacity: Int = 10_000, maximumAge: Duration = .seconds(60), largestCachedSession: Int = 4096,
+            subscriberName: String? = nil
+        ) {
             precondition(largestCachedSession >= 0, "largestCachedSession cannot be negative")
             self.bounds = CacheBounds(capacity: capacity, maximumAge: maximumAge)
             self.largestCachedSession = largestCachedSession
+            self.subscriberName = subscriberName
         }
     }
 
@@ -74,45 +83,32 @@ public final class SessionCache: Sendable {
     private let resyncCount = Atomic<Int>(0)
     private let observer: (@Sendable (RedisInvalidation) -> Void)?
 
-    /// Creates a cache; it serves nothing until ``run()`` has tracking on.
+    /// Creates a cache; it serves nothing until ``run()`` has tracking on. The store makes it.
     ///
     /// - Parameters:
     ///   - client: The pool whose configuration opens the tracking connection (the store's own pool).
     ///   - keyPrefix: The store's key prefix (``SessionStoreConfiguration/keyPrefix``).
-    ///   - configuration: Size and staleness bounds.
-    ///   - subscriberName: The `CLIENT SETNAME` of the tracking connection, so operators can find it.
+    ///   - configuration: Size and staleness bounds, and the tracking connection's name.
+    ///   - clock: The time for ages (tests move a ``ManualClock``).
     ///   - observer: Called after each report is applied; for logs (a lost tracking connection says why, for
     ///     example a Redis older than 6 that refuses `CLIENT TRACKING`) and tests.
-    public convenience init(
-        client: RedisClient, keyPrefix: String = "rsess:", configuration: Configuration = Configuration(),
-        subscriberName: String? = nil, observer: (@Sendable (RedisInvalidation) -> Void)? = nil
-    ) {
-        self.init(
-            client: client, keyPrefix: keyPrefix, configuration: configuration, subscriberName: subscriberName,
-            clock: .coarse, observer: observer)
-    }
-
-    /// Creates a cache that reads the time from `clock` (tests move a ``ManualClock``).
     package init(
-        client: RedisClient, keyPrefix: String = "rsess:", configuration: Configuration = Configuration(),
-        subscriberName: String? = nil, clock: MonotonicClock,
-        observer: (@Sendable (RedisInvalidation) -> Void)? = nil
+        client: RedisClient, keyPrefix: String, configuration: Configuration = Configuration(),
+        clock: MonotonicClock = .coarse, observer: (@Sendable (RedisInvalidation) -> Void)? = nil
     ) {
         self.observer = observer
         self.keyPrefix = keyPrefix
         self.configuration = configuration
         var redis = client.configuration
-        redis.clientName = subscriberName ?? redis.clientName.map { $0 + "-cache" }
+        redis.clientName = configuration.subscriberName ?? redis.clientName.map { $0 + "-cache" }
         self.subscriber = RedisSubscriber(configuration: redis)
         self.sessionKeyPrefix = Array(SessionKeys(prefix: keyPrefix).sessionPrefix.utf8)
         self.core = CacheCore(bounds: configuration.bounds, clock: clock)
     }
 
     /// Turns tracking on and applies Redis' reports until the calling task is cancelled; then the cache empties
-    /// and serves nothing.
-    ///
-    /// - Important: Call it once per cache.
-    public func run() async {
+    /// and serves nothing. ``RedisSessionStore/run()`` calls it.
+    package func run() async {
         core.claimRun("SessionCache")
         var trackedBefore = false
         for await event in subscriber.trackInvalidations(prefixes: [SessionKeys(prefix: keyPrefix).sessionPrefix]) {
@@ -166,15 +162,16 @@ public final class SessionCache: Sendable {
 
     // MARK: The store's side
 
-    /// The cached session and its remaining time to live, counting a hit or a miss.
-    package func session(_ id: SessionID) -> (session: Session, ttlMilliseconds: Int64)? {
+    /// The cached session and its remaining time to live, counting a hit, and a miss unless `countingMiss` is
+    /// `false` (a probe whose caller loads next, and counts the miss then).
+    package func session(_ id: SessionID, countingMiss: Bool = true) -> (session: Session, ttlMilliseconds: Int64)? {
         let now = core.clock.now()
         let name = id.storageName
         return core.read { state, counters -> (Session, Int64)? in
             guard state.isServing, let (slot, entry) = state.table.slotAndValue(name),
                 case .loaded(let session, let ttl, let loadedAt) = entry
             else {
-                counters.misses += 1
+                if countingMiss { counters.misses += 1 }
                 return nil
             }
             // A coarse clock may read up to its resolution late: count the entry that much older.
@@ -182,7 +179,7 @@ public final class SessionCache: Sendable {
             let remaining = ttl - Int64(age / 1_000_000)
             // An expired entry is left for the next load of the session to replace (a read writes nothing).
             guard core.isFresh(storedAt: loadedAt, now: now), remaining > 0 else {
-                counters.misses += 1
+                if countingMiss { counters.misses += 1 }
                 return nil
             }
             core.markUsed(slot)

@@ -64,7 +64,7 @@ extension RequestSession {
         var loaded: Session?
         var unreadable: SessionError?
         do {
-            loaded = try await store.loadFromStore(id: id)  // `start` asked the memory
+            loaded = try await store.load(id: id)
         } catch {
             guard !error.isStoreUnavailable else { throw error }
             unreadable = error

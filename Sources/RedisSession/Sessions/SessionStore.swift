@@ -33,12 +33,9 @@ public protocol SessionStore: Sendable {
     func load(id: SessionID) async throws(SessionError) -> Session?
 
     /// The session, when the store can answer from this instance's memory without a round trip (and with the same
-    /// guarantees as ``load(id:)``); `nil` when it cannot, and the caller loads.
+    /// guarantees as ``load(id:)``); `nil` when it cannot, and the caller calls ``load(id:)``. A probe: a store
+    /// with a cache counts its hits, and leaves the miss for the load that follows.
     func loadFromMemory(id: SessionID) -> Session?
-
-    /// Loads a session as ``load(id:)`` does, without asking this instance's memory first: for a caller whose
-    /// ``loadFromMemory(id:)`` just found nothing (a cache counts that miss once, and is not searched twice).
-    func loadFromStore(id: SessionID) async throws(SessionError) -> Session?
 
     /// Saves the session's changes (and a change of user) atomically. One round trip. Does nothing when there is
     /// nothing to save.
@@ -69,11 +66,6 @@ public protocol SessionStore: Sendable {
 extension SessionStore {
     /// `nil`: a store without a memory of its own always loads.
     public func loadFromMemory(id: SessionID) -> Session? { nil }
-
-    /// ``load(id:)``: a store without a memory of its own has nothing to skip.
-    public func loadFromStore(id: SessionID) async throws(SessionError) -> Session? {
-        try await load(id: id)
-    }
 
     /// Creates an anonymous or signed-in session with no attributes.
     public func create(userID: String? = nil) async throws(SessionError) -> Session {

@@ -19,14 +19,15 @@ import Synchronization
 ///
 /// A script unknown to the server (after a restart) is sent once with `EVAL`, transparently.
 ///
-/// With a ``SessionCache``, a load of a session this instance loaded recently costs no round trip at all, and
-/// every write through the store drops the entries it changes; see ``SessionCache`` for what keeps it exact.
+/// With a cache (``SessionCache/Configuration``), a load of a session this instance loaded recently costs no round
+/// trip at all, and every write through the store drops the entries it changes; see ``SessionCache`` for what keeps
+/// it exact. The cache follows Redis' reports while ``run()`` runs.
 public struct RedisSessionStore: SessionStore {
     /// The Redis pool the store uses.
     public let client: RedisClient
     /// Key prefix, timeouts and limits.
     public let configuration: SessionStoreConfiguration
-    /// The instance's session cache, if it has one.
+    /// The instance's session cache, if the store was made with one: for its ``SessionCache/statistics``.
     public let cache: SessionCache?
 
     /// Creates a store on a client.
@@ -34,12 +35,24 @@ public struct RedisSessionStore: SessionStore {
     /// - Parameters:
     ///   - client: The pool to send commands on.
     ///   - configuration: Key prefix, timeouts and limits.
-    ///   - cache: A cache for repeated loads, run as a service beside the store; `nil` (the default) reads Redis
-    ///     on every load. Its key prefix must be the configuration's.
+    ///   - cache: Keep the sessions this instance loads in memory, exact through Redis' key tracking, within these
+    ///     bounds; `nil` (the default) reads Redis on every load. The cache serves nothing until ``run()`` runs.
+    ///   - cacheObserver: Called after each report the cache applies; for logs (a lost tracking connection says
+    ///     why) and tests.
     public init(
         client: RedisClient, configuration: SessionStoreConfiguration = SessionStoreConfiguration(),
-        cache: SessionCache? = nil
+        cache: SessionCache.Configuration? = nil, cacheObserver: (@Sendable (RedisInvalidation) -> Void)? = nil
     ) {
+        self.init(
+            client: client, configuration: configuration,
+            cache: cache.map {
+                SessionCache(
+                    client: client, keyPrefix: configuration.keyPrefix, configuration: $0, observer: cacheObserver)
+            })
+    }
+
+    /// Creates a store around a cache made elsewhere (tests give it a ``ManualClock``).
+    package init(client: RedisClient, configuration: SessionStoreConfiguration, cache: SessionCache?) {
         precondition(
             cache.map { $0.keyPrefix == configuration.keyPrefix } ?? true,
             "the session cache must follow the store's key prefix")
@@ -49,11 +62,29 @@ public struct RedisSessionStore: SessionStore {
         self.keys = SessionKeys(prefix: configuration.keyPrefix)
     }
 
-    /// The session, if this instance's ``SessionCache`` holds it: no round trip, and no suspension, for callers that
-    /// want to answer without leaving their thread (an event loop). `nil` means "not in memory", not "no session":
-    /// call ``load(id:)`` then. It slides the idle timeout as ``load(id:)`` does.
+    /// Runs the store's background work until the calling task is cancelled: the session cache following Redis'
+    /// reports (a store without a cache just waits). This is the ServiceLifecycle shape: add the store to the
+    /// application's service group, or run it in a task beside the server.
+    ///
+    /// - Important: Call it at most once per store.
+    public func run() async {
+        if let cache {
+            await cache.run()
+        } else {
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+        }
+    }
+
+    /// The session, if this instance's cache holds it: no round trip, and no suspension, for callers that want to
+    /// answer without leaving their thread (an event loop). `nil` means "not in memory", not "no session": call
+    /// ``load(id:)`` then (which counts the cache's miss; this probe counts only hits). It slides the idle timeout
+    /// as ``load(id:)`` does.
     public func loadFromMemory(id: SessionID) -> Session? {
-        guard let cache, let (cached, ttl) = cache.session(id) else { return nil }
+        fromMemory(id, countingMiss: false)
+    }
+
+    private func fromMemory(_ id: SessionID, countingMiss: Bool) -> Session? {
+        guard let cache, let (cached, ttl) = cache.session(id, countingMiss: countingMiss) else { return nil }
         var session = cached
         if needsTouch(session, ttl: ttl) {
             // The touch changes the stored session; the next load reads what it wrote.
@@ -110,13 +141,12 @@ public struct RedisSessionStore: SessionStore {
     }
 
     public func load(id: SessionID) async throws(SessionError) -> Session? {
-        if let session = loadFromMemory(id: id) { return session }
-        return try await loadFromStore(id: id)
+        if let session = fromMemory(id, countingMiss: true) { return session }
+        return try await loadFromRedis(id: id)
     }
 
-    /// Loads the session from Redis (one round trip) without asking the ``SessionCache`` first, and gives the cache
-    /// what it read: for a caller whose ``loadFromMemory(id:)`` just found nothing, so the miss counts once.
-    public func loadFromStore(id: SessionID) async throws(SessionError) -> Session? {
+    /// Loads the session from Redis (one round trip) and gives the cache what it read.
+    private func loadFromRedis(id: SessionID) async throws(SessionError) -> Session? {
         let ticket = cache?.beginLoad(id)
         var loaded: Session?
         var ttl: Int64 = 0

@@ -21,15 +21,16 @@ public struct RedisClientService: Service {
     public func run() async throws { await cancelWhenGracefulShutdown { await client.run() } }
 }
 
-/// The session cache, following Redis' reports of changed sessions until shutdown.
-public struct SessionCacheService: Service {
-    /// The cache.
-    public let cache: SessionCache
+/// The session store's background work until shutdown: its session cache following Redis' reports of changed
+/// sessions (a store without a cache has nothing to do).
+public struct SessionStoreService: Service {
+    /// The store.
+    public let store: RedisSessionStore
 
-    /// Runs `cache` as a service.
-    public init(cache: SessionCache) { self.cache = cache }
+    /// Runs `store` as a service.
+    public init(store: RedisSessionStore) { self.store = store }
 
-    public func run() async throws { await cancelWhenGracefulShutdown { await cache.run() } }
+    public func run() async throws { await cancelWhenGracefulShutdown { await store.run() } }
 }
 
 /// The settings cache, following the events channel until shutdown.

@@ -53,7 +53,7 @@ public struct RedisSessionKit: Sendable {
     public let client: RedisClient
     /// Sessions.
     public let store: RedisSessionStore
-    /// The instance's session cache, if configured.
+    /// The instance's session cache, if configured (the store's own): for its statistics.
     public let sessionCache: SessionCache?
     /// The session cookie: `Max-Age` the absolute lifetime (it is sent only when the ID changes).
     public let cookie: SessionCookie
@@ -82,25 +82,27 @@ public struct RedisSessionKit: Sendable {
         let prefix = configuration.keyPrefix
         let instance = configuration.instanceID
         let recorder = metrics.map { RedisSessionMetrics(factory: $0) }
-        let sessionCache = configuration.sessionCache.map {
-            SessionCache(
-                client: client, keyPrefix: prefix, configuration: $0, subscriberName: "\(instance)-cache",
-                observer: { event in
-                    switch event {
-                    case .tracking:
-                        logger.info("session cache tracking: sessions served again are kept in memory")
-                    case .disconnected(let error):
-                        logger.warning(
-                            "session cache not tracking: every session is read from Redis until it is back",
-                            metadata: ["rsess.error": "\(error)"])
-                    case .keys, .all:
-                        break
-                    }
-                })
-        }
         var sessions = configuration.sessions
         sessions.keyPrefix = prefix
-        let store = RedisSessionStore(client: client, configuration: sessions, cache: sessionCache)
+        var cacheConfiguration = configuration.sessionCache
+        if cacheConfiguration != nil && cacheConfiguration?.subscriberName == nil {
+            cacheConfiguration?.subscriberName = "\(instance)-cache"
+        }
+        let store = RedisSessionStore(
+            client: client, configuration: sessions, cache: cacheConfiguration,
+            cacheObserver: { event in
+                switch event {
+                case .tracking:
+                    logger.info("session cache tracking: sessions served again are kept in memory")
+                case .disconnected(let error):
+                    logger.warning(
+                        "session cache not tracking: every session is read from Redis until it is back",
+                        metadata: ["rsess.error": "\(error)"])
+                case .keys, .all:
+                    break
+                }
+            })
+        let sessionCache = store.cache
         let settings = UserSettingsStore(client: client, keyPrefix: prefix)
         let bus = SessionEventBus(client: client, keyPrefix: prefix, subscriberName: "\(instance)-sub")
         let settingsCache = UserSettingsCache(
@@ -122,10 +124,12 @@ public struct RedisSessionKit: Sendable {
     }
 
     /// The services that run the parts, to put before the HTTP server in the service group (`Application`'s
-    /// `services:` does): the pool, the caches, and the metrics.
+    /// `services:` does): the pool, the store (its session cache), the settings cache, and the metrics.
     public var services: [any Service] {
-        var services: [any Service] = [RedisClientService(client: client), SettingsCacheService(cache: settingsCache)]
-        if let sessionCache { services.append(SessionCacheService(cache: sessionCache)) }
+        var services: [any Service] = [
+            RedisClientService(client: client), SessionStoreService(store: store),
+            SettingsCacheService(cache: settingsCache),
+        ]
         if let metrics { services.append(metrics) }
         return services
     }

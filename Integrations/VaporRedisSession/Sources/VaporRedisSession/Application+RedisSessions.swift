@@ -67,7 +67,7 @@ extension Application {
         var running = storage[RunningCachesKey.self] ?? []
         guard running.insert(ObjectIdentifier(cache)).inserted else { return }
         storage[RunningCachesKey.self] = running
-        lifecycle.use(SessionCacheLifecycle(cache: cache))
+        lifecycle.use(SessionStoreLifecycle(store: store))
     }
 }
 

@@ -55,7 +55,7 @@ public struct RedisSessionDriver: SessionDriver {
         }
         return request.eventLoop.makeFutureWithTask {
             let loaded = try await Self.unavailableAs503 { () async throws(SessionError) -> RedisSession.Session? in
-                try await store.loadFromStore(id: id)  // the memory was just asked
+                try await store.load(id: id)
             }
             guard let session = loaded else { return nil }
             request.storage[LoadedSession.self] = session

@@ -40,8 +40,8 @@ struct VaporBenchApp {
             let redis = RedisClient(configuration: try RedisConfiguration(url: arguments[3]))
             client = redis
             let configuration = SessionStoreConfiguration(keyPrefix: "vbench:")
-            let cache = SessionCache(client: redis, keyPrefix: configuration.keyPrefix)
-            let store = RedisSessionStore(client: redis, configuration: configuration, cache: cache)
+            let store = RedisSessionStore(
+                client: redis, configuration: configuration, cache: SessionCache.Configuration())
             if arguments[1] == "native" {
                 nativeSignedInPage(app, store: store)
             } else {

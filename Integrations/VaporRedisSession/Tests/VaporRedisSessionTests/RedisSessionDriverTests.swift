@@ -129,9 +129,10 @@ import VaporTesting
         let url = try await RedisServer.sharedURL()
         let prefix = Support.uniquePrefix()
         let client = RedisClient(configuration: try RedisConfiguration(url: url))
-        let cache = SessionCache(client: client, keyPrefix: prefix)
         let store = RedisSessionStore(
-            client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix), cache: cache)
+            client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix),
+            cache: SessionCache.Configuration())
+        let cache = try #require(store.cache)
         try await withApp(configure: { Self.configure($0, store: store) }) { app in
             let login = try await app.testing().sendRequest(.POST, "login/erin")
             #expect(await eventually { cache.statistics.isTracking }, "the provider runs the cache with the app")

@@ -16,7 +16,7 @@ enum Support {
         let client = RedisClient(configuration: redis)
         return RedisSessionStore(
             client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix),
-            cache: cache ? SessionCache(client: client, keyPrefix: prefix) : nil)
+            cache: cache ? SessionCache.Configuration() : nil)
     }
 
     /// A key prefix no other test uses.

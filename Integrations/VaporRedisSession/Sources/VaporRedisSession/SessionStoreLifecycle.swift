@@ -2,18 +2,18 @@ import RedisSession
 import Synchronization
 import Vapor
 
-/// Runs a store's `SessionCache` for as long as the application runs: started when it has booted, ended (and
+/// Runs a store (its `SessionCache`) for as long as the application runs: started when it has booted, ended (and
 /// awaited) at shutdown. `app.sessions.use(.redis(store))` installs it when the store has a cache.
-final class SessionCacheLifecycle: LifecycleHandler {
-    let cache: SessionCache
+final class SessionStoreLifecycle: LifecycleHandler {
+    let store: RedisSessionStore
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    init(cache: SessionCache) { self.cache = cache }
+    init(store: RedisSessionStore) { self.store = store }
 
     // Starting a task is synchronous: one hook serves both boots (Vapor's async one calls it).
     func didBoot(_ application: Application) throws {
         task.withLock { task in
-            if task == nil { task = Task { [cache] in await cache.run() } }
+            if task == nil { task = Task { [store] in await store.run() } }
         }
     }
 
