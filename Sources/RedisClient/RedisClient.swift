@@ -23,15 +23,10 @@ import Synchronization
 public final class RedisClient: Sendable {
     /// The configuration the pool was created with.
     public let configuration: RedisConfiguration
-    private let workers: [ConnectionWorker]
+    /// What carries the requests, as the topology chose: a pool over one node, or a cluster router.
+    private let executor: any RequestExecutor
     private let runStarted = Atomic<Bool>(false)
     private let counters = ClientCounters()
-    /// Through Sentinel: where the master is, and this pool's registration for master changes.
-    private let monitor: SentinelMonitor?
-    private let monitorObserver: Int?
-    private let released = Atomic<Bool>(false)
-    /// On a Redis Cluster: the slot table and one pool per primary (``workers`` is then empty).
-    let router: ClusterRouter?
     /// Names this pool's threads (`redis<N>.<i>`), so they can be told apart in a debugger or `/proc`.
     let threadNamePrefix: String
     private static let instances = Atomic<Int>(0)
@@ -43,43 +38,17 @@ public final class RedisClient: Sendable {
         self.configuration = configuration
         let prefix = "redis\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 100_000)."
         self.threadNamePrefix = prefix
-        let counters = self.counters
-        if let cluster = configuration.cluster {
-            self.router = ClusterRouter(
-                configuration: configuration, cluster: cluster, counters: counters, namePrefix: prefix)
-            self.monitor = nil
-            self.monitorObserver = nil
-            self.workers = []
-            return
-        }
-        self.router = nil
-        let monitor = SentinelMonitor.acquire(for: configuration)
-        self.monitor = monitor
-        // `poolSize` is a `var`: a configuration edited after its `init` may say 0; a pool always has a connection.
-        let resolver: any NodeResolver = monitor ?? FixedNode()
-        let workers = (0..<max(1, configuration.poolSize)).map { index in
-            ConnectionWorker(
-                configuration: configuration, resolver: resolver, name: prefix + String(index), counters: counters)
-        }
-        self.workers = workers
-        self.monitorObserver = monitor?.addObserver {
-            for worker in workers { worker.nodeChanged() }
-        }
+        self.executor = configuration.topology.makeExecutor(
+            configuration: configuration, counters: counters, namePrefix: prefix)
     }
 
-    deinit {
-        for worker in workers { worker.shutdown() }
-        router?.shutdown()
-        releaseMonitor()
-    }
+    deinit { executor.shutdown() }
 
-    private func releaseMonitor() {
-        guard let monitor, !released.exchange(true, ordering: .relaxed) else { return }
-        if let monitorObserver { monitor.removeObserver(monitorObserver) }
-        monitor.release()
-    }
+    /// On a Redis Cluster: the slot table and one pool per primary.
+    var router: ClusterRouter? { executor as? ClusterRouter }
 
-    /// Connects every pooled connection now and keeps the pool until the calling task is cancelled, then closes it.
+    /// Connects every pooled connection now and keeps the pool (and, on a cluster, the slot table) current until the
+    /// calling task is cancelled, then closes it.
     ///
     /// This is the ServiceLifecycle shape: an application adds the client to its service group, and graceful
     /// shutdown cancels this task. Commands may be sent before or while `run()` runs.
@@ -87,22 +56,14 @@ public final class RedisClient: Sendable {
     /// - Important: Call it at most once per client.
     public func run() async {
         precondition(!runStarted.exchange(true, ordering: .relaxed), "RedisClient.run() was called twice")
-        for worker in workers { worker.start() }
-        if let router {
-            await router.run()
-        } else {
-            await waitForCancellation()
-        }
+        await executor.run()
         await close()
     }
 
     /// Closes every connection: queued and in-flight commands fail with ``RedisError/Code/closed``, and this
     /// returns once every connection thread has exited. Commands sent afterwards fail at once. Idempotent.
     public func close() async {
-        for worker in workers { worker.shutdown() }
-        for worker in workers { await worker.waitUntilExited() }
-        await router?.close()
-        releaseMonitor()
+        await executor.close()
     }
 
     /// Counters since the client was created, for benchmarks and dashboards.
@@ -131,10 +92,7 @@ public final class RedisClient: Sendable {
     }
 
     /// How many pooled connections are connected right now (for health checks).
-    public var connectedCount: Int {
-        if let router { return router.connectedCount }
-        return workers.reduce(0) { $0 + ($1.status == .connected ? 1 : 0) }
-    }
+    public var connectedCount: Int { executor.connectedCount }
 
     /// Sends one command and returns its reply.
     ///
@@ -167,14 +125,7 @@ public final class RedisClient: Sendable {
     /// - Parameter command: The command.
     public func sendDetached(_ command: RedisCommand) {
         guard !command.name.isEmpty else { return }
-        if let router {
-            router.submitDetached(command)
-            return
-        }
-        guard let worker = try? pickWorker() else { return }
-        counters.requests.add(1, ordering: .relaxed)
-        counters.commands.add(1, ordering: .relaxed)
-        worker.submitDetached(ConnectionRequest(command))
+        executor.submitDetached(command)
     }
 
     /// Sends several commands in one write on one connection and returns their replies in order.
@@ -226,15 +177,7 @@ public final class RedisClient: Sendable {
     // MARK: Internals
 
     func execute(payload: [UInt8], replyCount: Int, name: String) async throws(RedisError) -> RedisValue {
-        if let router { return try await router.execute(payload: payload, replyCount: replyCount, name: name) }
-        let worker = try pickWorker()
-        counters.requests.add(1, ordering: .relaxed)
-        counters.commands.add(replyCount, ordering: .relaxed)
-        return try await worker.perform(ConnectionRequest(payload: payload, replyCount: replyCount, name: name))
-    }
-
-    private func pickWorker() throws(RedisError) -> ConnectionWorker {
-        try ConnectionWorker.pick(from: workers, configuration: configuration)
+        try await executor.execute(ConnectionRequest(payload: payload, replyCount: replyCount, name: name))
     }
 }
 

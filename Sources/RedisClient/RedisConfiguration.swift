@@ -108,21 +108,45 @@ public struct RedisConfiguration: Sendable, Hashable {
         }
     }
 
-    /// Where the server listens. Default `127.0.0.1:6379`.
-    ///
-    /// With a ``tlsTunnel`` this is the TLS server the tunnel reaches; it names the server in errors and logs.
-    public var endpoint: Endpoint
-    /// Where a local TLS tunnel (stunnel, a sidecar) listens, for a server that accepts TLS only; `nil` connects to
-    /// ``endpoint`` directly.
-    ///
-    /// hiredis 0.14.1 has no TLS, so TLS is the tunnel's job: the client speaks plain RESP to the tunnel, and the
-    /// tunnel verifies the server's certificate and encrypts. The leg to the tunnel is plaintext, so it must stay on
-    /// this host: a loopback address or a Unix socket. ``init(url:)`` refuses any other.
-    public var tlsTunnel: Endpoint?
-    /// The sentinels to ask for the master, or `nil` to use ``endpoint`` directly.
-    public var sentinel: Sentinel?
-    /// The cluster's seed nodes, or `nil` for a single server (or a Sentinel-managed one).
-    public var cluster: Cluster?
+    /// How the client reaches its data. Each case holds exactly what that way needs, so a configuration cannot
+    /// mix two (a cluster behind a tunnel, a sentinel set with a fixed endpoint).
+    public enum Topology: Sendable, Hashable {
+        /// One server at this address.
+        ///
+        /// `tlsTunnel` is where a local TLS tunnel (stunnel, a sidecar) listens for a server that accepts TLS only:
+        /// hiredis 0.14.1 has no TLS, so the client speaks plain RESP to the tunnel, which verifies the server's
+        /// certificate and encrypts. The leg to the tunnel is plaintext, so it must stay on this host: a loopback
+        /// address or a Unix socket. ``RedisConfiguration/init(url:)`` refuses any other.
+        case standalone(Endpoint, tlsTunnel: Endpoint? = nil)
+        /// A master found through Redis Sentinel; it follows failovers.
+        case sentinel(Sentinel)
+        /// A Redis Cluster reached through its seed nodes; requests go to the owner of their keys' slot.
+        case cluster(Cluster)
+    }
+
+    /// How the client reaches its data. Default: one server at `127.0.0.1:6379`.
+    public var topology: Topology
+
+    /// The server of a standalone topology; `nil` for Sentinel and Cluster, whose nodes are found at run time.
+    public var endpoint: Endpoint? {
+        if case .standalone(let endpoint, _) = topology { return endpoint }
+        return nil
+    }
+    /// The local TLS tunnel of a standalone topology, if it has one.
+    public var tlsTunnel: Endpoint? {
+        if case .standalone(_, let tunnel) = topology { return tunnel }
+        return nil
+    }
+    /// The sentinels of a Sentinel topology.
+    public var sentinel: Sentinel? {
+        if case .sentinel(let sentinel) = topology { return sentinel }
+        return nil
+    }
+    /// The seed nodes of a cluster topology.
+    public var cluster: Cluster? {
+        if case .cluster(let cluster) = topology { return cluster }
+        return nil
+    }
     /// The ACL user name for `AUTH user password`; `nil` sends `AUTH password` (the `default` user).
     public var username: String?
     /// The password sent with `AUTH` on every (re)connect; `nil` sends no `AUTH`.
@@ -156,21 +180,31 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// cores.
     public var busyPollWindow: Duration
 
-    /// Where connections actually go: the TLS tunnel when there is one, the server otherwise.
-    public var connectEndpoint: Endpoint { tlsTunnel ?? endpoint }
+    /// Where a standalone topology's connections actually go: the TLS tunnel when there is one, the server
+    /// otherwise; `nil` for Sentinel and Cluster, whose connections go where the topology says at run time.
+    public var connectEndpoint: Endpoint? {
+        if case .standalone(let endpoint, let tunnel) = topology { return tunnel ?? endpoint }
+        return nil
+    }
 
-    /// The server as errors and logs name it: the endpoint, or the master's name and its sentinels.
+    /// The server as errors and logs name it: the endpoint, the master's name and its sentinels, or the seeds.
     public var serverDescription: String {
-        if let cluster { return "cluster via \(cluster.seeds.map(\.description).joined(separator: ","))" }
-        guard let sentinel else { return endpoint.description }
-        return
-            "master '\(sentinel.masterName)' via sentinels \(sentinel.sentinels.map(\.description).joined(separator: ","))"
+        switch topology {
+        case .standalone(let endpoint, _):
+            return endpoint.description
+        case .sentinel(let sentinel):
+            let sentinels = sentinel.sentinels.map(\.description).joined(separator: ",")
+            return "master '\(sentinel.masterName)' via sentinels \(sentinels)"
+        case .cluster(let cluster):
+            return "cluster via \(cluster.seeds.map(\.description).joined(separator: ","))"
+        }
     }
 
     /// Creates a configuration from fields.
     ///
     /// - Parameters:
-    ///   - endpoint: Where the server listens.
+    ///   - topology: How the client reaches its data: one server (the default, `127.0.0.1:6379`), a Sentinel set or
+    ///     a cluster.
     ///   - username: ACL user name, or `nil`.
     ///   - password: Password for `AUTH`, or `nil`.
     ///   - database: Database index for `SELECT`.
@@ -182,7 +216,7 @@ public struct RedisConfiguration: Sendable, Hashable {
     ///   - maximumPipelineDepth: Most commands written in one batch.
     ///   - busyPollWindow: How long a connection thread polls for a reply or for work before sleeping.
     public init(
-        endpoint: Endpoint = .tcp(host: "127.0.0.1", port: 6379),
+        topology: Topology = .standalone(.tcp(host: "127.0.0.1", port: 6379)),
         username: String? = nil,
         password: String? = nil,
         database: Int = 0,
@@ -199,7 +233,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         precondition(connectTimeout > .zero && commandTimeout > .zero, "timeouts must be positive")
         precondition(maximumPipelineDepth >= 1, "maximumPipelineDepth must be at least 1")
         precondition(busyPollWindow >= .zero, "busyPollWindow must not be negative")
-        self.endpoint = endpoint
+        self.topology = topology
         self.username = username
         self.password = password
         self.database = database

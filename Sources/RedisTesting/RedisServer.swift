@@ -306,7 +306,7 @@ public final class RedisServer: Sendable {
     }
 
     private static func withClient<T>(port: Int, _ body: (RedisClient) async throws -> T) async throws -> T {
-        var configuration = RedisConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port), poolSize: 1)
+        var configuration = RedisConfiguration(topology: .standalone(.tcp(host: "127.0.0.1", port: port)), poolSize: 1)
         configuration.busyPollWindow = .zero
         let client = RedisClient(configuration: configuration)
         do {

@@ -128,7 +128,7 @@ struct SessionListen {
                 for await event in subscription {
                     switch event {
                     case .subscribed:
-                        note("listening on \(channel) at \(configuration.endpoint)")
+                        note("listening on \(channel) at \(configuration.serverDescription)")
                     case .disconnected(let error):
                         note("disconnected: \(error.message); reconnecting")
                     case .resubscribed:

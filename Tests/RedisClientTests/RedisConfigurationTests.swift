@@ -50,6 +50,29 @@ import Testing
         #expect(try RedisConfiguration(url: "redis://localhost").sentinel == nil)
     }
 
+    @Test func theTopologyIsOneOfThreeAndHoldsOnlyWhatItNeeds() throws {
+        let standalone = try RedisConfiguration(url: "redis://cache.internal:6380")
+        #expect(standalone.topology == .standalone(.tcp(host: "cache.internal", port: 6380)))
+        let sentinel = try RedisConfiguration(url: "redis-sentinel://10.0.0.1:26379/rsess")
+        guard case .sentinel = sentinel.topology else {
+            Issue.record("a sentinel URL gave \(sentinel.topology)")
+            return
+        }
+        #expect(sentinel.endpoint == nil && sentinel.connectEndpoint == nil && sentinel.cluster == nil)
+        let cluster = try RedisConfiguration(url: "redis-cluster://10.0.0.1:7000,10.0.0.2:7000")
+        #expect(
+            cluster.topology
+                == .cluster(.init(seeds: [.tcp(host: "10.0.0.1", port: 7000), .tcp(host: "10.0.0.2", port: 7000)])))
+        #expect(cluster.endpoint == nil && cluster.sentinel == nil && cluster.tlsTunnel == nil)
+        // A tunnel has one fixed destination: it belongs to one server, never to a set of nodes.
+        #expect(throws: RedisError.self) {
+            try RedisConfiguration(url: "redis-cluster://10.0.0.1:7000?tunnel=127.0.0.1:6380")
+        }
+        #expect(throws: RedisError.self) {
+            try RedisConfiguration(url: "redis-sentinel://10.0.0.1:26379/rsess?tunnel=127.0.0.1:6380")
+        }
+    }
+
     @Test(arguments: [
         ("redis-sentinel://10.0.0.1:26379", "master's name is missing"),
         ("redis-sentinel://10.0.0.1:26379/", "master's name is missing"),

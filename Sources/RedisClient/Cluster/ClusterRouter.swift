@@ -23,7 +23,7 @@ import Synchronization
 /// - **Pools are never retired while the client lives.** Closing a former primary's pool would fail the requests
 ///   queued on it, and a request that failed with `closed` may or may not have run. A demoted node answers `MOVED`,
 ///   which is resent, and a dead node's pool backs off quietly: one idle connection per former primary is the price.
-final class ClusterRouter: Sendable {
+final class ClusterRouter: RequestExecutor {
     typealias Endpoint = RedisConfiguration.Endpoint
 
     /// How often one request may be redirected or retried before its last reply is returned as it is.
@@ -87,12 +87,14 @@ final class ClusterRouter: Sendable {
     }
 
     func close() async {
-        for worker in shutdown() { await worker.waitUntilExited() }
+        for worker in shutdownWorkers() { await worker.waitUntilExited() }
     }
+
+    func shutdown() { shutdownWorkers() }
 
     /// Stops every node's connections without waiting for their threads; returns them.
     @discardableResult
-    func shutdown() -> [ConnectionWorker] {
+    private func shutdownWorkers() -> [ConnectionWorker] {
         closed.store(true, ordering: .relaxed)
         let all = pools.withLock { pools in
             defer { pools = [:] }
@@ -122,6 +124,10 @@ final class ClusterRouter: Sendable {
     func removeObserver(_ id: Int) { shared.removeObserver(id) }
 
     // MARK: Requests
+
+    func execute(_ request: ConnectionRequest) async throws(RedisError) -> RedisValue {
+        try await execute(payload: request.payload, replyCount: request.replyCount, name: request.name)
+    }
 
     func execute(payload: [UInt8], replyCount: Int, name: String) async throws(RedisError) -> RedisValue {
         if shared.table.withLock({ $0.primaries.isEmpty }) {
@@ -350,8 +356,7 @@ final class ClusterRouter: Sendable {
         let workers = pools.withLock { pools in
             if let existing = pools[node] { return existing }
             var nodeConfiguration = configuration
-            nodeConfiguration.endpoint = node
-            nodeConfiguration.cluster = nil
+            nodeConfiguration.topology = .standalone(node)
             // A pool per primary means more connection threads than cores: spinning for replies would take the
             // cores the nodes need (measured: 1.27x against redis-benchmark --cluster with polling, 1.40x without).
             nodeConfiguration.busyPollWindow = .zero

@@ -85,8 +85,7 @@ final class ClusterSubscription: Sendable {
             await withTaskGroup(of: Void.self) { forwarders in
                 for (index, primary) in primaries.enumerated() {
                     var configuration = subscriber.configuration
-                    configuration.cluster = nil
-                    configuration.endpoint = primary
+                    configuration.topology = .standalone(primary)
                     var nodeSubscriber = subscriber
                     nodeSubscriber.configuration = configuration
                     let (stream, childContinuation) = AsyncStream.makeStream(of: SubscriberLoop.Output.self)

@@ -33,13 +33,18 @@ final class HiredisConnection {
         requiresMaster: Bool = false
     ) throws(RedisError) {
         chiredis_ignore_sigpipe()
-        endpointDescription =
+        let description =
             node?.description
-            ?? configuration.tlsTunnel.map { "\(configuration.endpoint) (TLS through \($0))" }
-            ?? configuration.endpoint.description
+            ?? configuration.tlsTunnel.map { "\(configuration.serverDescription) (TLS through \($0))" }
+            ?? configuration.serverDescription
+        endpointDescription = description
+        guard let target = node ?? configuration.connectEndpoint else {
+            throw RedisError(
+                .invalidConfiguration, "no node to connect to: the topology names none yet", context: description)
+        }
         let connectMilliseconds = configuration.connectTimeout.wholeMillisecondsRoundedUp
         let connected: UnsafeMutablePointer<redisContext>? =
-            switch node ?? configuration.connectEndpoint {
+            switch target {
             case .tcp(let host, let port): chiredis_connect_tcp(host, Int32(port), connectMilliseconds)
             case .unixSocket(let path): chiredis_connect_unix(path, connectMilliseconds)
             }
@@ -61,7 +66,7 @@ final class HiredisConnection {
         if chiredis_set_timeout(connected, timeout) != REDIS_OK {
             throw RedisError(.connectionFailed, "cannot set the socket timeout", context: endpointDescription)
         }
-        if case .tcp = node ?? configuration.connectEndpoint { _ = redisEnableKeepAlive(connected) }
+        if case .tcp = target { _ = redisEnableKeepAlive(connected) }
         try handshake(configuration, requiresMaster: requiresMaster)
     }
 

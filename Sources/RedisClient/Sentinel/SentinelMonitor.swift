@@ -56,7 +56,14 @@ final class SentinelMonitor: Sendable {
 
     /// The monitor for these sentinels, shared by every user in the process; pair with ``release()``.
     static func acquire(for configuration: RedisConfiguration) -> SentinelMonitor? {
-        guard let sentinel = configuration.sentinel else { return nil }
+        configuration.sentinel.map { acquire($0, timeouts: configuration) }
+    }
+
+    /// The monitor for `sentinel`, shared by every user in the process, its connections timed as `configuration`
+    /// says; pair with ``release()``.
+    static func acquire(_ sentinel: RedisConfiguration.Sentinel, timeouts configuration: RedisConfiguration)
+        -> SentinelMonitor
+    {
         let monitor = registry.withLock { monitors in
             if let existing = monitors[sentinel] { return existing }
             let created = SentinelMonitor(sentinel: sentinel, timeouts: configuration)

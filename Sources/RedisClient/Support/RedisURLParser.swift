@@ -80,7 +80,7 @@ struct RedisURLParser {
             default: remaining.append(pair)
             }
         }
-        configuration.sentinel = sentinel
+        configuration.topology = .sentinel(sentinel)
         try applyQuery(Substring(remaining.joined(separator: "&")), to: &configuration)
     }
 
@@ -118,7 +118,7 @@ struct RedisURLParser {
                 remaining.append(pair)
             }
         }
-        configuration.cluster = cluster
+        configuration.topology = .cluster(cluster)
         try applyQuery(Substring(remaining.joined(separator: "&")), to: &configuration)
         guard configuration.database == 0 else { throw invalid("a cluster has only database 0") }
     }
@@ -163,7 +163,7 @@ struct RedisURLParser {
             hostPort = remainder[remainder.index(after: at)...]
         }
         let (host, port) = try parseHostPort(hostPort)
-        configuration.endpoint = .tcp(host: host, port: port)
+        configuration.topology = .standalone(.tcp(host: host, port: port))
         if !path.isEmpty {
             guard let database = Int(path), database >= 0 else {
                 throw invalid("database '\(path)' is not a non-negative integer")
@@ -182,7 +182,7 @@ struct RedisURLParser {
         }
         guard path.hasPrefix("/") else { throw invalid("socket path must be absolute: unix:///path/to/redis.sock") }
         guard path.count > 1 else { throw invalid("socket path is empty") }
-        configuration.endpoint = .unixSocket(path: try percentDecoded(path, what: "socket path"))
+        configuration.topology = .standalone(.unixSocket(path: try percentDecoded(path, what: "socket path")))
         try applyQuery(query, to: &configuration)
     }
 
@@ -247,7 +247,11 @@ struct RedisURLParser {
             case "user", "username": configuration.username = try percentDecoded(value, what: "user name")
             case "tunnel":
                 guard allowsTunnel else { throw invalid("tunnel= belongs to rediss:// URLs (a TLS server)") }
-                configuration.tlsTunnel = try parseTunnel(value)
+                let tunnel = try parseTunnel(value)
+                guard case .standalone(let server, _) = configuration.topology else {
+                    throw invalid("tunnel= works with one server only: a tunnel has one fixed destination")
+                }
+                configuration.topology = .standalone(server, tlsTunnel: tunnel)
             default:
                 throw invalid(
                     "unknown URL parameter '\(key)': expected db, password, user, tunnel, sentinel_password, "

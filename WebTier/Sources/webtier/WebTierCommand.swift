@@ -149,7 +149,7 @@ struct WebTierCommand: AsyncParsableCommand {
         logger.info(
             "starting",
             metadata: [
-                "rsess.listen": "\(host):\(port)", "rsess.redis": "\(redis.endpoint)", "rsess.prefix": "\(prefix)",
+                "rsess.listen": "\(host):\(port)", "rsess.redis": "\(redis.serverDescription)", "rsess.prefix": "\(prefix)",
                 "rsess.session_cache": "\(configuration.sessionCache == nil ? "off" : "on")",
             ])
         let app = buildApplication(configuration: configuration, logger: logger)
