@@ -301,6 +301,10 @@ final class ConnectionWorker: Sendable {
         var deadline = monotonicNanoseconds() &+ configuration.commandTimeout.nanoseconds
         while true {
             if let reply = try connection.bufferedReply() { return reply }
+            if connection.hasBufferedBytes {
+                try connection.fillReader()
+                continue
+            }
             let now = monotonicNanoseconds()
             guard now < deadline else {
                 throw RedisError(

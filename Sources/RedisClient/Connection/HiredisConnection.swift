@@ -8,25 +8,42 @@ internal import CHiredis
     import Darwin
 #endif
 
-/// One hiredis context: connected, authenticated and configured, or not at all.
+/// One connection: a ``RedisTransport`` (the socket) with hiredis' reader on top, connected, authenticated and
+/// configured, or not at all.
+///
+/// The connection owns its socket; hiredis only parses the bytes read from it (`redisReaderFeed`,
+/// `redisReaderGetReply`), which works the same in hiredis 0.14 and 1.x and whatever carries the bytes. Commands are
+/// encoded on the caller's side (``RedisCommand``) and appended to an output buffer written in one go.
 ///
 /// Ownership invariant: exactly one thread (a ``ConnectionWorker``'s, a subscriber's or the Sentinel watcher's) holds
 /// an instance and calls into it; it is not `Sendable`, so no other thread can reach it. Those threads are woken with
 /// a ``WakeSignal``, never by touching the socket.
 final class HiredisConnection {
-    private let context: UnsafeMutablePointer<redisContext>
+    private let transport: any RedisTransport
+    private let reader: UnsafeMutablePointer<redisReader>
+    private var output: [UInt8] = []
+    /// Where reads land before the reader copies them; one per connection.
+    private let input: UnsafeMutableRawBufferPointer
+    /// How long a blocking ``readReply()`` waits (the handshake, one-off commands).
+    private let replyTimeout: Duration
     let endpointDescription: String
 
-    /// The socket, for `poll(2)` and for waking the owning thread from another one.
-    var fileDescriptor: Int32 { context.pointee.fd }
+    /// The socket, for `poll(2)`.
+    var fileDescriptor: Int32 { transport.fileDescriptor }
 
-    /// Connects, applies the read/write timeout, and runs the handshake (`AUTH`, `SELECT`, `CLIENT SETNAME`)
-    /// in one pipelined round trip.
+    /// Whether the transport holds bytes that a `poll` would not announce; read them with ``fillReader()`` first.
+    var hasBufferedBytes: Bool { transport.hasBufferedBytes }
+
+    /// The size of one read from the socket.
+    static let readSize = 16 * 1024
+
+    /// Connects, and runs the handshake (`AUTH`, `SELECT`, `CLIENT SETNAME`) in one pipelined round trip.
     ///
     /// - Parameters:
     ///   - configuration: Credentials, timeouts and where to connect.
-    ///   - node: A node to connect to instead of the configuration's endpoint (one a sentinel named).
-    ///   - readTimeout: The socket timeout; `nil` uses the configuration's command timeout.
+    ///   - node: A node to connect to instead of the configuration's endpoint (one a sentinel or the slot table
+    ///     named).
+    ///   - readTimeout: How long a reply may take here; `nil` uses the configuration's command timeout.
     ///   - requiresMaster: Whether the handshake also asks `ROLE` and refuses a node that is not a master.
     init(
         configuration: RedisConfiguration, node: RedisConfiguration.Endpoint? = nil, readTimeout: Duration? = nil,
@@ -37,40 +54,30 @@ final class HiredisConnection {
             node?.description
             ?? configuration.tlsTunnel.map { "\(configuration.serverDescription) (TLS through \($0))" }
             ?? configuration.serverDescription
-        endpointDescription = description
         guard let target = node ?? configuration.connectEndpoint else {
             throw RedisError(
                 .invalidConfiguration, "no node to connect to: the topology names none yet", context: description)
         }
-        let connectMilliseconds = configuration.connectTimeout.wholeMillisecondsRoundedUp
-        let connected: UnsafeMutablePointer<redisContext>? =
-            switch target {
-            case .tcp(let host, let port): chiredis_connect_tcp(host, Int32(port), connectMilliseconds)
-            case .unixSocket(let path): chiredis_connect_unix(path, connectMilliseconds)
-            }
-        guard let connected else {
-            throw RedisError(.connectionFailed, "hiredis could not allocate a context", context: endpointDescription)
+        let timeout = readTimeout ?? configuration.commandTimeout
+        let transport = try SocketTransport(
+            connectingTo: target, timeout: configuration.connectTimeout, sendTimeout: timeout,
+            description: description)
+        guard let reader = redisReaderCreate() else {
+            throw RedisError(.connectionFailed, "hiredis could not allocate a reader", context: description)
         }
-        // From here on every stored property is set, so a throw runs `deinit`, which frees the context.
-        context = connected
-        if connected.pointee.err != 0 {
-            let message = String(cString: chiredis_errstr(connected))
-            let timedOut = message.contains("timed out") || message.contains("temporarily unavailable")
-            throw RedisError(
-                .connectionFailed,
-                timedOut ? "connect timed out after \(configuration.connectTimeout)" : "cannot connect: \(message)",
-                context: endpointDescription)
-        }
-        // hiredis #593: a new or reconnected context has no SO_RCVTIMEO until it is set again.
-        let timeout = (readTimeout ?? configuration.commandTimeout).wholeMillisecondsRoundedUp
-        if chiredis_set_timeout(connected, timeout) != REDIS_OK {
-            throw RedisError(.connectionFailed, "cannot set the socket timeout", context: endpointDescription)
-        }
-        if case .tcp = target { _ = redisEnableKeepAlive(connected) }
+        self.transport = transport
+        self.reader = reader
+        self.input = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readSize, alignment: 16)
+        self.replyTimeout = timeout
+        self.endpointDescription = description
+        // From here on every stored property is set, so a throw runs `deinit`, which frees the reader.
         try handshake(configuration, requiresMaster: requiresMaster)
     }
 
-    deinit { redisFree(context) }
+    deinit {
+        redisReaderFree(reader)
+        input.deallocate()
+    }
 
     private func handshake(_ configuration: RedisConfiguration, requiresMaster: Bool) throws(RedisError) {
         var commands: [(RedisCommand, RedisError.Code)] = []
@@ -124,77 +131,83 @@ final class HiredisConnection {
         }
     }
 
-    /// Queues bytes for the next write (a memcpy into hiredis' output buffer).
+    /// Queues bytes for the next write.
     @inline(__always)
     func append(_ encoded: [UInt8]) {
-        encoded.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                // Only fails when the buffer cannot grow (out of memory); the next read then reports it.
-                _ = redisAppendFormattedCommand(context, chars.baseAddress, chars.count)
-            }
-        }
-    }
-
-    /// Writes what is queued (if the reader has nothing buffered) and reads one reply, blocking this thread.
-    func readReply() throws(RedisError) -> RedisValue {
-        var reply: UnsafeMutablePointer<redisReply>?
-        var savedErrno: Int32 = 0
-        guard chiredis_get_reply(context, &reply, &savedErrno) == REDIS_OK, let reply else {
-            throw currentError(errno: savedErrno)
-        }
-        defer { freeReplyObject(reply) }
-        return Self.convert(reply)
+        output.append(contentsOf: encoded)
     }
 
     /// Writes everything queued without reading.
     func flush() throws(RedisError) {
-        var savedErrno: Int32 = 0
-        if chiredis_flush(context, &savedErrno) != REDIS_OK { throw currentError(errno: savedErrno) }
+        guard !output.isEmpty else { return }
+        defer { output.removeAll(keepingCapacity: true) }
+        let failure = output.withUnsafeBytes { bytes -> RedisError? in
+            do throws(RedisError) {
+                try transport.write(bytes)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
     }
 
-    /// Reads what the socket holds into the reader (one `read(2)`; call when `poll` says readable).
+    /// Reads what the transport has into the reader (one read; call when `poll` says readable, or
+    /// ``hasBufferedBytes``). The end of the stream is ``RedisError/Code/connectionClosed``.
     func fillReader() throws(RedisError) {
-        var savedErrno: Int32 = 0
-        if chiredis_buffer_read(context, &savedErrno) != REDIS_OK { throw currentError(errno: savedErrno) }
+        let count = try transport.read(into: input)
+        guard count > 0 else {
+            throw RedisError(.connectionClosed, "server closed the connection", context: endpointDescription)
+        }
+        guard redisReaderFeed(reader, input.baseAddress?.assumingMemoryBound(to: CChar.self), count) == REDIS_OK else {
+            throw RedisError(.protocolError, "the reader refused the bytes", context: endpointDescription)
+        }
     }
 
     /// A reply already in the reader, without touching the socket.
     func bufferedReply() throws(RedisError) -> RedisValue? {
-        var reply: UnsafeMutablePointer<redisReply>?
-        guard chiredis_reader_reply(context, &reply) == REDIS_OK else { throw currentError(errno: 0) }
+        var reply: UnsafeMutableRawPointer?
+        guard redisReaderGetReply(reader, &reply) == REDIS_OK else {
+            throw RedisError(.protocolError, String(cString: chiredis_reader_errstr(reader)), context: endpointDescription)
+        }
         guard let reply else { return nil }
         defer { freeReplyObject(reply) }
-        return Self.convert(reply)
+        return Self.convert(reply.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Writes what is queued and waits for one reply, blocking this thread at most the reply timeout per read: for
+    /// the handshake and one-off commands on a thread of the library's.
+    func readReply() throws(RedisError) -> RedisValue {
+        try flush()
+        var deadline = monotonicNanoseconds() &+ replyTimeout.nanoseconds
+        while true {
+            if let reply = try bufferedReply() { return reply }
+            if !hasBufferedBytes {
+                let now = monotonicNanoseconds()
+                guard now < deadline else {
+                    throw RedisError(.timeout, "no reply within the command timeout", context: endpointDescription)
+                }
+                var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&descriptor, 1, Int32(clamping: (deadline - now + 999_999) / 1_000_000))
+                if ready < 0 && errno != EINTR {
+                    throw RedisError(.connectionClosed, "poll failed", context: endpointDescription)
+                }
+                if ready <= 0 { continue }
+            }
+            try fillReader()
+            deadline = monotonicNanoseconds() &+ replyTimeout.nanoseconds
+        }
     }
 
     /// Polls the socket without sleeping until it is readable or the deadline passes; returns whether it became
     /// readable.
     func pollReadable(untilMonotonicNanoseconds deadline: UInt64) -> Bool {
+        if hasBufferedBytes { return true }
         repeat {
-            if isReadableNow() { return true }
+            var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+            if poll(&descriptor, 1, 0) > 0 { return true }
         } while monotonicNanoseconds() < deadline
         return false
-    }
-
-    /// Whether the socket has data, an end of stream or an error to report: a `poll(2)` that does not wait.
-    private func isReadableNow() -> Bool {
-        var descriptor = pollfd(fd: context.pointee.fd, events: Int16(POLLIN), revents: 0)
-        return poll(&descriptor, 1, 0) > 0
-    }
-
-    private func currentError(errno savedErrno: Int32) -> RedisError {
-        let message = String(cString: chiredis_errstr(context))
-        switch context.pointee.err {
-        case REDIS_ERR_IO where savedErrno == EAGAIN || savedErrno == EWOULDBLOCK:
-            return RedisError(.timeout, "no reply within the command timeout", context: endpointDescription)
-        case REDIS_ERR_EOF:
-            return RedisError(.connectionClosed, "server closed the connection", context: endpointDescription)
-        case REDIS_ERR_PROTOCOL:
-            return RedisError(.protocolError, message, context: endpointDescription)
-        default:
-            let text = message.isEmpty ? "connection error" : message
-            return RedisError(.connectionClosed, text, context: endpointDescription)
-        }
     }
 
     static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue {

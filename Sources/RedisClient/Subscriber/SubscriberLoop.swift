@@ -154,6 +154,10 @@ final class SubscriberLoop: Sendable {
                         break
                     }
                 }
+                if connection.hasBufferedBytes {
+                    try connection.fillReader()
+                    continue
+                }
                 guard case .wait(let waitNanoseconds, let sendPing) = machine.tick(now: monotonicNanoseconds()) else {
                     return RedisError(.timeout, "the server did not answer PING within \(subscriber.pingTimeout)")
                 }
@@ -188,6 +192,10 @@ final class SubscriberLoop: Sendable {
         while true {
             reply = try connection.bufferedReply()
             if reply != nil { break }
+            if connection.hasBufferedBytes {
+                try connection.fillReader()
+                continue
+            }
             let now = monotonicNanoseconds()
             if now >= deadline {
                 throw RedisError(.timeout, "the server did not answer CLIENT ID within \(subscriber.pingTimeout)")
