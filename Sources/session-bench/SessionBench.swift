@@ -113,8 +113,9 @@ struct BenchOptions {
     func withServer<T>(_ body: (_ url: String, _ host: String, _ port: Int) async throws -> T) async throws -> T {
         if let redisURL {
             let configuration = try RedisConfiguration(url: redisURL)
-            guard case .tcp(let host, let port) = configuration.endpoint else {
-                throw Problem(description: "redis-benchmark needs a TCP server")
+            // On a cluster, redis-benchmark starts from a seed; a Sentinel set has no node to give it.
+            guard case .tcp(let host, let port) = configuration.endpoint ?? configuration.cluster?.seeds.first else {
+                throw Problem(description: "redis-benchmark needs a TCP server or a cluster's seed")
             }
             return try await body(redisURL, host, port)
         }

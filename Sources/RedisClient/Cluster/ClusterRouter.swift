@@ -43,6 +43,8 @@ final class ClusterRouter: RequestExecutor {
     private let lastRead = Atomic<UInt64>(0)
     /// Wakes ``run()`` for a wanted read; `nil` while nothing runs the router.
     private let wakeRun = Mutex<AsyncStream<Void>.Continuation?>(nil)
+    /// Whether ``run()`` runs, read on every request without a lock.
+    private let running = Atomic<Bool>(false)
     private let closed = Atomic<Bool>(false)
 
     init(
@@ -62,7 +64,9 @@ final class ClusterRouter: RequestExecutor {
     func run() async {
         let (requests, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         wakeRun.withLock { $0 = continuation }
+        running.store(true, ordering: .releasing)
         defer {
+            running.store(false, ordering: .releasing)
             wakeRun.withLock { $0 = nil }
             continuation.finish()
         }
@@ -385,7 +389,7 @@ final class ClusterRouter: RequestExecutor {
         if leads {
             readWanted.store(false, ordering: .relaxed)
             await readTable()
-            lastRead.store(monotonicNanoseconds(), ordering: .relaxed)
+            lastRead.store(MonotonicClock.coarse.now(), ordering: .relaxed)
             let waiters = reading.withLock { state in
                 defer { state = (false, []) }
                 return state.waiters
@@ -417,11 +421,13 @@ final class ClusterRouter: RequestExecutor {
     /// Whether the current request must read the table first: nothing runs the router, and a read was asked for or
     /// the periodic one is due.
     private var readIsDueInThisTask: Bool {
-        guard wakeRun.withLock({ $0 == nil }) else { return false }
+        // On every request: two relaxed loads and the kernel's coarse clock, no lock.
+        guard !running.load(ordering: .relaxed) else { return false }
         if readWanted.load(ordering: .relaxed) { return true }
-        let interval = (configuration.cluster?.refreshInterval ?? .seconds(5)).nanoseconds
-        return monotonicNanoseconds() &- lastRead.load(ordering: .relaxed) > interval
+        return MonotonicClock.coarse.now() &- lastRead.load(ordering: .relaxed) > refreshNanoseconds
     }
+
+    private var refreshNanoseconds: UInt64 { (configuration.cluster?.refreshInterval ?? .seconds(5)).nanoseconds }
 
     private func readTable() async {
         for node in shared.table.withLock({ $0.nodesToAsk }) {

@@ -65,7 +65,10 @@ final class WakeSignal: Sendable {
 
     /// Consumes the signals sent so far.
     func drain() {
+        // Signals come at most once per sleep, so one read almost always empties the pipe; a full buffer means there
+        // may be more.
         var buffer: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-        while withUnsafeMutableBytes(of: &buffer, { read(readEnd, $0.baseAddress, $0.count) }) > 0 {}
+        let size = MemoryLayout.size(ofValue: buffer)
+        while withUnsafeMutableBytes(of: &buffer, { read(readEnd, $0.baseAddress, $0.count) }) == size {}
     }
 }
