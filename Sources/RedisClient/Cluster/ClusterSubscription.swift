@@ -12,7 +12,7 @@ import Synchronization
 ///   gap: `.disconnected`, then, once every loop of the new table is up, `.subscribed(again: true)`. A cache built on
 ///   it starts empty after each gap. A reshard between the same primaries is not a gap: both ends report the keys
 ///   that migrate.
-final class ClusterSubscription: Sendable {
+final class ClusterSubscription: SubscriptionSource {
     private let subscriber: RedisSubscriber
     private let channels: [String]
     private let patterns: [String]

@@ -71,19 +71,27 @@ public struct RedisSubscriber: Sendable {
         channels: [String], patterns: [String], trackedPrefixes: [String]?
     ) -> (AsyncStream<SubscriberLoop.Output>, String) {
         let (stream, continuation) = AsyncStream.makeStream(of: SubscriberLoop.Output.self)
-        if configuration.cluster != nil {
-            let subscription = ClusterSubscription(
-                subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
-                continuation: continuation)
-            continuation.onTermination = { _ in subscription.stop() }
-            subscription.start()
-            return (stream, subscription.threadName)
-        }
-        let loop = SubscriberLoop(
-            subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
-            continuation: continuation)
-        continuation.onTermination = { _ in loop.stop() }
-        loop.start()
-        return (stream, loop.threadName)
+        // A cluster has one loop per primary, merged; every other topology has one loop, on the node it resolves.
+        let source: any SubscriptionSource =
+            if configuration.cluster != nil {
+                ClusterSubscription(
+                    subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
+                    continuation: continuation)
+            } else {
+                SubscriberLoop(
+                    subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
+                    continuation: continuation)
+            }
+        continuation.onTermination = { _ in source.stop() }
+        source.start()
+        return (stream, source.threadName)
     }
+}
+
+/// What feeds one subscription's stream: started once, stopped when the consumer stops iterating.
+protocol SubscriptionSource: Sendable {
+    /// Names the thread (or, on a cluster, the task) that serves the stream.
+    var threadName: String { get }
+    func start()
+    func stop()
 }

@@ -15,7 +15,7 @@ import Synchronization
 /// It waits in `poll(2)` on the socket and on a wake-up pipe, and calls into hiredis only when the socket is
 /// readable, so a stop request never has to interrupt a blocked hiredis call and the context never leaves this
 /// thread.
-final class SubscriberLoop: Sendable {
+final class SubscriberLoop: SubscriptionSource {
     /// What the loop reports; the public sequences translate it.
     enum Output: Sendable {
         /// Every subscription is confirmed; `again` after a gap.

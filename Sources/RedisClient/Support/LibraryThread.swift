@@ -11,7 +11,7 @@ internal import CHiredis
 /// Starts a detached OS thread that the library owns. Blocking hiredis I/O runs only on such threads, never on the
 /// Swift cooperative pool. Returns `false` when the system refuses a new thread.
 func spawnThread(name: String, _ body: @escaping @Sendable () -> Void) -> Bool {
-    final class Box: @unchecked Sendable {
+    final class Box: Sendable {
         let name: String
         let body: @Sendable () -> Void
         init(name: String, body: @escaping @Sendable () -> Void) {
