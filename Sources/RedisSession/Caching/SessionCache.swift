@@ -131,7 +131,8 @@ public final class SessionCache: Sendable {
             invalidations: invalidations.load(ordering: .relaxed), isTracking: core.phase.isServing)
     }
 
-    /// Applies one report of the tracking connection (``run()`` calls this; tests may too).
+    /// Applies one report of the tracking connection (the store's ``RedisSessionStore/run()`` calls this; tests may
+    /// too).
     public func apply(_ event: RedisInvalidation) {
         switch event {
         case .tracking, .disconnected:
