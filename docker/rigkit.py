@@ -1,11 +1,11 @@
-"""What the rig's Python checkers share: a browser with a cookie jar over plain HTTP/1.1, page parsing, the rig's
-state file, and a minimal RESP client for talking to Redis and Sentinel directly (stdlib only)."""
+"""What the rig's Python checkers share (partition-check.py, scripts/soak): a browser with a cookie jar over plain
+HTTP/1.1, page parsing, the verdict lines and the rig's state file (stdlib only). Nothing here speaks to Redis: checks
+that need the key layout or RESP live in the Swift rig-check, which shares HashSlot and SessionKeys with the
+library."""
 import http.client
 import json
 import os
 import re
-import socket
-import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 STATE = os.path.join(ROOT, "docker", ".rig")
@@ -99,91 +99,3 @@ def landing(page):
     user = re.search(r"<h1>Hello, ([^<]+)</h1>", page)
     timezone = re.search(r'data-timezone="([^"]+)"', page)
     return (user.group(1), timezone.group(1)) if user and timezone else None
-
-
-class Resp:
-    """A blocking RESP2 connection to 127.0.0.1:port: commands, pipelines, and pushed messages."""
-
-    def __init__(self, port, timeout=2.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buffer = b""
-
-    def close(self):
-        self.sock.close()
-
-    def send(self, *arguments):
-        parts = [b"*%d\r\n" % len(arguments)]
-        for argument in arguments:
-            data = argument if isinstance(argument, bytes) else str(argument).encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        self.sock.sendall(b"".join(parts))
-
-    def call(self, *arguments):
-        self.send(*arguments)
-        return self.read()
-
-    def _line(self):
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\r\n")
-        return line
-
-    def read(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind == b"+":
-            return rest.decode()
-        if kind == b"-":
-            return RespError(rest.decode())
-        if kind == b":":
-            return int(rest)
-        if kind == b"$":
-            length = int(rest)
-            if length < 0:
-                return None
-            while len(self.buffer) < length + 2:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed")
-                self.buffer += chunk
-            data, self.buffer = self.buffer[:length], self.buffer[length + 2:]
-            return data.decode(errors="replace")
-        if kind == b"*":
-            count = int(rest)
-            return None if count < 0 else [self.read() for _ in range(count)]
-        raise ConnectionError(f"not RESP: {line[:40]!r}")
-
-
-class RespError(str):
-    """An error reply."""
-
-
-def call(port, *arguments, timeout=2.0):
-    """One command on a connection of its own; None when the server cannot be reached."""
-    try:
-        connection = Resp(port, timeout)
-    except OSError:
-        return None
-    try:
-        return connection.call(*arguments)
-    except OSError:
-        return None
-    finally:
-        connection.close()
-
-
-def pairs(reply):
-    """A flat [key, value, ...] reply as a dict."""
-    return {reply[i]: reply[i + 1] for i in range(0, len(reply or []) - 1, 2)}
-
-
-def wait_until(condition, timeout, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return condition()

@@ -37,6 +37,20 @@ struct HTTPResponse: Sendable {
 
 struct HTTPFailure: Error, CustomStringConvertible {
     let description: String
+    /// What failed at the socket, named as Python names the exception (ConnectionRefusedError, TimeoutError, ...):
+    /// the load's "connection error X" answers keep the keys the Python checkers printed.
+    var socketError: String? = nil
+}
+
+/// The Python exception class an errno becomes.
+func pythonExceptionName(errno code: Int32) -> String {
+    switch code {
+    case ECONNREFUSED: "ConnectionRefusedError"
+    case ECONNRESET: "ConnectionResetError"
+    case EPIPE: "BrokenPipeError"
+    case EAGAIN, EWOULDBLOCK, EINPROGRESS, ETIMEDOUT: "TimeoutError"
+    default: "OSError"
+    }
 }
 
 struct Endpoint: Sendable, CustomStringConvertible {
@@ -65,7 +79,7 @@ struct Endpoint: Sendable, CustomStringConvertible {
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var info: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, String(port), &hints, &info) == 0, let first = info else {
-            throw HTTPFailure(description: "cannot resolve \(host)")
+            throw HTTPFailure(description: "cannot resolve \(host)", socketError: "gaierror")
         }
         defer { freeaddrinfo(info) }
         let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
@@ -75,7 +89,9 @@ struct Endpoint: Sendable, CustomStringConvertible {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         guard connect(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) == 0 else {
-            throw HTTPFailure(description: "connection refused by \(self)")
+            let code = errno
+            throw HTTPFailure(
+                description: "connection refused by \(self)", socketError: pythonExceptionName(errno: code))
         }
         var text = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
@@ -85,7 +101,10 @@ struct Endpoint: Sendable, CustomStringConvertible {
         var sent = 0
         while sent < bytes.count {
             let count = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard count > 0 else { throw HTTPFailure(description: "send to \(self) failed") }
+            guard count > 0 else {
+                let code = errno
+                throw HTTPFailure(description: "send to \(self) failed", socketError: pythonExceptionName(errno: code))
+            }
             sent += count
         }
         var received: [UInt8] = []
@@ -93,8 +112,16 @@ struct Endpoint: Sendable, CustomStringConvertible {
         while true {
             let count = recv(fd, &buffer, buffer.count, 0)
             if count == 0 { break }
-            guard count > 0 else { throw HTTPFailure(description: "no response from \(self) within \(timeout) s") }
+            guard count > 0 else {
+                let code = errno
+                throw HTTPFailure(
+                    description: "no response from \(self) within \(timeout) s",
+                    socketError: pythonExceptionName(errno: code))
+            }
             received.append(contentsOf: buffer[..<count])
+        }
+        guard !received.isEmpty else {  // closed without a byte: http.client's RemoteDisconnected
+            throw HTTPFailure(description: "incomplete response from \(self)", socketError: "RemoteDisconnected")
         }
         return try Self.parse(received, from: self)
     }
@@ -157,14 +184,17 @@ struct Browser {
         }
     }
 
-    mutating func get(_ endpoint: Endpoint, _ path: String, headers: [(String, String)] = []) throws -> HTTPResponse {
-        let response = try endpoint.request("GET", path, headers: cookieHeader + headers)
+    mutating func get(
+        _ endpoint: Endpoint, _ path: String, headers: [(String, String)] = [], timeout: Double = 5
+    ) throws -> HTTPResponse {
+        let response = try endpoint.request("GET", path, headers: cookieHeader + headers, timeout: timeout)
         remember(response)
         return response
     }
 
     mutating func post(
-        _ endpoint: Endpoint, _ path: String, form: [String: String], headers: [(String, String)] = []
+        _ endpoint: Endpoint, _ path: String, form: [String: String], headers: [(String, String)] = [],
+        timeout: Double = 5
     ) throws -> HTTPResponse {
         let body = form.map {
             "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"
@@ -172,7 +202,7 @@ struct Browser {
         .joined(separator: "&")
         let response = try endpoint.request(
             "POST", path, headers: cookieHeader + [("Content-Type", "application/x-www-form-urlencoded")] + headers,
-            body: body)
+            body: body, timeout: timeout)
         remember(response)
         return response
     }

@@ -13,6 +13,7 @@ struct RigCheck {
     static let usage = """
         USAGE: rig-check --lb URL --web URL --web URL --web URL --redis-url URL [--prefix P] [--listener-log PATH]
                          [--redis-restart shutdown|none] [--changes N]
+               rig-check --topology sentinel|cluster --state DIR [--json FILE] [--prefix P]
 
         Checks, in order: sign-in on web 1; an htmx timezone change on web 2 (204 + HX-Refresh); web 3 shows it
         within 1 s from its cache (its /stats: event applied, cache hit, no miss); the load balancer spreads requests
@@ -23,6 +24,11 @@ struct RigCheck {
 
         --redis-restart shutdown  sends SHUTDOWN to Redis and expects a supervisor (the rig, or compose's restart
                                   policy) to bring it back; none skips that check.
+        --topology sentinel   the process rig's Sentinel faults, with its ports from DIR/env (docker/.rig): kill -9 of
+                              the master and SENTINEL FAILOVER under load through the load balancer
+        --topology cluster    the process rig's Cluster faults: a reshard, CLUSTER FAILOVER, a fourth primary given
+                              100 slots and kill -9 of alice's primary, under load
+        --json FILE           with --topology: also writes the figures there
         """
 
     struct Options {
@@ -35,6 +41,9 @@ struct RigCheck {
         var changes = 50
         var user = "alice"
         var password = "wonderland"
+        var topology = "standalone"
+        var state: String?
+        var json: String?
     }
 
     static func main() {
@@ -56,19 +65,42 @@ struct RigCheck {
                 case "--listener-log": options.listenerLog = try value()
                 case "--redis-restart": options.restart = try value()
                 case "--changes": options.changes = Int(try value()) ?? 50
+                case "--topology": options.topology = try value()
+                case "--state": options.state = try value()
+                case "--json": options.json = try value()
                 case "-h", "--help":
                     say(usage)
                     exit(0)
                 default: throw HTTPFailure(description: "unknown argument '\(argument)'")
                 }
             }
-            guard options.lb != nil, options.webs.count == 3 else {
-                throw HTTPFailure(description: "give --lb and exactly three --web")
+            switch options.topology {
+            case "standalone":
+                guard options.lb != nil, options.webs.count == 3 else {
+                    throw HTTPFailure(description: "give --lb and exactly three --web")
+                }
+                guard options.json == nil, options.state == nil else {
+                    throw HTTPFailure(description: "--state and --json go with --topology sentinel or cluster")
+                }
+                _ = try RedisConfiguration(url: options.redisURL)
+            case "sentinel", "cluster":
+                guard options.state != nil else {
+                    throw HTTPFailure(
+                        description: "--topology \(options.topology) needs --state DIR (the rig's docker/.rig)")
+                }
+                guard SessionKeys.isValidPrefix(options.prefix) else {
+                    throw HTTPFailure(description: "a key prefix cannot contain '{' or '}'")
+                }
+            default:
+                throw HTTPFailure(
+                    description: "--topology must be standalone, sentinel or cluster, not '\(options.topology)'")
             }
-            _ = try RedisConfiguration(url: options.redisURL)
         } catch {
             FileHandle.standardError.write(Data("rig-check: \(error)\n\n\(usage)\n".utf8))
             exit(64)
+        }
+        if let state = options.state {
+            exit(FaultRun.run(topology: options.topology, state: state, json: options.json, prefix: options.prefix))
         }
         let checker = Checker(options: options)
         exit(checker.runAll() ? 0 : 1)
