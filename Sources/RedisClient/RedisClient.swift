@@ -47,6 +47,9 @@ public final class RedisClient: Sendable {
     /// On a Redis Cluster: the slot table and one pool per primary.
     var router: ClusterRouter? { executor as? ClusterRouter }
 
+    /// On a Redis Cluster nobody runs: reads the slot table if a read is due.
+    func refreshTopologyIfDue() async { await router?.refreshIfDue() }
+
     /// Connects every pooled connection now and keeps the pool (and, on a cluster, the slot table) current until the
     /// calling task is cancelled, then closes it.
     ///

@@ -411,6 +411,12 @@ final class ClusterRouter: RequestExecutor {
         }
     }
 
+    /// Reads the table when a read was asked for or the periodic one is due, and nothing runs the router: for a
+    /// caller with a clock of its own (a cluster subscription's pings).
+    func refreshIfDue() async {
+        if readIsDueInThisTask { try? await refreshTopology() }
+    }
+
     /// Asks for a read of the table: ``run()`` does it at once; without it, the next request does.
     private func scheduleRefresh() {
         guard !closed.load(ordering: .relaxed) else { return }

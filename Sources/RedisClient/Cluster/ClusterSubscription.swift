@@ -1,6 +1,7 @@
 import Synchronization
 
-/// A subscription or a tracker on a Redis Cluster: one ``SubscriberLoop`` per primary, merged into one stream.
+/// A subscription or a tracker on a Redis Cluster: one ``SubscriberLoop`` per primary, merged by the task that
+/// iterates it (``FanIn``), so the library starts no task for it.
 ///
 /// - **Pub/sub.** A classic `PUBLISH` reaches every node. One subscriber on the publishing node hears it in under a
 ///   millisecond; one on another node hears it through the cluster bus, 27-33 ms at p99 as measured here. So this
@@ -12,125 +13,150 @@ import Synchronization
 ///   gap: `.disconnected`, then, once every loop of the new table is up, `.subscribed(again: true)`. A cache built on
 ///   it starts empty after each gap. A reshard between the same primaries is not a gap: both ends report the keys
 ///   that migrate.
-final class ClusterSubscription: SubscriptionSource {
-    private let subscriber: RedisSubscriber
-    private let channels: [String]
-    private let patterns: [String]
-    private let trackedPrefixes: [String]?
-    private let continuation: AsyncStream<SubscriberLoop.Output>.Continuation
-    private let task = Mutex<Task<Void, Never>?>(nil)
+struct ClusterSubscription: Sendable {
+    let subscriber: RedisSubscriber
+    let channels: [String]
+    let patterns: [String]
+    let trackedPrefixes: [String]?
     let threadName = "rsub-cluster"
 
-    init(
-        subscriber: RedisSubscriber, channels: [String], patterns: [String], trackedPrefixes: [String]?,
-        continuation: AsyncStream<SubscriberLoop.Output>.Continuation
-    ) {
-        self.subscriber = subscriber
-        self.channels = channels
-        self.patterns = patterns
-        self.trackedPrefixes = trackedPrefixes
-        self.continuation = continuation
-    }
-
-    /// Starts the subscription's one task, which ends when the consumer stops iterating (``stop()``).
-    ///
-    /// The one unstructured task in the library: ``RedisSubscriber`` hands out a sequence that the consumer
-    /// iterates in a task of its own, and the fan-in of one loop per primary must run beside that iteration. Every
-    /// task under it (the client's table reads, a forwarder per primary) is its child.
-    func start() {
-        task.withLock { $0 = Task { await self.run() } }
-    }
-
-    func stop() {
-        task.withLock { $0?.cancel() }
-    }
+    /// A fan-in for one iteration: it subscribes when first asked for an output and ends when its iterator goes.
+    func makeFanIn() -> FanIn { FanIn(subscription: self) }
 
     private enum Event: Sendable {
         case child(Int, SubscriberLoop.Output)
         case topologyChanged
     }
 
-    private func run() async {
-        let client = RedisClient(configuration: subscriber.configuration)
-        await withTaskGroup(of: Void.self) { group in
-            // The client's own run() reads the table every few seconds and after any sign of a change; a change of
-            // primaries ends a round.
-            group.addTask { await client.run() }
-            await rounds(on: client)
-            group.cancelAll()
-        }
-        continuation.finish()
-    }
+    /// One iteration's subscription, run by the task that iterates it: no task of its own. Its state lives in this
+    /// class, which the iterator holds; when the iterator goes, so do the loops.
+    final class FanIn {
+        private let subscription: ClusterSubscription
+        /// Reads the slot table (shared by every client of the process for this cluster).
+        private let client: RedisClient
+        /// The gaps and the backoff of the whole subscription: one per primary is each child loop's own.
+        private var machine: SubscriberStateMachine
+        private var round: Round?
+        private var pending: [SubscriberLoop.Output] = []
+        private var ended = false
 
-    /// One round per set of primaries, until cancelled.
-    private func rounds(on client: RedisClient) async {
-        // The gaps and the backoff of the whole subscription: one per primary is each child loop's own.
-        var machine = SubscriberStateMachine(
-            pingInterval: subscriber.pingInterval, pingTimeout: subscriber.pingTimeout,
-            backoff: subscriber.configuration.reconnectBackoff)
-        while !Task.isCancelled {
+        /// The loops of one set of primaries, merged into one stream.
+        private struct Round {
+            let primaries: [RedisConfiguration.Endpoint]
+            let loops: [SubscriberLoop]
+            var events: AsyncStream<Event>.AsyncIterator
+            let sink: AsyncStream<Event>.Continuation
+            let observer: Int?
+            var subscribed = Set<Int>()
+            var recent: RecentMessages
+        }
+
+        init(subscription: ClusterSubscription) {
+            self.subscription = subscription
+            self.client = RedisClient(configuration: subscription.subscriber.configuration)
+            self.machine = SubscriberStateMachine(
+                pingInterval: subscription.subscriber.pingInterval, pingTimeout: subscription.subscriber.pingTimeout,
+                backoff: subscription.subscriber.configuration.reconnectBackoff)
+        }
+
+        deinit { endRound() }
+
+        /// The next output, subscribing (again) as needed; `nil` once the iterating task is cancelled.
+        func next(isolation actor: isolated (any Actor)?) async -> SubscriberLoop.Output? {
+            while true {
+                if !pending.isEmpty { return pending.removeFirst() }
+                if ended || Task.isCancelled {
+                    ended = true
+                    endRound()
+                    return nil
+                }
+                guard round != nil else {
+                    await startRound(isolation: actor)
+                    continue
+                }
+                guard let event = await round?.events.next(isolation: actor) else {
+                    // Only cancellation ends the merged stream while the round lives.
+                    ended = true
+                    endRound()
+                    return nil
+                }
+                await handle(event, isolation: actor)
+            }
+        }
+
+        private func startRound(isolation actor: isolated (any Actor)?) async {
             let primaries: [RedisConfiguration.Endpoint]
             do throws(RedisError) {
                 primaries = try await client.router?.primaries().nodes ?? []
                 guard !primaries.isEmpty else { throw RedisError(.connectionFailed, "the cluster has no primaries") }
             } catch {
                 let reconnect = machine.sessionEnded(error)
-                if let report = reconnect.report { continuation.yield(.disconnected(report)) }
+                if let report = reconnect.report { pending.append(.disconnected(report)) }
                 if let delay = reconnect.delay { try? await Task.sleep(for: delay) }
-                continue
+                return
             }
             let (events, sink) = AsyncStream.makeStream(of: Event.self)
             let observer = client.router?.addObserver { _ in sink.yield(.topologyChanged) }
             var loops: [SubscriberLoop] = []
-            await withTaskGroup(of: Void.self) { forwarders in
-                for (index, primary) in primaries.enumerated() {
-                    var configuration = subscriber.configuration
-                    configuration.topology = .standalone(primary)
-                    var nodeSubscriber = subscriber
-                    nodeSubscriber.configuration = configuration
-                    let (stream, childContinuation) = AsyncStream.makeStream(of: SubscriberLoop.Output.self)
-                    let loop = SubscriberLoop(
-                        subscriber: nodeSubscriber, channels: channels, patterns: patterns,
-                        trackedPrefixes: trackedPrefixes, continuation: childContinuation)
-                    loops.append(loop)
-                    forwarders.addTask {
-                        for await output in stream { sink.yield(.child(index, output)) }
-                    }
-                    loop.start()
-                }
-                var subscribed = Set<Int>()
-                var recent = RecentMessages(copies: primaries.count)
-                roundLoop: for await event in events {
-                    if Task.isCancelled { break }
-                    switch event {
-                    case .topologyChanged:
-                        // A slot moving between the same primaries needs nothing: source and destination both report
-                        // the keys that migrate. A new or lost primary (a failover, a node added) moves the loops.
-                        if client.router?.currentPrimaries != Set(primaries) { break roundLoop }
-                    case .child(let index, .subscribed):
-                        subscribed.insert(index)
-                        if subscribed.count == primaries.count {
-                            continuation.yield(.subscribed(again: machine.subscribed()))
-                        }
-                    case .child(let index, .disconnected(let error)):
-                        subscribed.remove(index)
-                        if let report = machine.gap(error) { continuation.yield(.disconnected(report)) }
-                    case .child(_, .message(let message)):
-                        if recent.isFirstCopy(message) { continuation.yield(.message(message)) }
-                    case .child(_, .invalidated(let keys)):
-                        continuation.yield(.invalidated(keys))
-                    }
-                }
-                if let observer { client.router?.removeObserver(observer) }
-                for loop in loops { loop.stop() }
-                forwarders.cancelAll()
+            for (index, primary) in primaries.enumerated() {
+                var configuration = subscription.subscriber.configuration
+                configuration.topology = .standalone(primary)
+                var nodeSubscriber = subscription.subscriber
+                nodeSubscriber.configuration = configuration
+                // The loop's thread yields straight into the merged stream, tagged: no task forwards it.
+                let loop = SubscriberLoop(
+                    subscriber: nodeSubscriber, channels: subscription.channels, patterns: subscription.patterns,
+                    trackedPrefixes: subscription.trackedPrefixes,
+                    emit: { output in sink.yield(.child(index, output)) })
+                loops.append(loop)
+                loop.start()
             }
-            sink.finish()
-            if !Task.isCancelled,
-                let report = machine.gap(RedisError(.connectionClosed, "the cluster's slot table changed"))
-            {
-                continuation.yield(.disconnected(report))
+            round = Round(
+                primaries: primaries, loops: loops, events: events.makeAsyncIterator(), sink: sink, observer: observer,
+                recent: RecentMessages(copies: primaries.count))
+        }
+
+        private func handle(_ event: Event, isolation actor: isolated (any Actor)?) async {
+            guard var current = round else { return }
+            switch event {
+            case .topologyChanged:
+                // A slot moving between the same primaries needs nothing: source and destination both report the keys
+                // that migrate. A new or lost primary (a failover, a node added) moves the loops.
+                if client.router?.currentPrimaries != Set(current.primaries) {
+                    endRound()
+                    if let report = machine.gap(RedisError(.connectionClosed, "the cluster's slot table changed")) {
+                        pending.append(.disconnected(report))
+                    }
+                    return
+                }
+            case .child(let index, .subscribed):
+                current.subscribed.insert(index)
+                if current.subscribed.count == current.primaries.count {
+                    pending.append(.subscribed(again: machine.subscribed()))
+                }
+            case .child(let index, .disconnected(let error)):
+                current.subscribed.remove(index)
+                if let report = machine.gap(error) { pending.append(.disconnected(report)) }
+            case .child(_, .message(let message)):
+                if current.recent.isFirstCopy(message) { pending.append(.message(message)) }
+            case .child(_, .invalidated(let keys)):
+                pending.append(.invalidated(keys))
+            case .child(_, .heartbeat):
+                // The loops' pings are this fan-in's clock: read the slot table in this task when a read is due, so
+                // a new primary is found without a task of the library's own.
+                round = current
+                await client.refreshTopologyIfDue()
+                return
             }
+            round = current
+        }
+
+        private func endRound() {
+            guard let current = round else { return }
+            round = nil
+            if let observer = current.observer { client.router?.removeObserver(observer) }
+            for loop in current.loops { loop.stop() }
+            current.sink.finish()
         }
     }
 }

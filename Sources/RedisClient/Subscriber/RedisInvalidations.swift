@@ -23,7 +23,7 @@ extension RedisInvalidation {
         case .subscribed: self = .tracking
         case .invalidated(let keys): self = keys.map(RedisInvalidation.keys) ?? .all
         case .disconnected(let error): self = .disconnected(error)
-        case .message: return nil  // a tracking loop subscribes to nothing else
+        case .message, .heartbeat: return nil  // a tracking loop subscribes to nothing else
         }
     }
 }

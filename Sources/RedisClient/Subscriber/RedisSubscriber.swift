@@ -48,8 +48,8 @@ public struct RedisSubscriber: Sendable {
     ///   - patterns: Glob patterns for `PSUBSCRIBE`.
     /// - Returns: The events; the connection lives as long as the iteration.
     public func subscribe(to channels: [String], patterns: [String] = []) -> RedisSubscription {
-        let (stream, threadName) = startLoop(channels: channels, patterns: patterns, trackedPrefixes: nil)
-        return RedisSubscription(stream: stream, threadName: threadName, translate: RedisSubscriptionEvent.init)
+        let (source, threadName) = startLoop(channels: channels, patterns: patterns, trackedPrefixes: nil)
+        return RedisSubscription(source: source, threadName: threadName, translate: RedisSubscriptionEvent.init)
     }
 
     /// Follows changes to keys under the given prefixes, made by any client: Redis' server-assisted client-side
@@ -63,35 +63,26 @@ public struct RedisSubscriber: Sendable {
     ///   written, deleted or expires. An empty list follows every key.
     /// - Returns: The invalidations; the connection lives as long as the iteration.
     public func trackInvalidations(prefixes: [String]) -> RedisInvalidations {
-        let (stream, threadName) = startLoop(channels: [], patterns: [], trackedPrefixes: prefixes)
-        return RedisInvalidations(stream: stream, threadName: threadName, translate: RedisInvalidation.init)
+        let (source, threadName) = startLoop(channels: [], patterns: [], trackedPrefixes: prefixes)
+        return RedisInvalidations(source: source, threadName: threadName, translate: RedisInvalidation.init)
     }
 
     private func startLoop(
         channels: [String], patterns: [String], trackedPrefixes: [String]?
-    ) -> (AsyncStream<SubscriberLoop.Output>, String) {
+    ) -> (RedisEventSource, String) {
+        // A cluster's subscription is one loop per primary, merged by the task that iterates it; every other topology
+        // has one loop, on the node it resolves, feeding a stream.
+        if configuration.cluster != nil {
+            let subscription = ClusterSubscription(
+                subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes)
+            return (.cluster(subscription), subscription.threadName)
+        }
         let (stream, continuation) = AsyncStream.makeStream(of: SubscriberLoop.Output.self)
-        // A cluster has one loop per primary, merged; every other topology has one loop, on the node it resolves.
-        let source: any SubscriptionSource =
-            if configuration.cluster != nil {
-                ClusterSubscription(
-                    subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
-                    continuation: continuation)
-            } else {
-                SubscriberLoop(
-                    subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
-                    continuation: continuation)
-            }
-        continuation.onTermination = { _ in source.stop() }
-        source.start()
-        return (stream, source.threadName)
+        let loop = SubscriberLoop(
+            subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
+            continuation: continuation)
+        continuation.onTermination = { _ in loop.stop() }
+        loop.start()
+        return (.stream(stream), loop.threadName)
     }
-}
-
-/// What feeds one subscription's stream: started once, stopped when the consumer stops iterating.
-protocol SubscriptionSource: Sendable {
-    /// Names the thread (or, on a cluster, the task) that serves the stream.
-    var threadName: String { get }
-    func start()
-    func stop()
 }

@@ -44,7 +44,7 @@ extension RedisSubscriptionEvent {
         case .subscribed(let again): self = again ? .resubscribed : .subscribed
         case .message(let message): self = .message(message)
         case .disconnected(let error): self = .disconnected(error)
-        case .invalidated: return nil  // only a tracking loop reports these
+        case .invalidated, .heartbeat: return nil  // only a tracking loop reports the former; nobody wants the latter
         }
     }
 }

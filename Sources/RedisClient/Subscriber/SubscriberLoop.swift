@@ -15,7 +15,7 @@ import Synchronization
 /// It waits in `poll(2)` on the socket and on a wake-up pipe, and calls into hiredis only when the socket is
 /// readable, so a stop request never has to interrupt a blocked hiredis call and the context never leaves this
 /// thread.
-final class SubscriberLoop: SubscriptionSource {
+final class SubscriberLoop: Sendable {
     /// What the loop reports; the public sequences translate it.
     enum Output: Sendable {
         /// Every subscription is confirmed; `again` after a gap.
@@ -24,6 +24,9 @@ final class SubscriberLoop: SubscriptionSource {
         /// Keys that changed, or `nil` when the whole database was flushed (tracking only).
         case invalidated([[UInt8]]?)
         case disconnected(RedisError)
+        /// The server answered a `PING`: the connection is alive. Public sequences drop it; a cluster's fan-in uses
+        /// it as its clock.
+        case heartbeat
     }
 
     /// The channel on which Redis redirects key-tracking invalidations (RESP2).
@@ -34,7 +37,10 @@ final class SubscriberLoop: SubscriptionSource {
     private let patterns: [String]
     /// Key prefixes to track (`CLIENT TRACKING ... BCAST`), or `nil` for a plain subscription.
     private let trackedPrefixes: [String]?
-    private let continuation: AsyncStream<Output>.Continuation
+    /// Where the outputs go: a stream's continuation, or a cluster's merged stream.
+    private let emit: @Sendable (Output) -> Void
+    /// Called once when the loop ends for good.
+    private let finished: @Sendable () -> Void
     /// `nil` only when the system had no descriptor left; the loop then reports that and ends.
     private let wake: WakeSignal?
     private let stopped = Atomic<Bool>(false)
@@ -42,29 +48,40 @@ final class SubscriberLoop: SubscriptionSource {
     let threadName: String
     private static let instances = Atomic<Int>(0)
 
-    init(
+    convenience init(
         subscriber: RedisSubscriber, channels: [String], patterns: [String], trackedPrefixes: [String]? = nil,
         continuation: AsyncStream<Output>.Continuation
+    ) {
+        self.init(
+            subscriber: subscriber, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
+            emit: { output in continuation.yield(output) }, finished: { continuation.finish() })
+    }
+
+    /// A loop whose outputs go to `emit`; `finished` is called once when it ends.
+    init(
+        subscriber: RedisSubscriber, channels: [String], patterns: [String], trackedPrefixes: [String]? = nil,
+        emit: @escaping @Sendable (Output) -> Void, finished: @escaping @Sendable () -> Void = {}
     ) {
         self.subscriber = subscriber
         self.channels = trackedPrefixes == nil ? channels : channels + [Self.invalidationChannel]
         self.patterns = patterns
         self.trackedPrefixes = trackedPrefixes
-        self.continuation = continuation
+        self.emit = emit
+        self.finished = finished
         self.threadName = "rsub\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 1_000_000)"
         self.wake = WakeSignal()
     }
 
     func start() {
         guard wake != nil else {
-            continuation.yield(.disconnected(RedisError(.connectionFailed, "cannot create the subscriber's pipe")))
-            continuation.finish()
+            emit(.disconnected(RedisError(.connectionFailed, "cannot create the subscriber's pipe")))
+            finished()
             return
         }
         let started = spawnThread(name: threadName) { [self] in run() }
         if !started {
-            continuation.yield(.disconnected(RedisError(.connectionFailed, "cannot start the subscriber thread")))
-            continuation.finish()
+            emit(.disconnected(RedisError(.connectionFailed, "cannot start the subscriber thread")))
+            finished()
         }
     }
 
@@ -108,13 +125,13 @@ final class SubscriberLoop: SubscriptionSource {
             }
             if isStopped { break }
             let reconnect = machine.sessionEnded(error)
-            if let report = reconnect.report { continuation.yield(.disconnected(report)) }
+            if let report = reconnect.report { emit(.disconnected(report)) }
             // A nudge during the backoff ends it: retry now.
             if let delay = reconnect.delay {
                 _ = wake.wait(on: -1, timeoutMilliseconds: Int32(clamping: delay.wholeMillisecondsRoundedUp))
             }
         }
-        continuation.finish()
+        finished()
     }
 
     /// Subscribes on a fresh connection and delivers messages until the connection fails or the loop is stopped.
@@ -134,19 +151,20 @@ final class SubscriberLoop: SubscriptionSource {
             try connection.flush()
             let confirmations = channels.count + patterns.count
             if let again = machine.sessionStarted(confirmations: confirmations, now: monotonicNanoseconds()) {
-                continuation.yield(.subscribed(again: again))
+                emit(.subscribed(again: again))
             }
             while true {
                 while let reply = try connection.bufferedReply() {
                     switch classify(reply) {
                     case .confirmation:
-                        if let again = machine.confirmed() { continuation.yield(.subscribed(again: again)) }
+                        if let again = machine.confirmed() { emit(.subscribed(again: again)) }
                     case .message(let message):
-                        continuation.yield(.message(message))
+                        emit(.message(message))
                     case .invalidated(let keys):
-                        continuation.yield(.invalidated(keys))
+                        emit(.invalidated(keys))
                     case .pong:
                         machine.pongReceived()
+                        emit(.heartbeat)
                     case .error(let message):
                         let command = trackedPrefixes == nil ? "SUBSCRIBE" : "CLIENT TRACKING / SUBSCRIBE"
                         return RedisError(.serverError, message, context: command)
