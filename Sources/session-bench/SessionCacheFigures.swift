@@ -23,6 +23,8 @@ struct SessionCacheFigures {
         let client = RedisClient(configuration: configuration)
         let reader = RedisSessionStore(
             client: client, configuration: writer.configuration, cache: SessionCache.Configuration())
+        // The benchmark's own task, not the library's: the store's cache follows Redis beside the measurement, and is
+        // cancelled when it ends.
         let following = Task { await reader.run() }
         defer { following.cancel() }
         guard let cache = reader.cache else {
