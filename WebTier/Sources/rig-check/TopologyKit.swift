@@ -107,7 +107,9 @@ final class FaultRun {
 
 /// The running rig's `<state>/env`, as rigkit's `rig_env` read it: `KEY=value` per line, quotes stripped.
 func rigEnvironment(_ state: String) throws -> [String: String] {
-    let text = try String(contentsOfFile: state + "/env", encoding: .utf8)
+    guard let text = try? String(contentsOfFile: state + "/env", encoding: .utf8) else {
+        throw HTTPFailure(description: "no rig state at \(state)/env: is the rig up (docker/rig up --topology ...)?")
+    }
     var values: [String: String] = [:]
     for line in text.split(separator: "\n") {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
