@@ -22,14 +22,20 @@ let package = Package(
         .executable(name: "session-listen", targets: ["session-listen"]),
         .executable(name: "session-fuzz", targets: ["session-fuzz"]),
     ],
-    // The component's only dependency is the system library libhiredis: no Swift package dependencies.
+    // The component's only dependencies are system libraries: libhiredis (its reader parses RESP) and OpenSSL
+    // (TLS on the connection's own socket). No Swift package dependencies.
     targets: [
         .systemLibrary(
             name: "CHiredis",
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
         ),
-        .target(name: "RedisClient", dependencies: ["CHiredis"], swiftSettings: swiftSettings),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+        .target(name: "RedisClient", dependencies: ["CHiredis", "COpenSSL"], swiftSettings: swiftSettings),
         // Sessions only: IDs, the cookie, the store protocol, the Redis and memory stores, the session cache.
         .target(name: "RedisSession", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
         // This product's feature on top of sessions: settings records, their events and bus, the settings cache and

@@ -109,15 +109,10 @@ public struct RedisConfiguration: Sendable, Hashable {
     }
 
     /// How the client reaches its data. Each case holds exactly what that way needs, so a configuration cannot
-    /// mix two (a cluster behind a tunnel, a sentinel set with a fixed endpoint).
+    /// mix two (a sentinel set with a fixed endpoint, a cluster with a database).
     public enum Topology: Sendable, Hashable {
         /// One server at this address.
-        ///
-        /// `tlsTunnel` is where a local TLS tunnel (stunnel, a sidecar) listens for a server that accepts TLS only:
-        /// hiredis 0.14.1 has no TLS, so the client speaks plain RESP to the tunnel, which verifies the server's
-        /// certificate and encrypts. The leg to the tunnel is plaintext, so it must stay on this host: a loopback
-        /// address or a Unix socket. ``RedisConfiguration/init(url:)`` refuses any other.
-        case standalone(Endpoint, tlsTunnel: Endpoint? = nil)
+        case standalone(Endpoint)
         /// A master found through Redis Sentinel; it follows failovers.
         case sentinel(Sentinel)
         /// A Redis Cluster reached through its seed nodes; requests go to the owner of their keys' slot.
@@ -129,12 +124,7 @@ public struct RedisConfiguration: Sendable, Hashable {
 
     /// The server of a standalone topology; `nil` for Sentinel and Cluster, whose nodes are found at run time.
     public var endpoint: Endpoint? {
-        if case .standalone(let endpoint, _) = topology { return endpoint }
-        return nil
-    }
-    /// The local TLS tunnel of a standalone topology, if it has one.
-    public var tlsTunnel: Endpoint? {
-        if case .standalone(_, let tunnel) = topology { return tunnel }
+        if case .standalone(let endpoint) = topology { return endpoint }
         return nil
     }
     /// The sentinels of a Sentinel topology.
@@ -161,6 +151,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// Number of connections in the pool. Each is owned by one thread and pipelines automatically, so a small pool
     /// carries a large concurrency. Default 2.
     public var poolSize: Int
+    /// TLS to every node, or `nil` for plaintext (the default). See ``TLS``.
+    public var tls: TLS?
     /// The name sent with `CLIENT SETNAME` on every (re)connect (visible in `CLIENT LIST`); `nil` sends none.
     public var clientName: String?
     /// The delay schedule between reconnect attempts.
@@ -180,17 +172,10 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// cores.
     public var busyPollWindow: Duration
 
-    /// Where a standalone topology's connections actually go: the TLS tunnel when there is one, the server
-    /// otherwise; `nil` for Sentinel and Cluster, whose connections go where the topology says at run time.
-    public var connectEndpoint: Endpoint? {
-        if case .standalone(let endpoint, let tunnel) = topology { return tunnel ?? endpoint }
-        return nil
-    }
-
     /// The server as errors and logs name it: the endpoint, the master's name and its sentinels, or the seeds.
     public var serverDescription: String {
         switch topology {
-        case .standalone(let endpoint, _):
+        case .standalone(let endpoint):
             return endpoint.description
         case .sentinel(let sentinel):
             let sentinels = sentinel.sentinels.map(\.description).joined(separator: ",")
@@ -215,6 +200,7 @@ public struct RedisConfiguration: Sendable, Hashable {
     ///   - reconnectBackoff: Delays between reconnect attempts.
     ///   - maximumPipelineDepth: Most commands written in one batch.
     ///   - busyPollWindow: How long a connection thread polls for a reply or for work before sleeping.
+    ///   - tls: TLS to every node, or `nil` for plaintext.
     public init(
         topology: Topology = .standalone(.tcp(host: "127.0.0.1", port: 6379)),
         username: String? = nil,
@@ -226,7 +212,8 @@ public struct RedisConfiguration: Sendable, Hashable {
         clientName: String? = nil,
         reconnectBackoff: Backoff = Backoff(),
         maximumPipelineDepth: Int = 256,
-        busyPollWindow: Duration = .microseconds(50)
+        busyPollWindow: Duration = .microseconds(50),
+        tls: TLS? = nil
     ) {
         precondition(poolSize >= 1, "poolSize must be at least 1")
         precondition(database >= 0, "database must not be negative")
@@ -244,6 +231,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.reconnectBackoff = reconnectBackoff
         self.maximumPipelineDepth = maximumPipelineDepth
         self.busyPollWindow = busyPollWindow
+        self.tls = tls
     }
 
     /// Parses a Redis URL.
@@ -251,16 +239,20 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// Accepted forms:
     /// - `redis://[[user]:password@]host[:port][/db]` (IPv6 hosts in brackets: `redis://[::1]:6380`)
     /// - `unix:///path/to/redis.sock[?db=N]` (also `redis+unix://`, and `?password=` / `?user=`)
-    /// - `rediss://[[user]:password@]host[:port][/db]?tunnel=127.0.0.1:6380`: a server that accepts TLS only,
-    ///   reached through a local TLS tunnel (``tlsTunnel``); without `tunnel=` the URL is refused, because
-    ///   hiredis 0.14.1 cannot speak TLS itself and a TLS server must never get plaintext.
     /// - `redis-sentinel://[[user]:password@]host1:26379[,host2:26379...]/<master-name>[/db]`: a master found through
     ///   Redis Sentinel (``sentinel``). The user and password are the master's; the sentinels' own are
     ///   `?sentinel_user=` and `?sentinel_password=`, and `?sentinel_poll_ms=` sets the backstop poll.
     /// - `redis-cluster://[[user]:password@]host:port[,host:port...]`: a Redis Cluster reached through these seed nodes
     ///   (``cluster``); `?refresh_ms=` sets the background refresh of the slot table.
     ///
-    /// User name and password are percent-decoded. Other fields keep their defaults.
+    /// `rediss://`, `rediss-sentinel://` and `rediss-cluster://` are the same with TLS to every node (``tls``),
+    /// configured by these parameters:
+    /// - `ca=PATH`: the CA certificates to trust (default: the system's trust store);
+    /// - `cert=PATH` and `key=PATH`: a client certificate and its key, for mutual TLS;
+    /// - `sni=NAME`: the name sent and verified on every node (default: the first host of the URL);
+    /// - `verify=none`: check no certificate (``TLS/Verification/insecureNoVerification``; warned at every connect).
+    ///
+    /// User name, password and paths are percent-decoded. Other fields keep their defaults.
     ///
     /// - Parameter url: The URL text.
     /// - Throws: ``RedisError`` with code ``RedisError/Code/invalidConfiguration`` and a message naming the part

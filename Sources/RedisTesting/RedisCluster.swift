@@ -20,12 +20,21 @@ public final class RedisCluster: Sendable {
     public var nodes: [RedisServer] { nodeList.withLock { $0 } }
     private let nodeList: Mutex<[RedisServer]>
 
-    /// `redis-cluster://127.0.0.1:<first>,127.0.0.1:<second>`: two seeds, any node would do.
+    /// The certificates of a TLS-only cluster (every node `--port 0`, `tls-cluster yes`), or `nil`.
+    public let certificates: TLSCertificates?
+
+    /// `redis-cluster://127.0.0.1:<first>,127.0.0.1:<second>`: two seeds, any node would do; for a TLS-only cluster
+    /// `rediss-cluster://...?ca=<the CA>`.
     public var url: String {
-        "redis-cluster://" + nodes.prefix(2).map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+        let seeds = nodes.prefix(2).map { "127.0.0.1:\($0.port)" }.joined(separator: ",")
+        guard let certificates else { return "redis-cluster://" + seeds }
+        return "rediss-cluster://\(seeds)?\(certificates.urlQuery)"
     }
 
-    private init(nodes: [RedisServer]) { self.nodeList = Mutex(nodes) }
+    private init(nodes: [RedisServer], certificates: TLSCertificates?) {
+        self.nodeList = Mutex(nodes)
+        self.certificates = certificates
+    }
 
     static let nodeArguments = [
         "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
@@ -33,11 +42,16 @@ public final class RedisCluster: Sendable {
     ]
 
     /// Starts `primaries` primaries with `replicas` replicas each, and returns once the cluster is ok.
-    public static func start(primaries: Int = 3, replicas: Int = 1) async throws -> RedisCluster {
+    ///
+    /// With `tls`, every node accepts TLS only, and the nodes speak TLS to each other on the bus and for replication
+    /// (`tls-cluster yes`, `tls-replication yes`), as a managed TLS cluster does.
+    public static func start(primaries: Int = 3, replicas: Int = 1, tls: TLSCertificates? = nil) async throws
+        -> RedisCluster
+    {
         var nodes: [RedisServer] = []
-        for _ in 0..<(primaries * (1 + replicas)) { nodes.append(try await startNode()) }
-        let cluster = RedisCluster(nodes: nodes)
-        try runCLI(
+        for _ in 0..<(primaries * (1 + replicas)) { nodes.append(try await startNode(tls: tls)) }
+        let cluster = RedisCluster(nodes: nodes, certificates: tls)
+        try cluster.runCLI(
             ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
                 + ["--cluster-replicas", String(replicas), "--cluster-yes"])
         try await cluster.waitUntilHealthy()
@@ -60,7 +74,7 @@ public final class RedisCluster: Sendable {
     }
 
     func ask(_ port: Int, _ arguments: [String]) async throws -> RedisValue {
-        try await RedisServer.ask(port: port, arguments)
+        try await RedisServer.ask(port: port, arguments, tls: certificates)
     }
 
     /// The port of the primary that owns `slot`, as the first node that answers sees it.
@@ -138,7 +152,7 @@ public final class RedisCluster: Sendable {
 
     /// Several commands on one connection, which `WAIT` needs: it counts only that connection's writes.
     func askOnOneConnection(_ port: Int, _ commands: [[String]]) async throws -> [RedisValue] {
-        try await RedisServer.ask(port: port, commands)
+        try await RedisServer.ask(port: port, commands, tls: certificates)
     }
 
     /// Moves `count` slots from one primary to another with `redis-cli --cluster reshard` (keys migrate, so clients
@@ -146,7 +160,7 @@ public final class RedisCluster: Sendable {
     public func reshard(count: Int, from source: Int, to destination: Int) async throws {
         let from = try await nodeID(source)
         let to = try await nodeID(destination)
-        try Self.runCLI([
+        try runCLI([
             "--cluster", "reshard", "127.0.0.1:\(source)", "--cluster-from", from, "--cluster-to", to,
             "--cluster-slots", String(count), "--cluster-yes",
         ])
@@ -179,26 +193,33 @@ public final class RedisCluster: Sendable {
     /// Starts an empty primary and joins it to the cluster (`redis-cli --cluster add-node`); it owns no slots yet.
     @discardableResult
     public func addPrimary() async throws -> RedisServer {
-        let node = try await Self.startNode()
+        let node = try await Self.startNode(tls: certificates)
         nodeList.withLock { $0.append(node) }
-        try Self.runCLI(["--cluster", "add-node", "127.0.0.1:\(node.port)", "127.0.0.1:\(nodes[0].port)"])
+        try runCLI(["--cluster", "add-node", "127.0.0.1:\(node.port)", "127.0.0.1:\(nodes[0].port)"])
         try await waitUntilHealthy()
         return node
     }
 
     /// A node on a port whose cluster bus port (+10000) is free too, which caps it at 55535.
-    static func startNode() async throws -> RedisServer {
+    static func startNode(tls: TLSCertificates?) async throws -> RedisServer {
         var lastError: any Error = RedisServerError("no free port for a cluster node")
         for _ in 0..<20 {
             let port = Int.random(in: 20_000..<55_000)
             guard RedisServer.isFree(port: port), RedisServer.isFree(port: port + 10_000) else { continue }
             do {
-                return try await RedisServer.start(port: port, arguments: nodeArguments)
+                let tlsArguments = tls == nil ? [] : ["--tls-cluster", "yes", "--tls-replication", "yes"]
+                return try await RedisServer.start(port: port, arguments: nodeArguments + tlsArguments, tls: tls)
             } catch {
                 lastError = error
             }
         }
         throw lastError
+    }
+
+    /// `redis-cli` with `arguments`, over TLS for a TLS cluster.
+    func runCLI(_ arguments: [String]) throws {
+        let tlsArguments = certificates.map { ["--tls", "--cacert", $0.caPath] } ?? []
+        try Self.runCLI(tlsArguments + arguments)
     }
 
     static func runCLI(_ arguments: [String]) throws {

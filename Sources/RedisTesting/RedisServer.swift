@@ -24,8 +24,11 @@ import Synchronization
 public final class RedisServer: Sendable {
     /// The loopback port the server listens on.
     public let port: Int
-    /// `redis://127.0.0.1:<port>`.
-    public var url: String { "redis://127.0.0.1:\(port)" }
+    /// `redis://127.0.0.1:<port>`, or `rediss://127.0.0.1:<port>?ca=<the CA>` for a TLS-only server.
+    public var url: String {
+        if let certificates { return "rediss://127.0.0.1:\(port)?\(certificates.urlQuery)" }
+        return "redis://127.0.0.1:\(port)"
+    }
     /// The extra command-line arguments it was started with (for example `["--requirepass", "secret"]`).
     public let extraArguments: [String]
     /// The folder holding its log (`redis.log`).
@@ -54,21 +57,19 @@ public final class RedisServer: Sendable {
 
     /// Starts a server and returns once it answers `PING`.
     ///
+    /// With `tls`, the server accepts TLS only: `--port 0` (no plaintext listener) and `--tls-port` on the port, with
+    /// the server certificate of `tls`; `arguments` come after, so they can replace any of it (another certificate,
+    /// `--tls-auth-clients yes`).
+    ///
     /// - Parameters:
     ///   - port: The port, or `nil` for a free one.
     ///   - arguments: Extra `redis-server` arguments, for example `["--requirepass", "secret"]`.
+    ///   - tls: The CA and server certificate of a TLS-only server (``TLSCertificates/make(hosts:)``), or `nil`.
     /// - Throws: ``RedisServerError`` when `redis-server` is not installed or does not come up within 10 s.
-    public static func start(port: Int? = nil, arguments: [String] = []) async throws -> RedisServer {
-        try await start(port: port, arguments: arguments, certificates: nil)
-    }
-
-    /// Starts a server that accepts TLS only: `--port 0` (no plaintext listener) and `--tls-port` on a free loopback
-    /// port, with the server certificate of `certificates`. Clients reach it through a ``TLSTunnel``; returns once
-    /// the TLS port accepts connections.
-    ///
-    /// - Parameter certificates: The CA and server certificate, for example from ``TLSCertificates/make(hosts:)``.
-    public static func startTLSOnly(certificates: TLSCertificates) async throws -> RedisServer {
-        try await start(port: nil, arguments: [], certificates: certificates)
+    public static func start(port: Int? = nil, arguments: [String] = [], tls: TLSCertificates? = nil) async throws
+        -> RedisServer
+    {
+        try await start(port: port, arguments: arguments, certificates: tls)
     }
 
     /// Starts a sentinel (`redis-server sentinel.conf --sentinel`) monitoring the master on a loopback port, with
@@ -78,11 +79,13 @@ public final class RedisServer: Sendable {
     ///   - masterPort: The monitored master's port on `127.0.0.1`.
     ///   - masterName: The name the master is monitored under.
     ///   - quorum: How many sentinels must agree the master is down.
-    public static func startSentinel(monitoring masterPort: Int, masterName: String, quorum: Int) async throws
-        -> RedisServer
-    {
+    ///   - tls: With certificates, the sentinel accepts TLS only and reaches the nodes and the other sentinels with
+    ///     TLS (`tls-replication yes`).
+    public static func startSentinel(
+        monitoring masterPort: Int, masterName: String, quorum: Int, tls: TLSCertificates? = nil
+    ) async throws -> RedisServer {
         try await start(
-            port: nil, arguments: [], certificates: nil,
+            port: nil, arguments: tls == nil ? [] : ["--tls-replication", "yes"], certificates: tls,
             sentinelConfiguration: """
                 sentinel monitor \(masterName) 127.0.0.1 \(masterPort) \(quorum)
                 sentinel down-after-milliseconds \(masterName) 1000
@@ -296,18 +299,22 @@ public final class RedisServer: Sendable {
     ///   - port: The server's port on `127.0.0.1`.
     ///   - commands: Each command's name and arguments; sent together, in order.
     /// - Returns: One reply per command (an error reply stays a `RedisValue.error` value).
-    public static func ask(port: Int, _ commands: [[String]]) async throws -> [RedisValue] {
-        try await withClient(port: port) { try await $0.pipeline(commands.map { RedisCommand(strings: $0) }) }
+    public static func ask(port: Int, _ commands: [[String]], tls: TLSCertificates? = nil) async throws -> [RedisValue] {
+        try await withClient(port: port, tls: tls) { try await $0.pipeline(commands.map { RedisCommand(strings: $0) }) }
     }
 
-    /// One command to the server on a loopback port, on a connection of its own; an error reply is thrown.
-    public static func ask(port: Int, _ command: [String]) async throws -> RedisValue {
-        try await withClient(port: port) { try await $0.send(RedisCommand(strings: command)) }
+    /// One command to the server on a loopback port, on a connection of its own (TLS with `tls`); an error reply is
+    /// thrown.
+    public static func ask(port: Int, _ command: [String], tls: TLSCertificates? = nil) async throws -> RedisValue {
+        try await withClient(port: port, tls: tls) { try await $0.send(RedisCommand(strings: command)) }
     }
 
-    private static func withClient<T>(port: Int, _ body: (RedisClient) async throws -> T) async throws -> T {
+    private static func withClient<T>(
+        port: Int, tls: TLSCertificates?, _ body: (RedisClient) async throws -> T
+    ) async throws -> T {
         var configuration = RedisConfiguration(topology: .standalone(.tcp(host: "127.0.0.1", port: port)), poolSize: 1)
         configuration.busyPollWindow = .zero
+        configuration.tls = tls?.clientTLS
         let client = RedisClient(configuration: configuration)
         do {
             let result = try await body(client)

@@ -23,29 +23,39 @@ public final class SentinelSet: Sendable {
     /// The three sentinels.
     public let sentinels: [RedisServer]
 
-    /// `redis-sentinel://127.0.0.1:<s1>,127.0.0.1:<s2>,127.0.0.1:<s3>/<masterName>`.
+    /// The certificates of a TLS-only set (nodes and sentinels), or `nil`.
+    public let certificates: TLSCertificates?
+
+    /// `redis-sentinel://127.0.0.1:<s1>,127.0.0.1:<s2>,127.0.0.1:<s3>/<masterName>`, or for a TLS-only set
+    /// `rediss-sentinel://...?ca=<the CA>`.
     public var url: String {
-        "redis-sentinel://" + sentinels.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") + "/" + masterName
+        let sentinels = sentinels.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") + "/" + masterName
+        guard let certificates else { return "redis-sentinel://" + sentinels }
+        return "rediss-sentinel://\(sentinels)?\(certificates.urlQuery)"
     }
 
-    private init(masterName: String, nodes: [RedisServer], sentinels: [RedisServer]) {
+    private init(masterName: String, nodes: [RedisServer], sentinels: [RedisServer], certificates: TLSCertificates?) {
+        self.certificates = certificates
         self.masterName = masterName
         self.nodeList = Mutex(nodes)
         self.sentinels = sentinels
     }
 
     /// Starts the set and returns once the sentinels agree on it and the replica is in sync.
-    public static func start(masterName: String = "rsess") async throws -> SentinelSet {
-        let master = try await RedisServer.start(arguments: ["--repl-diskless-sync-delay", "0"])
-        let replica = try await RedisServer.start(arguments: [
-            "--replicaof", "127.0.0.1", String(master.port), "--repl-diskless-sync-delay", "0",
-        ])
+    ///
+    /// With `tls`, the nodes and the sentinels accept TLS only and speak TLS to each other (`tls-replication yes`).
+    public static func start(masterName: String = "rsess", tls: TLSCertificates? = nil) async throws -> SentinelSet {
+        let replication = tls == nil ? [] : ["--tls-replication", "yes"]
+        let master = try await RedisServer.start(arguments: ["--repl-diskless-sync-delay", "0"] + replication, tls: tls)
+        let replica = try await RedisServer.start(
+            arguments: ["--replicaof", "127.0.0.1", String(master.port), "--repl-diskless-sync-delay", "0"] + replication,
+            tls: tls)
         var sentinels: [RedisServer] = []
         for _ in 0..<3 {
             sentinels.append(
-                try await RedisServer.startSentinel(monitoring: master.port, masterName: masterName, quorum: 2))
+                try await RedisServer.startSentinel(monitoring: master.port, masterName: masterName, quorum: 2, tls: tls))
         }
-        let set = SentinelSet(masterName: masterName, nodes: [master, replica], sentinels: sentinels)
+        let set = SentinelSet(masterName: masterName, nodes: [master, replica], sentinels: sentinels, certificates: tls)
         try await set.waitUntilReplicated()
         try await set.waitUntilSentinelsAgree()
         return set
@@ -64,7 +74,7 @@ public final class SentinelSet: Sendable {
 
     /// One command to one server, on a connection of its own.
     public func ask(_ port: Int, _ arguments: String...) async throws -> RedisValue {
-        try await RedisServer.ask(port: port, arguments)
+        try await RedisServer.ask(port: port, arguments, tls: certificates)
     }
 
     /// The master's port as the first sentinel that answers names it.
@@ -98,9 +108,11 @@ public final class SentinelSet: Sendable {
     public func restartAsReplica(_ node: RedisServer) async throws -> RedisServer {
         let master = try await masterPort()
         node.stop()
+        let replication = certificates == nil ? [] : ["--tls-replication", "yes"]
         let restarted = try await RedisServer.start(
             port: node.port,
-            arguments: ["--replicaof", "127.0.0.1", String(master), "--repl-diskless-sync-delay", "0"])
+            arguments: ["--replicaof", "127.0.0.1", String(master), "--repl-diskless-sync-delay", "0"] + replication,
+            tls: certificates)
         nodeList.withLock { nodes in
             if let index = nodes.firstIndex(where: { $0.port == node.port }) { nodes[index] = restarted }
         }

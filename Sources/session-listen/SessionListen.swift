@@ -14,8 +14,9 @@ struct SessionListen {
         origin and lag (publish to receipt, in ms).
 
         OPTIONS:
-          --url URL          Redis URL (default: $REDIS_URL, else redis://127.0.0.1:6379); a TLS-only
-                             server is rediss://host:port?tunnel=127.0.0.1:PORT (docs/TLS.md)
+          --url URL          Redis URL (default: $REDIS_URL, else redis://127.0.0.1:6379); TLS is
+                             rediss://, rediss-sentinel:// or rediss-cluster://, with ?ca=PATH for a
+                             private CA (docs/TLS.md)
           --prefix PREFIX    key prefix of the deployment (default: rsess:)
           --json             print each event as its JSON payload, unchanged, plus "lag_ms"
           --count N          exit 0 after N events (after the --type filter)

@@ -58,19 +58,12 @@ import Testing
             Issue.record("a sentinel URL gave \(sentinel.topology)")
             return
         }
-        #expect(sentinel.endpoint == nil && sentinel.connectEndpoint == nil && sentinel.cluster == nil)
+        #expect(sentinel.endpoint == nil && sentinel.cluster == nil && sentinel.tls == nil)
         let cluster = try RedisConfiguration(url: "redis-cluster://10.0.0.1:7000,10.0.0.2:7000")
         #expect(
             cluster.topology
                 == .cluster(.init(seeds: [.tcp(host: "10.0.0.1", port: 7000), .tcp(host: "10.0.0.2", port: 7000)])))
-        #expect(cluster.endpoint == nil && cluster.sentinel == nil && cluster.tlsTunnel == nil)
-        // A tunnel has one fixed destination: it belongs to one server, never to a set of nodes.
-        #expect(throws: RedisError.self) {
-            try RedisConfiguration(url: "redis-cluster://10.0.0.1:7000?tunnel=127.0.0.1:6380")
-        }
-        #expect(throws: RedisError.self) {
-            try RedisConfiguration(url: "redis-sentinel://10.0.0.1:26379/rsess?tunnel=127.0.0.1:6380")
-        }
+        #expect(cluster.endpoint == nil && cluster.sentinel == nil)
     }
 
     @Test(arguments: [
@@ -93,28 +86,43 @@ import Testing
         }
     }
 
-    @Test func parsesTLSThroughALocalTunnel() throws {
-        let tls = try RedisConfiguration(url: "rediss://:pw@redis.example.com:6380/3?tunnel=127.0.0.1:16380")
-        #expect(tls.endpoint == .tcp(host: "redis.example.com", port: 6380))
-        #expect(tls.tlsTunnel == .tcp(host: "127.0.0.1", port: 16380))
-        #expect(tls.connectEndpoint == .tcp(host: "127.0.0.1", port: 16380))
-        #expect(tls.password == "pw")
-        #expect(tls.database == 3)
-        let socket = try RedisConfiguration(url: "rediss://redis.example.com?tunnel=/run/stunnel/redis.sock")
-        #expect(socket.connectEndpoint == .unixSocket(path: "/run/stunnel/redis.sock"))
-        let plain = try RedisConfiguration(url: "redis://redis.example.com")
-        #expect(plain.tlsTunnel == nil)
-        #expect(plain.connectEndpoint == plain.endpoint)
+    @Test func parsesTLSOnEveryTopology() throws {
+        let standalone = try RedisConfiguration(url: "rediss://:pw@redis.example.com:6380/3")
+        #expect(standalone.endpoint == .tcp(host: "redis.example.com", port: 6380))
+        #expect(standalone.tls == RedisConfiguration.TLS())
+        #expect(standalone.tlsServerName == "redis.example.com")
+        #expect(standalone.password == "pw" && standalone.database == 3)
+        let mutual = try RedisConfiguration(
+            url: "rediss://redis.example.com?ca=/etc/ca%20bundle.pem&cert=/etc/c.crt&key=/etc/c.key&sni=cache.internal")
+        #expect(
+            mutual.tls
+                == RedisConfiguration.TLS(
+                    caFile: "/etc/ca bundle.pem", certificateFile: "/etc/c.crt", keyFile: "/etc/c.key",
+                    serverName: "cache.internal"))
+        #expect(mutual.tlsServerName == "cache.internal")
+        let sentinel = try RedisConfiguration(url: "rediss-sentinel://s1.internal:26380,s2.internal/rsess?ca=/ca.pem")
+        #expect(sentinel.sentinel?.sentinels.count == 2 && sentinel.tls?.caFile == "/ca.pem")
+        // Announced nodes are addresses: every node is verified against the first configured host.
+        #expect(sentinel.tlsServerName == "s1.internal")
+        let cluster = try RedisConfiguration(url: "rediss-cluster://clustercfg.example.com:6379?refresh_ms=500")
+        #expect(cluster.cluster?.refreshInterval == .milliseconds(500) && cluster.tlsServerName == "clustercfg.example.com")
+        let insecure = try RedisConfiguration(url: "rediss://10.0.0.5?verify=none")
+        #expect(insecure.tls?.verification == .insecureNoVerification)
+        #expect(try RedisConfiguration(url: "redis://redis.example.com").tls == nil)
     }
 
     @Test(arguments: [
         ("", "empty"),
         ("127.0.0.1:6379", "missing scheme"),
         ("http://localhost", "unsupported scheme"),
-        ("rediss://localhost", "needs a local TLS tunnel"),
-        ("rediss://redis.example.com?tunnel=10.0.0.5:6380", "not on loopback"),
-        ("rediss://redis.example.com?tunnel=6380", "must be host:port"),
-        ("redis://localhost?tunnel=127.0.0.1:6380", "belongs to rediss://"),
+        ("rediss://redis.example.com?tunnel=127.0.0.1:6380", "tunnel= is gone: TLS runs in the client now"),
+        ("redis://localhost?tunnel=127.0.0.1:6380", "tunnel= is gone"),
+        ("redis://localhost?ca=/ca.pem", "ca= configures TLS: it belongs to rediss://"),
+        ("redis-cluster://10.0.0.1:7000?sni=x", "sni= configures TLS"),
+        ("rediss://localhost?cert=/c.crt", "cert= and key= go together"),
+        ("rediss://localhost?verify=full", "the only value is none"),
+        ("rediss://localhost?ca=", "ca= is empty"),
+        ("rediss+unix:///run/redis.sock", "unsupported scheme"),
         ("redis://localhost:0", "port '0'"),
         ("redis://localhost:99999", "port '99999'"),
         ("redis://localhost:abc", "port 'abc'"),

@@ -359,8 +359,7 @@ final class ClusterRouter: RequestExecutor {
     private func pool(for node: Endpoint) throws(RedisError) -> ConnectionWorker {
         let workers = pools.withLock { pools in
             if let existing = pools[node] { return existing }
-            var nodeConfiguration = configuration
-            nodeConfiguration.topology = .standalone(node)
+            var nodeConfiguration = configuration.aimed(at: node)
             // A pool per primary means more connection threads than cores: spinning for replies would take the
             // cores the nodes need (measured: 1.27x against redis-benchmark --cluster with polling, 1.40x without).
             nodeConfiguration.busyPollWindow = .zero

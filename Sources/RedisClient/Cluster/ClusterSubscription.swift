@@ -99,8 +99,7 @@ struct ClusterSubscription: Sendable {
             let observer = client.router?.addObserver { _ in sink.yield(.topologyChanged) }
             var loops: [SubscriberLoop] = []
             for (index, primary) in primaries.enumerated() {
-                var configuration = subscription.subscriber.configuration
-                configuration.topology = .standalone(primary)
+                let configuration = subscription.subscriber.configuration.aimed(at: primary)
                 var nodeSubscriber = subscription.subscriber
                 nodeSubscriber.configuration = configuration
                 // The loop's thread yields straight into the merged stream, tagged: no task forwards it.

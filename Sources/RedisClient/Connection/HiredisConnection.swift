@@ -50,18 +50,22 @@ final class HiredisConnection {
         requiresMaster: Bool = false
     ) throws(RedisError) {
         chiredis_ignore_sigpipe()
-        let description =
-            node?.description
-            ?? configuration.tlsTunnel.map { "\(configuration.serverDescription) (TLS through \($0))" }
-            ?? configuration.serverDescription
-        guard let target = node ?? configuration.connectEndpoint else {
+        let description = node?.description ?? configuration.serverDescription
+        guard let target = node ?? configuration.endpoint else {
             throw RedisError(
                 .invalidConfiguration, "no node to connect to: the topology names none yet", context: description)
         }
         let timeout = readTimeout ?? configuration.commandTimeout
-        let transport = try SocketTransport(
-            connectingTo: target, timeout: configuration.connectTimeout, sendTimeout: timeout,
-            description: description)
+        let transport: any RedisTransport =
+            if let tls = configuration.tls {
+                try TLSTransport(
+                    connectingTo: target, tls: tls, serverName: configuration.tlsServerName,
+                    timeout: configuration.connectTimeout, sendTimeout: timeout, description: description)
+            } else {
+                try SocketTransport(
+                    connectingTo: target, timeout: configuration.connectTimeout, sendTimeout: timeout,
+                    description: description)
+            }
         guard let reader = redisReaderCreate() else {
             throw RedisError(.connectionFailed, "hiredis could not allocate a reader", context: description)
         }
@@ -71,7 +75,7 @@ final class HiredisConnection {
         self.replyTimeout = timeout
         self.endpointDescription = description
         // From here on every stored property is set, so a throw runs `deinit`, which frees the reader.
-        try handshake(configuration, requiresMaster: requiresMaster)
+        try handshake(configuration, requiresMaster: requiresMaster, within: configuration.connectTimeout)
     }
 
     deinit {
@@ -79,7 +83,11 @@ final class HiredisConnection {
         input.deallocate()
     }
 
-    private func handshake(_ configuration: RedisConfiguration, requiresMaster: Bool) throws(RedisError) {
+    /// The first round trip, bounded by the connect timeout: a connection is usable once the server has answered
+    /// on it, never before.
+    private func handshake(
+        _ configuration: RedisConfiguration, requiresMaster: Bool, within timeout: Duration
+    ) throws(RedisError) {
         var commands: [(RedisCommand, RedisError.Code)] = []
         if let password = configuration.password {
             let auth =
@@ -96,25 +104,28 @@ final class HiredisConnection {
         if let name = configuration.clientName {
             commands.append((RedisCommand("CLIENT", "SETNAME", name), .invalidConfiguration))
         }
-        if configuration.tlsTunnel != nil {
-            // A tunnel accepts on loopback before it has reached the server, and closes the connection when the TLS
-            // leg fails (refused, wrong certificate). One PING proves the whole path before the pool uses it.
+        if commands.isEmpty && !requiresMaster {
+            // Without one round trip a connection would count as up before the server said a word: a TLS-only server
+            // reached in plaintext, or one that refuses the client's certificate after a TLS 1.3 handshake, would
+            // only fail on the first real command.
             commands.append((RedisCommand("PING"), .connectionFailed))
         }
         if requiresMaster {
             // A node a sentinel named may have been demoted since: never write to one that says it is a replica.
             commands.append((RedisCommand("ROLE"), .connectionFailed))
         }
-        guard !commands.isEmpty else { return }
         for (command, _) in commands { append(command.encoded) }
         for (command, code) in commands {
             let reply: RedisValue
             do {
-                reply = try readReply()
+                reply = try readReply(within: timeout)
+            } catch where error.code == .timeout {
+                throw RedisError(
+                    .connectionFailed, "no reply within the connect timeout (\(timeout)) during the handshake",
+                    context: "\(command.name) on \(endpointDescription)")
             } catch {
-                // Closed during the handshake: the connection never became usable. Through a TLS tunnel this is
-                // how a failed TLS leg looks (refused, or a certificate the tunnel does not trust).
-                let hint = configuration.tlsTunnel == nil ? "" : "; the TLS tunnel's log says why"
+                // Closed during the handshake: the connection never became usable.
+                let hint = error.code == .connectionClosed ? transport.closedDuringHandshakeHint : ""
                 throw RedisError(
                     .connectionFailed, "\(error.message) during the handshake\(hint)",
                     context: "\(command.name) on \(endpointDescription)")
@@ -153,12 +164,11 @@ final class HiredisConnection {
     }
 
     /// Reads what the transport has into the reader (one read; call when `poll` says readable, or
-    /// ``hasBufferedBytes``). The end of the stream is ``RedisError/Code/connectionClosed``.
+    /// ``hasBufferedBytes``); it may have had nothing yet. The end of the stream is
+    /// ``RedisError/Code/connectionClosed``.
     func fillReader() throws(RedisError) {
         let count = try transport.read(into: input)
-        guard count > 0 else {
-            throw RedisError(.connectionClosed, "server closed the connection", context: endpointDescription)
-        }
+        guard count > 0 else { return }
         guard redisReaderFeed(reader, input.baseAddress?.assumingMemoryBound(to: CChar.self), count) == REDIS_OK else {
             throw RedisError(.protocolError, "the reader refused the bytes", context: endpointDescription)
         }
@@ -178,8 +188,12 @@ final class HiredisConnection {
     /// Writes what is queued and waits for one reply, blocking this thread at most the reply timeout per read: for
     /// the handshake and one-off commands on a thread of the library's.
     func readReply() throws(RedisError) -> RedisValue {
+        try readReply(within: replyTimeout)
+    }
+
+    private func readReply(within timeout: Duration) throws(RedisError) -> RedisValue {
         try flush()
-        var deadline = monotonicNanoseconds() &+ replyTimeout.nanoseconds
+        var deadline = monotonicNanoseconds() &+ timeout.nanoseconds
         while true {
             if let reply = try bufferedReply() { return reply }
             if !hasBufferedBytes {
@@ -195,7 +209,7 @@ final class HiredisConnection {
                 if ready <= 0 { continue }
             }
             try fillReader()
-            deadline = monotonicNanoseconds() &+ replyTimeout.nanoseconds
+            deadline = monotonicNanoseconds() &+ timeout.nanoseconds
         }
     }
 

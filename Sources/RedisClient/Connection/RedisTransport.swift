@@ -8,7 +8,8 @@ internal import CHiredis
     import Darwin
 #endif
 
-/// The bytes under a connection: a socket the connection owns, plain today, TLS next.
+/// The bytes under a connection: a socket the connection owns, plain (``SocketTransport``) or TLS
+/// (``TLSTransport``).
 ///
 /// hiredis only parses what comes out of it (``HiredisConnection`` feeds its reader), so a transport is all a new
 /// way of reaching a server needs to implement. One thread owns an instance: it is not `Sendable`.
@@ -23,8 +24,14 @@ protocol RedisTransport: AnyObject {
     /// Writes all of `bytes`, blocking at most the send timeout.
     func write(_ bytes: UnsafeRawBufferPointer) throws(RedisError)
 
-    /// Reads what is there into `buffer` (call when `poll` says the socket is readable, or ``hasBufferedBytes``);
-    /// `0` means the server closed the connection.
+    /// What to add to the message when the server closed the connection before answering the first command: the
+    /// likely reason, as far as this transport can tell.
+    var closedDuringHandshakeHint: String { get }
+
+    /// Reads what is there into `buffer` (call when `poll` says the socket is readable, or ``hasBufferedBytes``).
+    /// `0` means nothing to read yet (TLS: a partial record, or a session ticket with no data behind it): wait again.
+    ///
+    /// - Throws: ``RedisError/Code/connectionClosed`` when the server closed the connection or it broke.
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(RedisError) -> Int
 }
 
@@ -34,6 +41,10 @@ final class SocketTransport: RedisTransport {
     private let description: String
 
     var hasBufferedBytes: Bool { false }
+
+    var closedDuringHandshakeHint: String {
+        " (a TLS-only server closes a plaintext connection: if this is a TLS port, use rediss://)"
+    }
 
     /// Connects to `endpoint` within `timeout`; writes then block at most `sendTimeout`.
     ///
@@ -76,6 +87,7 @@ final class SocketTransport: RedisTransport {
     func read(into buffer: UnsafeMutableRawBufferPointer) throws(RedisError) -> Int {
         let count = chiredis_receive(fileDescriptor, buffer.baseAddress, buffer.count)
         guard count >= 0 else { throw Self.failure(errno: chiredis_errno(), writing: false, context: description) }
+        guard count > 0 else { throw RedisError(.connectionClosed, "server closed the connection", context: description) }
         return count
     }
 

@@ -40,16 +40,30 @@ final class SentinelMonitor: Sendable {
     /// When this process learned of each master change (wall clock, seconds), for tests and logs.
     let changes = Mutex<[(generation: UInt64, master: Endpoint?, unixTime: Double)]>([])
 
-    private static let registry = Mutex<[RedisConfiguration.Sentinel: SentinelMonitor]>([:])
+    /// One monitor per set of sentinels and way of reaching them: a TLS client and a plaintext one (a test, a
+    /// migration) must not share connections.
+    private struct Key: Hashable {
+        let sentinel: RedisConfiguration.Sentinel
+        let tls: RedisConfiguration.TLS?
+    }
+
+    private static let registry = Mutex<[Key: SentinelMonitor]>([:])
+    private let key: Key
 
     private init(sentinel: RedisConfiguration.Sentinel, timeouts configuration: RedisConfiguration) {
         self.sentinel = sentinel
+        self.key = Key(sentinel: sentinel, tls: configuration.tls)
         var sentinelConfiguration = RedisConfiguration(
             username: sentinel.username, password: sentinel.password,
             connectTimeout: configuration.connectTimeout,
             // A hung sentinel must not hold up the watcher (and with it every `+switch-master`) for long.
             commandTimeout: min(configuration.commandTimeout, .milliseconds(500)))
         sentinelConfiguration.clientName = nil
+        // The sentinels speak TLS when the data nodes do, verified against the same one name.
+        if var tls = configuration.tls {
+            tls.serverName = configuration.tlsServerName
+            sentinelConfiguration.tls = tls
+        }
         self.sentinelConfiguration = sentinelConfiguration
         self.state = Mutex(SentinelState(masterName: sentinel.masterName, sentinels: sentinel.sentinels))
     }
@@ -65,9 +79,10 @@ final class SentinelMonitor: Sendable {
         -> SentinelMonitor
     {
         let monitor = registry.withLock { monitors in
-            if let existing = monitors[sentinel] { return existing }
+            let key = Key(sentinel: sentinel, tls: configuration.tls)
+            if let existing = monitors[key] { return existing }
             let created = SentinelMonitor(sentinel: sentinel, timeouts: configuration)
-            monitors[sentinel] = created
+            monitors[key] = created
             return created
         }
         monitor.users.withLock { $0 += 1 }
@@ -82,7 +97,7 @@ final class SentinelMonitor: Sendable {
         }
         guard remaining <= 0 else { return }
         Self.registry.withLock { monitors in
-            if monitors[sentinel] === self { monitors[sentinel] = nil }
+            if monitors[key] === self { monitors[key] = nil }
         }
         stopRequested.store(true, ordering: .relaxed)
         wake?.signal()

@@ -12,22 +12,22 @@ struct RedisURLParser {
         }
         let scheme = trimmed[..<schemeEnd.lowerBound].lowercased()
         let rest = trimmed[schemeEnd.upperBound...]
-        switch scheme {
+        // rediss, rediss-sentinel, rediss-cluster: the same topology with TLS to every node.
+        let secure = scheme == "rediss" || scheme.hasPrefix("rediss-")
+        let base = secure ? "redis" + scheme.dropFirst("rediss".count) : scheme
+        configuration.tls = secure ? RedisConfiguration.TLS() : nil
+        switch base {
         case "redis": try applyTCP(rest, to: &configuration)
         case "unix", "redis+unix", "redis-socket": try applyUnix(rest, to: &configuration)
         case "redis-sentinel": try applySentinel(rest, to: &configuration)
         case "redis-cluster": try applyCluster(rest, to: &configuration)
-        case "rediss":
-            try applyTCP(rest, to: &configuration, allowsTunnel: true)
-            guard configuration.tlsTunnel != nil else {
-                throw invalid(
-                    "rediss:// needs a local TLS tunnel: hiredis 0.14.1 has no TLS, so run stunnel (see docs/TLS.md) "
-                        + "and add ?tunnel=127.0.0.1:<its port>")
-            }
         default:
             throw invalid(
-                "unsupported scheme '\(scheme)': expected redis://, rediss://, redis-sentinel://, redis-cluster:// or unix://"
-            )
+                "unsupported scheme '\(scheme)': expected redis://, rediss://, redis-sentinel://, rediss-sentinel://, "
+                    + "redis-cluster://, rediss-cluster:// or unix://")
+        }
+        if let tls = configuration.tls, (tls.certificateFile == nil) != (tls.keyFile == nil) {
+            throw invalid("cert= and key= go together: a client certificate needs its private key")
         }
     }
 
@@ -129,27 +129,7 @@ struct RedisURLParser {
         return (rest[..<questionMark], rest[rest.index(after: questionMark)...])
     }
 
-    /// The tunnel's address: loopback or a Unix socket only, because the leg to it is plaintext.
-    private func parseTunnel(_ value: Substring) throws(RedisError) -> RedisConfiguration.Endpoint {
-        let text = try percentDecoded(value, what: "tunnel")
-        if text.hasPrefix("/") { return .unixSocket(path: text) }
-        if text.hasPrefix("unix:") { return .unixSocket(path: String(text.dropFirst(5))) }
-        guard !text.isEmpty, text.contains(":") else {
-            throw invalid("tunnel '\(text)' must be host:port on loopback or an absolute Unix socket path")
-        }
-        let (host, port) = try parseHostPort(Substring(text))
-        let loopback = host == "localhost" || host == "::1" || host.hasPrefix("127.")
-        guard loopback else {
-            throw invalid(
-                "tunnel '\(text)' is not on loopback: the leg to the TLS tunnel is plaintext, so it must stay on "
-                    + "this host (127.0.0.1, ::1, localhost or a Unix socket)")
-        }
-        return .tcp(host: host, port: port)
-    }
-
-    private func applyTCP(
-        _ rest: Substring, to configuration: inout RedisConfiguration, allowsTunnel: Bool = false
-    ) throws(RedisError) {
+    private func applyTCP(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
         let (head, query) = Self.splitQuery(rest)
         var remainder = head
         var path: Substring = ""
@@ -170,7 +150,7 @@ struct RedisURLParser {
             }
             configuration.database = database
         }
-        try applyQuery(query, to: &configuration, allowsTunnel: allowsTunnel)
+        try applyQuery(query, to: &configuration)
     }
 
     private func applyUnix(_ rest: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
@@ -229,9 +209,7 @@ struct RedisURLParser {
         return (String(host), port)
     }
 
-    private func applyQuery(
-        _ query: Substring, to configuration: inout RedisConfiguration, allowsTunnel: Bool = false
-    ) throws(RedisError) {
+    private func applyQuery(_ query: Substring, to configuration: inout RedisConfiguration) throws(RedisError) {
         guard !query.isEmpty else { return }
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -246,16 +224,32 @@ struct RedisURLParser {
             case "password": configuration.password = try percentDecoded(value, what: "password")
             case "user", "username": configuration.username = try percentDecoded(value, what: "user name")
             case "tunnel":
-                guard allowsTunnel else { throw invalid("tunnel= belongs to rediss:// URLs (a TLS server)") }
-                let tunnel = try parseTunnel(value)
-                guard case .standalone(let server, _) = configuration.topology else {
-                    throw invalid("tunnel= works with one server only: a tunnel has one fixed destination")
+                throw invalid(
+                    "tunnel= is gone: TLS runs in the client now, so connect straight to the server's TLS port "
+                        + "(rediss://host:port, with ca=PATH when its CA is not in the system's trust store) and "
+                        + "stop the tunnel")
+            case "ca", "cert", "key", "sni", "verify":
+                guard var tls = configuration.tls else {
+                    throw invalid("\(key)= configures TLS: it belongs to rediss://, rediss-sentinel:// or rediss-cluster://")
                 }
-                configuration.topology = .standalone(server, tlsTunnel: tunnel)
+                let text = try percentDecoded(value, what: key)
+                guard !text.isEmpty else { throw invalid("\(key)= is empty") }
+                switch key {
+                case "ca": tls.caFile = text
+                case "cert": tls.certificateFile = text
+                case "key": tls.keyFile = text
+                case "sni": tls.serverName = text
+                default:
+                    guard text == "none" else {
+                        throw invalid("verify='\(text)': the only value is none (check no certificate); leave it out to verify")
+                    }
+                    tls.verification = .insecureNoVerification
+                }
+                configuration.tls = tls
             default:
                 throw invalid(
-                    "unknown URL parameter '\(key)': expected db, password, user, tunnel, sentinel_password, "
-                        + "sentinel_user or sentinel_poll_ms")
+                    "unknown URL parameter '\(key)': expected db, password, user, sentinel_password, sentinel_user, "
+                        + "sentinel_poll_ms, refresh_ms, or with rediss: ca, cert, key, sni, verify")
             }
         }
     }

@@ -85,7 +85,7 @@ func redisCLI(_ arguments: [String], timeout: Double = 120) throws {
     }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["redis-cli"] + arguments
+    process.arguments = ["redis-cli"] + redisCLITLSArguments + arguments
     process.standardInput = FileHandle.nullDevice
     process.standardOutput = output
     process.standardError = errors
@@ -190,12 +190,13 @@ extension FaultRun {
         let nodeDirectory = "\(state)/node-\(newPort)"
         do {
             try FileManager.default.createDirectory(atPath: nodeDirectory, withIntermediateDirectories: true)
-            try spawnDetached([
-                "setsid", "redis-server", "--port", String(newPort), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
-                "--cluster-require-full-coverage", "no", "--save", "", "--dir", nodeDirectory, "--logfile",
-                "\(nodeDirectory)/redis.log",
-            ])
+            try spawnDetached(
+                ["setsid", "redis-server"] + redisListenerArguments(port: newPort, clusterNode: true) + [
+                    "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                    "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
+                    "--cluster-require-full-coverage", "no", "--save", "", "--dir", nodeDirectory, "--logfile",
+                    "\(nodeDirectory)/redis.log",
+                ])
             appendLine(String(newPort), to: "\(state)/extra-node-ports")  // `docker/rig down` stops it
             _ = waitUntil(10) { redisCall(newPort, "PING")?.string == "PONG" }
             try redisCLI(["--cluster", "add-node", "127.0.0.1:\(newPort)", "127.0.0.1:\(primaries[0])"])

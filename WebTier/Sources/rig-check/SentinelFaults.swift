@@ -120,7 +120,7 @@ final class MonitorLog {
     init(port: Int) throws {
         let pipe = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["redis-cli", "-p", String(port), "monitor"]
+        process.arguments = ["redis-cli"] + redisCLITLSArguments + ["-p", String(port), "monitor"]
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice

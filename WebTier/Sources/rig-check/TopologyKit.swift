@@ -127,7 +127,27 @@ func rigEnvironment(_ state: String) throws -> [String: String] {
 func nodeConfiguration(_ port: Int) -> RedisConfiguration {
     RedisConfiguration(
         topology: .standalone(.tcp(host: "127.0.0.1", port: port)), connectTimeout: .seconds(2),
-        commandTimeout: .seconds(2), poolSize: 1)
+        commandTimeout: .seconds(2), poolSize: 1, tls: rigTLSDirectory.map { .init(caFile: "\($0)/ca.crt") })
+}
+
+// MARK: TLS, when the rig runs it (`docker/rig up --tls`)
+
+/// The folder of the rig's certificates when every node accepts TLS only; `docker/rig check` passes it in
+/// `RIG_TLS_DIR`.
+let rigTLSDirectory: String? = ProcessInfo.processInfo.environment["RIG_TLS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+
+/// What redis-cli needs to reach a node of this rig.
+let redisCLITLSArguments: [String] = rigTLSDirectory.map { ["--tls", "--cacert", "\($0)/ca.crt"] } ?? []
+
+/// How a redis-server the checker starts listens, as `docker/rig`'s `listen_args`: plaintext, or TLS only with TLS to
+/// the other nodes (replication, and the bus of a cluster node).
+func redisListenerArguments(port: Int, clusterNode: Bool) -> [String] {
+    guard let directory = rigTLSDirectory else { return ["--port", String(port)] }
+    return [
+        "--port", "0", "--tls-port", String(port), "--tls-cert-file", "\(directory)/server.crt", "--tls-key-file",
+        "\(directory)/server.key", "--tls-ca-cert-file", "\(directory)/ca.crt", "--tls-auth-clients", "no",
+        "--tls-replication", "yes",
+    ] + (clusterNode ? ["--tls-cluster", "yes"] : [])
 }
 
 /// One command on a client of its own, as rigkit's `call`: nil when the node cannot be reached or does not answer,

@@ -29,9 +29,10 @@ struct WebTierCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            Redis URL: redis://[[user]:password@]host[:port][/db], unix:///path, or \
-            rediss://host:port?tunnel=127.0.0.1:PORT for a TLS-only server through a local TLS tunnel \
-            (docs/TLS.md) (env REDIS_URL; default redis://127.0.0.1:6379).
+            Redis URL: redis://[[user]:password@]host[:port][/db], unix:///path, \
+            redis-sentinel://host:port,.../master, redis-cluster://host:port,..., and the same with TLS as \
+            rediss://, rediss-sentinel://, rediss-cluster:// (?ca=PATH for a private CA; docs/TLS.md) \
+            (env REDIS_URL; default redis://127.0.0.1:6379).
             """)
     var redisURL: String = Self.environment("REDIS_URL") ?? "redis://127.0.0.1:6379"
 
