@@ -33,7 +33,7 @@ public final class RedisServer: Sendable {
     public let extraArguments: [String]
     /// The folder holding its log (`redis.log`).
     public var directoryPath: String { directory.path }
-    /// The certificates of a server that accepts TLS only (``startTLSOnly(certificates:)``), or `nil`.
+    /// The certificates of a server that accepts TLS only (``start(port:arguments:tls:)`` with `tls`), or `nil`.
     public let certificates: TLSCertificates?
     /// The configuration file a sentinel runs from (Sentinel rewrites it), or `nil` for a data node.
     let sentinelConfigurationPath: String?
@@ -181,7 +181,7 @@ public final class RedisServer: Sendable {
         }
     }
 
-    /// Starts the process (used by ``start(port:arguments:)`` and ``restart(downtime:)``).
+    /// Starts the process (used by ``start(port:arguments:tls:)`` and ``restart(downtime:)``).
     public func launch() async throws {
         guard let executable = Self.findExecutable("redis-server") else {
             throw RedisServerError("redis-server is not installed (apt-get install redis-server)")

@@ -9,28 +9,30 @@ struct BenchReport {
 
     private(set) var lines: [Line] = []
     private(set) var figures: [(String, Double)] = []
+    /// Put before every key from here on (`tls.` for a run over TLS).
+    var keyPrefix = ""
 
     mutating func section(_ title: String) { lines.append(Line(label: "", value: title)) }
 
     mutating func rate(_ key: String, _ label: String, _ opsPerSecond: Double) {
-        figures.append((key, opsPerSecond.rounded()))
+        figures.append((keyPrefix + key, opsPerSecond.rounded()))
         lines.append(Line(label: label, value: "\(Int(opsPerSecond.rounded())) ops/s"))
     }
 
     mutating func ratio(_ key: String, _ label: String, _ value: Double, target: String? = nil) {
-        figures.append((key, (value * 100).rounded() / 100))
+        figures.append((keyPrefix + key, (value * 100).rounded() / 100))
         let suffix = target.map { "  (target \($0))" } ?? ""
         lines.append(Line(label: label, value: String(format: "%.2fx", value) + suffix))
     }
 
     mutating func figure(_ key: String, _ label: String, _ value: Double, unit: String, digits: Int = 2) {
         let scale = pow(10, Double(digits))
-        figures.append((key, (value * scale).rounded() / scale))
+        figures.append((keyPrefix + key, (value * scale).rounded() / scale))
         lines.append(Line(label: label, value: String(format: "%.\(digits)f \(unit)", value)))
     }
 
     /// A figure recorded under `key`, for a benchmark that reports another's figures under its own names.
-    func value(_ key: String) -> Double? { figures.first { $0.0 == key }?.1 }
+    func value(_ key: String) -> Double? { figures.first { $0.0 == keyPrefix + key }?.1 }
 
     func print(json: Bool) {
         let width = lines.map(\.label.count).max() ?? 0

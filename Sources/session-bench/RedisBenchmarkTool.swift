@@ -1,4 +1,5 @@
 import Foundation
+import RedisClient
 import RedisTesting
 
 /// Runs Redis' own `redis-benchmark`, the reference every client figure is divided by.
@@ -7,6 +8,19 @@ struct RedisBenchmarkTool {
     let port: Int
     /// `--cluster`: spread the keys over a Redis Cluster's primaries, as a cluster client does.
     var cluster = false
+    /// TLS as the client under measurement has it (`--tls` with the same CA, certificate and name).
+    var tls: RedisConfiguration.TLS? = nil
+
+    /// redis-benchmark's options for `tls`.
+    private var tlsArguments: [String] {
+        guard let tls else { return [] }
+        var arguments = ["--tls"]
+        if let caFile = tls.caFile { arguments += ["--cacert", caFile] }
+        if let certificate = tls.certificateFile, let key = tls.keyFile { arguments += ["--cert", certificate, "--key", key] }
+        if let name = tls.serverName { arguments += ["--sni", name] }
+        if tls.verification == .insecureNoVerification { arguments.append("--insecure") }
+        return arguments
+    }
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -23,7 +37,7 @@ struct RedisBenchmarkTool {
             [
                 "-h", host, "-p", String(port), "-t", test, "-c", String(clients), "-n", String(requests),
                 "-P", String(pipeline), "--csv",
-            ] + (cluster ? ["--cluster"] : [])
+            ] + (cluster ? ["--cluster"] : []) + tlsArguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

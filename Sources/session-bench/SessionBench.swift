@@ -6,7 +6,8 @@ import RedisTesting
 @main
 struct SessionBench {
     static let usage = """
-        USAGE: session-bench <benchmark> [--json] [--rounds N] [--redis-url URL] [--pool-size N] [--busy-poll-us N]
+        USAGE: session-bench <benchmark> [--json] [--rounds N] [--tls] [--redis-url URL] [--pool-size N]
+                             [--busy-poll-us N]
 
         Benchmarks:
           client     GET from 1 and 64 concurrent tasks vs redis-benchmark -c 1 / -c 64 (and -P 16)
@@ -18,7 +19,10 @@ struct SessionBench {
         Options:
           --json           print one JSON object of every figure as the last line
           --rounds N       measure each figure N times and keep the median (default 3)
-          --redis-url URL  measure against this server instead of a private one (redis-benchmark must reach it)
+          --tls            the private redis-server accepts TLS only (certificates made for the run); the client and
+                           redis-benchmark --tls both pay for TLS, and every figure is keyed tls.* (client, sessions)
+          --redis-url URL  measure against this server instead of a private one (redis-benchmark must reach it;
+                           a rediss:// URL's ca=, cert=, key= and sni= are given to redis-benchmark --tls too)
           --pool-size N    connections in each client's pool (default 2, the library's default)
           --busy-poll-us N each client's busyPollWindow in microseconds (default 50, the library's; 0 turns it off)
           -h, --help       show this help
@@ -39,6 +43,10 @@ struct SessionBench {
             try options.parse(arguments)
         } catch {
             FileHandle.standardError.write(Data("session-bench: \(error)\n\n\(usage)\n".utf8))
+            exit(64)
+        }
+        if options.tls && !["client", "sessions"].contains(benchmark) {
+            FileHandle.standardError.write(Data("session-bench: --tls applies to client and sessions, not \(benchmark)\n".utf8))
             exit(64)
         }
         do {
@@ -67,6 +75,7 @@ struct BenchOptions {
     var redisURL: String?
     var poolSize: Int?
     var busyPollMicroseconds: Int?
+    var tls = false
 
     struct Problem: Error, CustomStringConvertible {
         let description: String
@@ -77,6 +86,7 @@ struct BenchOptions {
         while let argument = iterator.next() {
             switch argument {
             case "--json": json = true
+            case "--tls": tls = true
             case "--rounds":
                 guard let value = iterator.next().flatMap(Int.init), value >= 1 else {
                     throw Problem(description: "--rounds needs a positive integer")
@@ -113,13 +123,16 @@ struct BenchOptions {
     func withServer<T>(_ body: (_ url: String, _ host: String, _ port: Int) async throws -> T) async throws -> T {
         if let redisURL {
             let configuration = try RedisConfiguration(url: redisURL)
+            if tls && configuration.tls == nil {
+                throw Problem(description: "--tls with --redis-url needs a rediss:// URL")
+            }
             // On a cluster, redis-benchmark starts from a seed; a Sentinel set has no node to give it.
             guard case .tcp(let host, let port) = configuration.endpoint ?? configuration.cluster?.seeds.first else {
                 throw Problem(description: "redis-benchmark needs a TCP server or a cluster's seed")
             }
             return try await body(redisURL, host, port)
         }
-        let server = try await RedisServer.start()
+        let server = try await RedisServer.start(tls: tls ? try TLSCertificates.make() : nil)
         defer { server.stop() }
         return try await body(server.url, "127.0.0.1", server.port)
     }

@@ -9,7 +9,7 @@ struct SessionsBenchmark {
 
     func run() async throws -> BenchReport {
         try await options.withServer { url, host, port in
-            let tool = RedisBenchmarkTool(host: host, port: port)
+            let tool = RedisBenchmarkTool(host: host, port: port, tls: try RedisConfiguration(url: url).tls)
             let configuration = try options.clientConfiguration(url: url)
             let client = RedisClient(configuration: configuration)
             let store = RedisSessionStore(
@@ -39,8 +39,10 @@ struct SessionsBenchmark {
             await client.close()
 
             var report = BenchReport()
+            if configuration.tls != nil { report.keyPrefix = "tls." }
             report.section(
-                "sessions, 64 concurrent tasks, median of \(options.rounds) rounds, pool of \(configuration.poolSize)")
+                "sessions, 64 concurrent tasks, median of \(options.rounds) rounds, pool of \(configuration.poolSize)"
+                    + (configuration.tls != nil ? ", TLS on both sides" : ""))
             report.rate("redis_benchmark.get.c64", "redis-benchmark -c 64 -t get", median(reference))
             report.rate("session.load.c64", "session load (read + throttled touch)", median(load))
             report.rate("session.save.c64", "session save (one changed attribute)", median(save))
