@@ -222,22 +222,39 @@ public final class RedisCluster: Sendable {
         try Self.runCLI(tlsArguments + arguments)
     }
 
-    static func runCLI(_ arguments: [String]) throws {
+    /// `redis-cli` with `arguments`, ended after `timeout`: a `--cluster create` whose nodes cannot meet (a bus that
+    /// refuses their certificates, say) waits for them forever, and a test's time limit cannot stop a blocked thread.
+    static func runCLI(_ arguments: [String], timeout: Duration = .seconds(120)) throws {
         guard let cli = RedisServer.findExecutable("redis-cli") else {
             throw RedisServerError("redis-cli is not installed (apt-get install redis-tools)")
+        }
+        let outputPath = FileManager.default.temporaryDirectory
+            .appendingPathComponent("redis-cli-\(UUID().uuidString.prefix(8)).out").path
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil),
+            let output = FileHandle(forWritingAtPath: outputPath)
+        else { throw RedisServerError("cannot create \(outputPath)") }
+        defer {
+            try? output.close()
+            try? FileManager.default.removeItem(atPath: outputPath)
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: cli)
         process.arguments = arguments
-        let output = Pipe()
+        process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
         process.standardError = output
         try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+        let summary = "redis-cli \(arguments.filter { !$0.hasPrefix("--tls") && !$0.hasSuffix(".crt") }.prefix(2).joined(separator: " "))"
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+            throw RedisServerError("\(summary) did not finish within \(timeout): \(text.suffix(600))")
+        }
         guard process.terminationStatus == 0 else {
-            throw RedisServerError(
-                "redis-cli \(arguments.prefix(2).joined(separator: " ")) failed: \(text.suffix(600))")
+            throw RedisServerError("\(summary) failed: \(text.suffix(600))")
         }
     }
 }

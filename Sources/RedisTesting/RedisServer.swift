@@ -298,6 +298,7 @@ public final class RedisServer: Sendable {
     /// - Parameters:
     ///   - port: The server's port on `127.0.0.1`.
     ///   - commands: Each command's name and arguments; sent together, in order.
+    ///   - tls: The certificates of a TLS-only server, whose CA the connection trusts; `nil` for plaintext.
     /// - Returns: One reply per command (an error reply stays a `RedisValue.error` value).
     public static func ask(port: Int, _ commands: [[String]], tls: TLSCertificates? = nil) async throws -> [RedisValue] {
         try await withClient(port: port, tls: tls) { try await $0.pipeline(commands.map { RedisCommand(strings: $0) }) }
