@@ -219,6 +219,37 @@ for name, service in cluster_services.items():
     for target in (service.get("depends_on") or {}):
         check(f"cluster: {name} depends on an existing service ({target})", target in cluster_services)
 
+# The TLS cluster override (docker-compose.cluster-tls.yml), merged onto the cluster one.
+with open(os.path.join(here, "docker-compose.cluster-tls.yml")) as handle:
+    tls_cluster = merged(clustered, yaml.safe_load(handle))
+tls_cluster_services = tls_cluster.get("services", {})
+for name in nodes:
+    text = " ".join(str(p) for p in tls_cluster_services.get(name, {}).get("command") or [])
+    check(f"cluster-tls: {name} is TLS-only, on the bus and for replication too",
+          "--port 0" in text and "--tls-port 6379" in text and "--tls-cluster yes" in text
+          and "--tls-replication yes" in text and "--cluster-enabled yes" in text, text)
+    check(f"cluster-tls: {name}'s health check speaks TLS",
+          "--tls" in (tls_cluster_services.get(name, {}).get("healthcheck") or {}).get("test", []))
+tls_create = " ".join(str(p) for p in tls_cluster_services.get("cluster-create", {}).get("command") or [])
+check("cluster-tls: the cluster is created over TLS", "--tls" in tls_create and "--cluster create" in tls_create)
+certs = " ".join(str(p) for p in tls_cluster_services.get("tls-certs", {}).get("command") or [])
+check("cluster-tls: one certificate names every node", all(n in certs for n in nodes))
+tls_cluster_url = "rediss-cluster://redis-1:6379,redis-2:6379,redis-3:6379?ca=/tls/ca.crt"
+for name in ("web1", "web2", "web3", "listener", "check"):
+    service = tls_cluster_services.get(name, {})
+    text = " ".join(str(part) for part in service.get("command") or []) + " " + " ".join(
+        f"{k}={v}" for k, v in (service.get("environment") or {}).items())
+    check(f"cluster-tls: {name} shards with rediss-cluster:// and the rig's CA", tls_cluster_url in text, text)
+    check(f"cluster-tls: {name} keeps no plaintext URL", "redis-cluster://" not in text and "redis://" not in text, text)
+tls_cluster_volumes = set((tls_cluster.get("volumes") or {}).keys())
+for name, service in tls_cluster_services.items():
+    for volume in service.get("volumes") or []:
+        source = str(volume).split(":")[0]
+        if not source.startswith("."):
+            check(f"cluster-tls: {name}'s volume {source} is declared", source in tls_cluster_volumes)
+    for target in (service.get("depends_on") or {}):
+        check(f"cluster-tls: {name} depends on an existing service ({target})", target in tls_cluster_services)
+
 failed = results.count(False)
 print(f"{len(results) - failed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

@@ -69,71 +69,13 @@ import Testing
         await client.close()
     }
 
-    /// Steady traffic over keys on every primary, counting what failed.
-    private final class Traffic: Sendable {
-        let done = Atomic<Int>(0)
-        let failures = Mutex<[String]>([])
-        let stop = Atomic<Bool>(false)
-        let worst = Mutex<Duration>(.zero)
-
-        /// The highest value each key's `INCR` was acknowledged with (counting mode).
-        let acknowledged = Mutex<[String: Int]>([:])
-
-        /// `INCR` in a loop, remembering what each key was acknowledged as: after a failover every key must hold at
-        /// least that, or an acknowledged write was lost.
-        func runCounting(_ client: RedisClient, keys: [String], tasks: Int) async {
-            await withTaskGroup(of: Void.self) { group in
-                for task in 0..<tasks {
-                    group.addTask {
-                        var index = task
-                        while !self.stop.load(ordering: .relaxed) {
-                            let key = keys[index % keys.count]
-                            index += tasks
-                            do {
-                                let value = try await client.send("INCR", key).int ?? 0
-                                self.acknowledged.withLock { $0[key] = max($0[key] ?? 0, value) }
-                                self.done.add(1, ordering: .relaxed)
-                            } catch {
-                                self.failures.withLock { $0.append("\(key): \(error)") }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-
-        func run(_ client: RedisClient, keys: [String], tasks: Int) async {
-            await withTaskGroup(of: Void.self) { group in
-                for task in 0..<tasks {
-                    group.addTask {
-                        var index = task
-                        while !self.stop.load(ordering: .relaxed) {
-                            let key = keys[index % keys.count]
-                            index += tasks
-                            let started = ContinuousClock.now
-                            do {
-                                try await client.send("SET", key, index)
-                                _ = try await client.send("GET", key)
-                                self.done.add(1, ordering: .relaxed)
-                            } catch {
-                                self.failures.withLock { $0.append("\(key): \(error)") }
-                            }
-                            let took = ContinuousClock.now - started
-                            self.worst.withLock { $0 = max($0, took) }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     @Test func aReshardAndAFailoverUnderLoadFailNothing() async throws {
         let cluster = try await RedisCluster.shared()
         try await cluster.waitUntilHealthy()
         let client = try client(cluster)
         let keys = spreadKeys("reshard", count: 2000)
         for key in keys { try await client.send("SET", key, 0) }
-        let traffic = Traffic()
+        let traffic = KeyTraffic()
         let task = Task { await traffic.run(client, keys: keys, tasks: 8) }
         try await Task.sleep(for: .milliseconds(300))
 
@@ -165,7 +107,7 @@ import Testing
         var victimKeys: [String] = []
         for key in keys where try await cluster.owner(ofSlot: HashSlot(key).value) == victim { victimKeys.append(key) }
         let otherKeys = keys.filter { !victimKeys.contains($0) }
-        let traffic = Traffic()
+        let traffic = KeyTraffic()
         let task = Task { await traffic.runCounting(client, keys: keys, tasks: 8) }
         try await Task.sleep(for: .milliseconds(300))
 

@@ -140,20 +140,9 @@ import Testing
     }
 
     @Test func aServerThatNeverAnswersTheHandshakeFailsWithinTheConnectTimeout() async throws {
-        // A listening socket nobody accepts on: the kernel completes TCP, nothing ever answers the ClientHello.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        // The kernel completes TCP; nothing ever answers the ClientHello.
+        let (listener, port) = silentLoopbackListener()
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, $0, &length) == 0
-            }
-        }
-        #expect(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
         let certificates = try TLSCertificates.make()
         let client = RedisClient(
             configuration: try configuration(

@@ -8,38 +8,6 @@ import Testing
 /// replication and the cluster bus between them. The client dials each node it learns of (a master a sentinel names,
 /// a node `CLUSTER SLOTS` or `MOVED` announces) with TLS, verified against the configured name.
 @Suite(.serialized, .timeLimit(.minutes(4))) struct TLSTopologyTests {
-    /// SET then GET from several tasks until stopped; counts what worked and keeps what failed.
-    private final class Traffic: Sendable {
-        let done = Atomic<Int>(0)
-        let failures = Mutex<[String]>([])
-        let stop = Atomic<Bool>(false)
-
-        func run(_ client: RedisClient, keys: [String], tasks: Int) async {
-            await withTaskGroup(of: Void.self) { group in
-                for task in 0..<tasks {
-                    group.addTask {
-                        var index = task
-                        while !self.stop.load(ordering: .relaxed) {
-                            let key = keys[index % keys.count]
-                            index += tasks
-                            do {
-                                try await client.send("SET", key, index)
-                                guard try await client.send("GET", key).int == index else {
-                                    self.failures.withLock { $0.append("\(key): read another value") }
-                                    continue
-                                }
-                                self.done.add(1, ordering: .relaxed)
-                            } catch {
-                                self.failures.withLock { $0.append("\(key): \(error)") }
-                                try? await Task.sleep(for: .milliseconds(5))
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     @Test func aTLSClusterRoutesFollowsMovedAndAskToTLSNodesAndSurvivesAFailover() async throws {
         let certificates = try TLSCertificates.make()
         let cluster = try await RedisCluster.start(tls: certificates)
@@ -58,7 +26,7 @@ import Testing
 
         // Under traffic: a fourth primary the client has never heard of takes slots (ASK while they migrate, then
         // MOVED to a node only the redirection names), then a replica takes over its shard.
-        let traffic = Traffic()
+        let traffic = KeyTraffic()
         let load = Task { await traffic.run(client, keys: keys, tasks: 6) }
         try await Task.sleep(for: .milliseconds(200))
         let primaries = try await cluster.primaryPorts()
@@ -119,7 +87,7 @@ import Testing
         var invalidations = subscriber.trackInvalidations(prefixes: ["tls-sentinel:"]).makeAsyncIterator()
         #expect(await invalidations.next() == .tracking)
 
-        let traffic = Traffic()
+        let traffic = KeyTraffic()
         let load = Task { await traffic.run(client, keys: (0..<50).map { "tls-sentinel:load:\($0)" }, tasks: 4) }
         try await Task.sleep(for: .milliseconds(200))
         let old = try await set.masterPort()

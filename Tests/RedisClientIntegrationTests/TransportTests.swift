@@ -60,25 +60,9 @@ import Testing
     }
 
     @Test func aPeerThatAcceptsAndNeverAnswersFailsTheConnectWithinTheConnectTimeout() async throws {
-        // A listening socket nobody reads from: the kernel completes the connect, and nothing ever answers.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, port) = silentLoopbackListener()
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        listen(listener, 4)
-        var bound = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &bound) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
-        }
-        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(UInt16(bigEndian: bound.sin_port))")
+        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(port)")
         configuration.connectTimeout = .milliseconds(300)
         let client = RedisClient(configuration: configuration)
         let started = ContinuousClock.now
