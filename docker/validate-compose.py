@@ -52,7 +52,7 @@ check("compose parses and defines redis, web1..web3, lb, listener, check", expec
       f"services: {sorted(services)}")
 
 redis = services.get("redis", {})
-check("redis uses the official image", str(redis.get("image", "")).startswith("redis:"))
+check("redis uses the official image, Redis 7 unless REDIS_IMAGE names another (Valkey 8)", str(redis.get("image", "")) == "${REDIS_IMAGE:-redis:7}")
 check("redis has a healthcheck", "test" in (redis.get("healthcheck") or {}))
 check("redis is restarted by compose (the checker stops it with SHUTDOWN)", redis.get("restart") == "always")
 check("redis persists with the append-only file", "--appendonly" in (redis.get("command") or []))
@@ -249,6 +249,17 @@ for name, service in tls_cluster_services.items():
             check(f"cluster-tls: {name}'s volume {source} is declared", source in tls_cluster_volumes)
     for target in (service.get("depends_on") or {}):
         check(f"cluster-tls: {name} depends on an existing service ({target})", target in tls_cluster_services)
+
+# The server image is one variable across the files: Redis 7 by default, Valkey 8 as the documented choice.
+for file in ("docker-compose.yml", "docker-compose.sentinel.yml", "docker-compose.cluster.yml", "docker-compose.cluster-tls.yml"):
+    with open(os.path.join(here, file)) as handle:
+        text = handle.read()
+    images = re.findall(r"^\s*image:\s*(\S+)", text, re.MULTILINE)
+    server_images = [image for image in images if "redis" in image and "rsess" not in image]
+    check(f"{file}: every server image is ${{REDIS_IMAGE:-redis:7}}",
+          server_images and all(image == "${REDIS_IMAGE:-redis:7}" for image in server_images), str(images))
+with open(os.path.join(here, "docker-compose.yml")) as handle:
+    check("docker-compose.yml documents Valkey 8 as the other server image", "REDIS_IMAGE=valkey/valkey:8" in handle.read())
 
 failed = results.count(False)
 print(f"{len(results) - failed} passed, {failed} failed")

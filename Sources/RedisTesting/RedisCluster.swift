@@ -45,11 +45,13 @@ public final class RedisCluster: Sendable {
     ///
     /// With `tls`, every node accepts TLS only, and the nodes speak TLS to each other on the bus and for replication
     /// (`tls-cluster yes`, `tls-replication yes`), as a managed TLS cluster does.
-    public static func start(primaries: Int = 3, replicas: Int = 1, tls: TLSCertificates? = nil) async throws
-        -> RedisCluster
-    {
+    ///
+    /// `server` picks Redis or Valkey (default: what `REDIS_SERVER` selects); a TLS cluster is always Redis.
+    public static func start(
+        primaries: Int = 3, replicas: Int = 1, tls: TLSCertificates? = nil, server: ServerKind = .selected
+    ) async throws -> RedisCluster {
         var nodes: [RedisServer] = []
-        for _ in 0..<(primaries * (1 + replicas)) { nodes.append(try await startNode(tls: tls)) }
+        for _ in 0..<(primaries * (1 + replicas)) { nodes.append(try await startNode(tls: tls, server: server)) }
         let cluster = RedisCluster(nodes: nodes, certificates: tls)
         try cluster.runCLI(
             ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
@@ -193,7 +195,7 @@ public final class RedisCluster: Sendable {
     /// Starts an empty primary and joins it to the cluster (`redis-cli --cluster add-node`); it owns no slots yet.
     @discardableResult
     public func addPrimary() async throws -> RedisServer {
-        let node = try await Self.startNode(tls: certificates)
+        let node = try await Self.startNode(tls: certificates, server: nodes.first?.kind ?? .selected)
         nodeList.withLock { $0.append(node) }
         try runCLI(["--cluster", "add-node", "127.0.0.1:\(node.port)", "127.0.0.1:\(nodes[0].port)"])
         try await waitUntilHealthy()
@@ -201,14 +203,15 @@ public final class RedisCluster: Sendable {
     }
 
     /// A node on a port whose cluster bus port (+10000) is free too, which caps it at 55535.
-    static func startNode(tls: TLSCertificates?) async throws -> RedisServer {
+    static func startNode(tls: TLSCertificates?, server: ServerKind) async throws -> RedisServer {
         var lastError: any Error = RedisServerError("no free port for a cluster node")
         for _ in 0..<20 {
             let port = Int.random(in: 20_000..<55_000)
             guard RedisServer.isFree(port: port), RedisServer.isFree(port: port + 10_000) else { continue }
             do {
                 let tlsArguments = tls == nil ? [] : ["--tls-cluster", "yes", "--tls-replication", "yes"]
-                return try await RedisServer.start(port: port, arguments: nodeArguments + tlsArguments, tls: tls)
+                return try await RedisServer.start(
+                    port: port, arguments: nodeArguments + tlsArguments, tls: tls, server: server)
             } catch {
                 lastError = error
             }

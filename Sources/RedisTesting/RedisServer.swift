@@ -33,7 +33,7 @@ public final class RedisServer: Sendable {
     public let extraArguments: [String]
     /// The folder holding its log (`redis.log`).
     public var directoryPath: String { directory.path }
-    /// The certificates of a server that accepts TLS only (``start(port:arguments:tls:)`` with `tls`), or `nil`.
+    /// The certificates of a server that accepts TLS only (``start(port:arguments:tls:server:)`` with `tls`), or `nil`.
     public let certificates: TLSCertificates?
     /// The configuration file a sentinel runs from (Sentinel rewrites it), or `nil` for a data node.
     let sentinelConfigurationPath: String?
@@ -43,10 +43,14 @@ public final class RedisServer: Sendable {
     /// is a plain `kill` + `waitpid`.
     private let pid: Mutex<pid_t?>
 
+    /// The server it runs: Redis, or Valkey 8. A TLS-only server is always Redis (the Valkey binary has no TLS).
+    public let kind: ServerKind
+
     private init(
         port: Int, extraArguments: [String], directory: URL, certificates: TLSCertificates? = nil,
-        sentinelConfigurationPath: String? = nil
+        sentinelConfigurationPath: String? = nil, kind: ServerKind
     ) {
+        self.kind = certificates == nil ? kind : .redis
         self.sentinelConfigurationPath = sentinelConfigurationPath
         self.port = port
         self.extraArguments = extraArguments
@@ -65,11 +69,12 @@ public final class RedisServer: Sendable {
     ///   - port: The port, or `nil` for a free one.
     ///   - arguments: Extra `redis-server` arguments, for example `["--requirepass", "secret"]`.
     ///   - tls: The CA and server certificate of a TLS-only server (``TLSCertificates/make(hosts:)``), or `nil`.
-    /// - Throws: ``RedisServerError`` when `redis-server` is not installed or does not come up within 10 s.
-    public static func start(port: Int? = nil, arguments: [String] = [], tls: TLSCertificates? = nil) async throws
-        -> RedisServer
-    {
-        try await start(port: port, arguments: arguments, certificates: tls)
+    ///   - server: Redis or Valkey; by default what `REDIS_SERVER` selects (``ServerKind/selected``).
+    /// - Throws: ``RedisServerError`` when the server is not installed or does not come up within 10 s.
+    public static func start(
+        port: Int? = nil, arguments: [String] = [], tls: TLSCertificates? = nil, server: ServerKind = .selected
+    ) async throws -> RedisServer {
+        try await start(port: port, arguments: arguments, certificates: tls, kind: server)
     }
 
     /// Starts a sentinel (`redis-server sentinel.conf --sentinel`) monitoring the master on a loopback port, with
@@ -96,7 +101,8 @@ public final class RedisServer: Sendable {
     }
 
     private static func start(
-        port: Int?, arguments: [String], certificates: TLSCertificates?, sentinelConfiguration: String? = nil
+        port: Int?, arguments: [String], certificates: TLSCertificates?, sentinelConfiguration: String? = nil,
+        kind: ServerKind = .selected
     ) async throws -> RedisServer {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("redis-\(UUID().uuidString.prefix(8))", isDirectory: true)
@@ -110,7 +116,7 @@ public final class RedisServer: Sendable {
         for _ in 0..<(port == nil ? 5 : 1) {
             let server = RedisServer(
                 port: try port ?? freeLoopbackPort(), extraArguments: arguments, directory: directory,
-                certificates: certificates, sentinelConfigurationPath: sentinelPath)
+                certificates: certificates, sentinelConfigurationPath: sentinelPath, kind: kind)
             do {
                 try await server.launch()
                 return server
@@ -181,10 +187,10 @@ public final class RedisServer: Sendable {
         }
     }
 
-    /// Starts the process (used by ``start(port:arguments:tls:)`` and ``restart(downtime:)``).
+    /// Starts the process (used by ``start(port:arguments:tls:server:)`` and ``restart(downtime:)``).
     public func launch() async throws {
-        guard let executable = Self.findExecutable("redis-server") else {
-            throw RedisServerError("redis-server is not installed (apt-get install redis-server)")
+        guard let executable = kind.executable else {
+            throw RedisServerError("\(kind.rawValue)-server is not installed (\(kind.installHint))")
         }
         let listener =
             if let certificates {

@@ -12,6 +12,11 @@ struct BenchReport {
     /// Put before every key from here on (`tls.` for a run over TLS).
     var keyPrefix = ""
 
+    /// Puts `prefix` before every key recorded so far (`valkey.` for a run on Valkey).
+    mutating func prefixKeys(with prefix: String) {
+        figures = figures.map { (prefix + $0.0, $0.1) }
+    }
+
     mutating func section(_ title: String) { lines.append(Line(label: "", value: title)) }
 
     mutating func rate(_ key: String, _ label: String, _ opsPerSecond: Double) {

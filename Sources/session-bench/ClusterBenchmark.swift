@@ -13,7 +13,7 @@ struct ClusterBenchmark {
     let options: BenchOptions
 
     func run() async throws -> BenchReport {
-        let cluster = try await RedisCluster.start(primaries: 3, replicas: 0)
+        let cluster = try await RedisCluster.start(primaries: 3, replicas: 0, server: options.server)
         defer { cluster.stop() }
         let seeds = try await cluster.primaryPorts()
         let tool = RedisBenchmarkTool(host: "127.0.0.1", port: seeds[0], cluster: true)

@@ -6,8 +6,8 @@ import RedisTesting
 @main
 struct SessionBench {
     static let usage = """
-        USAGE: session-bench <benchmark> [--json] [--rounds N] [--tls] [--redis-url URL] [--pool-size N]
-                             [--busy-poll-us N]
+        USAGE: session-bench <benchmark> [--json] [--rounds N] [--tls] [--server redis|valkey] [--redis-url URL]
+                             [--pool-size N] [--busy-poll-us N]
 
         Benchmarks:
           client     GET from 1 and 64 concurrent tasks vs redis-benchmark -c 1 / -c 64 (and -P 16)
@@ -21,6 +21,9 @@ struct SessionBench {
           --rounds N       measure each figure N times and keep the median (default 3)
           --tls            the private redis-server accepts TLS only (certificates made for the run); the client and
                            redis-benchmark --tls both pay for TLS, and every figure is keyed tls.* (client, sessions)
+          --server NAME    the private server(s): redis (default, or $REDIS_SERVER) or valkey (Valkey 8, from
+                           scripts/fetch-valkey); redis-benchmark measures the same server, and on Valkey every
+                           figure is keyed valkey.* (not with --tls: that Valkey binary has no TLS)
           --redis-url URL  measure against this server instead of a private one (redis-benchmark must reach it;
                            a rediss:// URL's ca=, cert=, key= and sni= are given to redis-benchmark --tls too)
           --pool-size N    connections in each client's pool (default 2, the library's default)
@@ -45,6 +48,10 @@ struct SessionBench {
             FileHandle.standardError.write(Data("session-bench: \(error)\n\n\(usage)\n".utf8))
             exit(64)
         }
+        if options.tls && options.server == .valkey {
+            FileHandle.standardError.write(Data("session-bench: --tls and --server valkey do not go together: that Valkey binary has no TLS\n".utf8))
+            exit(64)
+        }
         if options.tls && !["client", "sessions"].contains(benchmark) {
             FileHandle.standardError.write(Data("session-bench: --tls applies to client and sessions, not \(benchmark)\n".utf8))
             exit(64)
@@ -61,7 +68,9 @@ struct SessionBench {
                     Data("session-bench: unknown benchmark '\(benchmark)'\n\n\(usage)\n".utf8))
                 exit(64)
             }
-            report.print(json: options.json)
+            var printed = report
+            if options.server == .valkey && options.redisURL == nil { printed.prefixKeys(with: "valkey.") }
+            printed.print(json: options.json)
         } catch {
             FileHandle.standardError.write(Data("session-bench: \(error)\n".utf8))
             exit(1)
@@ -76,6 +85,7 @@ struct BenchOptions {
     var poolSize: Int?
     var busyPollMicroseconds: Int?
     var tls = false
+    var server: ServerKind = .selected
 
     struct Problem: Error, CustomStringConvertible {
         let description: String
@@ -87,6 +97,11 @@ struct BenchOptions {
             switch argument {
             case "--json": json = true
             case "--tls": tls = true
+            case "--server":
+                guard let value = iterator.next(), let kind = ServerKind(rawValue: value) else {
+                    throw Problem(description: "--server needs redis or valkey")
+                }
+                server = kind
             case "--rounds":
                 guard let value = iterator.next().flatMap(Int.init), value >= 1 else {
                     throw Problem(description: "--rounds needs a positive integer")
@@ -132,8 +147,8 @@ struct BenchOptions {
             }
             return try await body(redisURL, host, port)
         }
-        let server = try await RedisServer.start(tls: tls ? try TLSCertificates.make() : nil)
-        defer { server.stop() }
-        return try await body(server.url, "127.0.0.1", server.port)
+        let running = try await RedisServer.start(tls: tls ? try TLSCertificates.make() : nil, server: self.server)
+        defer { running.stop() }
+        return try await body(running.url, "127.0.0.1", running.port)
     }
 }

@@ -191,7 +191,7 @@ extension FaultRun {
         do {
             try FileManager.default.createDirectory(atPath: nodeDirectory, withIntermediateDirectories: true)
             try spawnDetached(
-                ["setsid", "redis-server"] + redisListenerArguments(port: newPort, clusterNode: true) + [
+                ["setsid", ProcessInfo.processInfo.environment["RIG_SERVER_BIN"] ?? "redis-server"] + redisListenerArguments(port: newPort, clusterNode: true) + [
                     "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                     "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000",
                     "--cluster-require-full-coverage", "no", "--save", "", "--dir", nodeDirectory, "--logfile",
