@@ -59,6 +59,39 @@ import Testing
         #expect(cookie.sessionID(fromCookieHeader: ";;;=;rsess") == nil)
         #expect(cookie.sessionID(fromCookieHeader: nil) == nil)
     }
+
+    /// A secure cookie is `__Host-rsess`, which a sibling subdomain or a plain-HTTP response cannot set.
+    @Test func aSecureCookieIsAHostCookie() {
+        let id = SessionID()
+        #expect(SessionCookie(secure: true).name == "__Host-rsess")
+        #expect(SessionCookie(secure: true).header(for: id).hasPrefix("__Host-rsess=\(id.text); Path=/;"))
+        #expect(SessionCookie(secure: true, domain: "example.com").name == "__Secure-rsess")
+        #expect(SessionCookie(secure: true, path: "/app").name == "__Secure-rsess")
+        #expect(SessionCookie(secure: false).name == "rsess")
+        #expect(SessionCookie(name: "sid", secure: true).name == "sid")
+    }
+
+    /// Two cookies of the session's name (a host-only one and one planted for the parent domain) load nothing: the
+    /// first one winning would let the planter choose the session.
+    @Test func aCookieSentTwiceIsAmbiguous() {
+        let mine = SessionID()
+        let planted = SessionID()
+        let cookie = SessionCookie()
+        #expect(cookie.read(fromCookieHeader: "rsess=\(planted.text); rsess=\(mine.text)") == .ambiguous)
+        #expect(cookie.read(fromCookieHeader: "rsess=\(mine.text); theme=dark; rsess=\(mine.text)") == .ambiguous)
+        #expect(cookie.read(fromCookieHeader: "rsess=garbage; rsess=\(mine.text)") == .ambiguous)
+        #expect(cookie.sessionID(fromCookieHeader: "rsess=\(planted.text);rsess=\(mine.text)") == nil)
+        #expect(SessionCookie.sessionID(named: "csrf", fromCookieHeader: "csrf=\(mine.text); csrf=\(mine.text)") == nil)
+        #expect(cookie.read(fromCookieHeader: "xrsess=\(planted.text); rsess=\(mine.text)") == .sessionID(mine))
+
+        let session = RequestSession()
+        #expect(
+            session.start(
+                store: MemorySessionStore(), cookie: cookie,
+                cookieHeader: "rsess=\(planted.text); rsess=\(mine.text)") == .ready)
+        #expect(session.current == nil)
+        #expect(session.completion() == .ready(setCookie: nil), "nothing to clear: the planted cookie would stay")
+    }
 }
 
 @Suite struct SessionValueTests {

@@ -10,13 +10,23 @@ import RedisClient
 /// visitor out half an hour after signing in. The store enforces the idle timeout; a browser that sends the ID of a
 /// session that went idle gets an anonymous page and its cookie cleared.
 ///
+/// **Its name.** A secure cookie is named `__Host-rsess` by default: browsers accept a `__Host-` cookie only from a
+/// secure origin, host-only and for `Path=/`, so a sibling subdomain (or a plain-HTTP response on the same host)
+/// cannot plant one. Without `Secure` the name is `rsess`.
+///
+/// **One cookie, or none.** A `Cookie` header that carries the session cookie more than once is ambiguous: browsers
+/// send a host-only and a domain cookie of one name side by side, in an order no server can rely on. Such a request
+/// has no session (``Reading/ambiguous``): nothing is loaded and nothing is cleared, since clearing the host-only
+/// cookie would leave the planted one alone.
+///
 /// ```swift
 /// let cookie = SessionCookie(secure: true, maxAge: store.configuration.absoluteLifetime)
 /// response.headers[.setCookie] = cookie.header(for: session.id)
 /// let id = cookie.sessionID(fromCookieHeader: request.headers[.cookie])
 /// ```
 public struct SessionCookie: Sendable, Hashable {
-    /// The cookie name. Default `rsess`.
+    /// The cookie name: by default `__Host-rsess` when secure (`__Secure-rsess` with a `Domain` or a narrower
+    /// `Path`, which `__Host-` forbids), `rsess` otherwise.
     public var name: String
     /// Whether to add `Secure`. Default `false`, so the demo works over plain HTTP on loopback; set it in production.
     public var secure: Bool
@@ -28,16 +38,37 @@ public struct SessionCookie: Sendable, Hashable {
     public var maxAge: Duration
 
     /// Creates a cookie policy.
+    ///
+    /// - Parameters:
+    ///   - name: The cookie name, or `nil` for ``defaultName(secure:path:domain:)``. A name that starts with
+    ///     `__Host-` needs `secure`, `Path=/` and no domain, and one that starts with `__Secure-` needs `secure`:
+    ///     browsers drop such cookies otherwise, so the combination is a programming error.
+    ///   - secure: Whether to add `Secure`; set it behind HTTPS.
+    ///   - path: The `Path` attribute.
+    ///   - domain: The `Domain` attribute, or `nil` for a host-only cookie.
+    ///   - maxAge: The `Max-Age`: the store's absolute lifetime.
     public init(
-        name: String = "rsess", secure: Bool = false, path: String = "/", domain: String? = nil,
+        name: String? = nil, secure: Bool = false, path: String = "/", domain: String? = nil,
         maxAge: Duration = .seconds(12 * 3600)
     ) {
+        let name = name ?? Self.defaultName(secure: secure, path: path, domain: domain)
         precondition(!name.isEmpty && name.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" })
+        precondition(
+            !name.hasPrefix("__Host-") || (secure && path == "/" && domain == nil),
+            "a __Host- cookie must be Secure, with Path=/ and no Domain")
+        precondition(!name.hasPrefix("__Secure-") || secure, "a __Secure- cookie must be Secure")
         self.name = name
         self.secure = secure
         self.path = path
         self.domain = domain
         self.maxAge = maxAge
+    }
+
+    /// The name a cookie gets when none is given: `__Host-rsess` when secure, host-only and for the whole site;
+    /// `__Secure-rsess` when secure with a domain or a path; `rsess` otherwise.
+    public static func defaultName(secure: Bool, path: String = "/", domain: String? = nil) -> String {
+        guard secure else { return "rsess" }
+        return path == "/" && domain == nil ? "__Host-rsess" : "__Secure-rsess"
     }
 
     /// The `Set-Cookie` value that stores `id` in the browser.
@@ -71,6 +102,9 @@ public struct SessionCookie: Sendable, Hashable {
         case malformed
         /// A well-formed session ID (which may name no live session).
         case sessionID(SessionID)
+        /// The cookie appears more than once (a host-only and a planted domain cookie, say): no session, and nothing
+        /// to clear.
+        case ambiguous
     }
 
     /// Reads this cookie from a request's `Cookie` header: one scan of its bytes, no store call.
@@ -81,17 +115,20 @@ public struct SessionCookie: Sendable, Hashable {
     /// The ``SessionID``-shaped value of the cookie `name` in a request's `Cookie` header: for any cookie that holds
     /// a token of that shape (the session's, or a CSRF cookie's).
     ///
-    /// - Returns: `nil` when the cookie is absent or its value is not exactly a ``SessionID``.
+    /// - Returns: `nil` when the cookie is absent, appears more than once, or its value is not exactly a
+    ///   ``SessionID``.
     public static func sessionID(named name: String, fromCookieHeader header: String?) -> SessionID? {
         guard case .sessionID(let id) = read(named: name, fromCookieHeader: header) else { return nil }
         return id
     }
 
     private static func read(named name: String, fromCookieHeader header: String?) -> Reading {
-        // Runs on every request: scan the bytes once, no splitting, no intermediate strings.
+        // Runs on every request: scan the bytes once, no splitting, no intermediate strings. The whole header is
+        // scanned, since a second cookie of the name makes the first one ambiguous.
         guard var header, !header.isEmpty else { return .absent }
         return header.withUTF8 { bytes -> Reading in
             let name = Array(name.utf8)
+            var found: Reading = .absent
             var index = 0
             while index < bytes.count {
                 // Skip separators and whitespace before a cookie pair.
@@ -115,9 +152,10 @@ public struct SessionCookie: Sendable, Hashable {
                 if pair.count >= 2, pair.first == UInt8(ascii: "\""), pair.last == UInt8(ascii: "\"") {
                     pair = pair.dropFirst().dropLast()
                 }
-                return SessionID(utf8: UnsafeBufferPointer(rebasing: pair)).map { .sessionID($0) } ?? .malformed
+                guard found == .absent else { return .ambiguous }
+                found = SessionID(utf8: UnsafeBufferPointer(rebasing: pair)).map { .sessionID($0) } ?? .malformed
             }
-            return .absent
+            return found
         }
     }
 }
