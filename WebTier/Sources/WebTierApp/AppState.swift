@@ -38,7 +38,8 @@ struct AppState: Sendable {
             configuration: .init(
                 instanceID: configuration.instanceID, keyPrefix: configuration.keyPrefix,
                 sessions: configuration.sessions, sessionCache: configuration.sessionCache,
-                settingsCache: configuration.cache, secureCookies: configuration.secureCookies),
+                settingsCache: configuration.cache, secureCookies: configuration.secureCookies,
+                trustedProxies: configuration.trustedProxies),
             metrics: PrometheusMetricsFactory(registry: registry), logger: logger)
         self.users = UserDirectory(
             client: client, settings: kit.settings, keyPrefix: configuration.keyPrefix,

@@ -10,6 +10,14 @@ public struct WebTierConfiguration: Sendable {
     public var host: String
     /// Port to listen on.
     public var port: Int
+    /// Address of the admin listener (`/healthz` with reasons, `/stats`, `/metrics`). Default `127.0.0.1`: only
+    /// this host, never the load balancer's clients.
+    public var adminHost: String
+    /// Port of the admin listener, or `nil` for none (then `/stats` and `/metrics` are not served at all).
+    public var adminPort: Int?
+    /// The proxies whose `X-Forwarded-For` is believed. Default none: the client is the connection's peer, for the
+    /// login limits and the device labels alike.
+    public var trustedProxies: TrustedProxies
     /// The Redis server shared by every instance.
     public var redis: RedisConfiguration
     /// Key prefix of every Redis key and of the events channel.
@@ -47,6 +55,9 @@ public struct WebTierConfiguration: Sendable {
         instanceID: String = "web",
         host: String = "127.0.0.1",
         port: Int = 8080,
+        adminHost: String = "127.0.0.1",
+        adminPort: Int? = nil,
+        trustedProxies: TrustedProxies = .none,
         redis: RedisConfiguration,
         keyPrefix: String = "rsess:",
         secureCookies: Bool = false,
@@ -67,6 +78,9 @@ public struct WebTierConfiguration: Sendable {
         self.instanceID = instanceID
         self.host = host
         self.port = port
+        self.adminHost = adminHost
+        self.adminPort = adminPort
+        self.trustedProxies = trustedProxies
         self.redis = redis
         self.keyPrefix = keyPrefix
         self.secureCookies = secureCookies

@@ -24,6 +24,24 @@ struct WebTierCommand: AsyncParsableCommand {
     @Option(help: "Address to bind; 0.0.0.0 in a container (env HOST).")
     var host: String = Self.environment("HOST") ?? "127.0.0.1"
 
+    @Option(
+        help: """
+            Port of the admin listener: /healthz with its reasons, /stats and /metrics, which the site's port does \
+            not serve; 0 for none (env ADMIN_PORT; default 0).
+            """)
+    var adminPort: Int = Self.environment("ADMIN_PORT").flatMap(Int.init) ?? 0
+
+    @Option(help: "Address the admin listener binds; keep it off the load balancer's network (env ADMIN_HOST).")
+    var adminHost: String = Self.environment("ADMIN_HOST") ?? "127.0.0.1"
+
+    @Option(
+        help: """
+            Proxies whose X-Forwarded-For is believed, as addresses and CIDR networks: 10.0.0.0/8,192.168.1.5. \
+            Behind them the client is the right-most hop that is not one of them; with none, the header is ignored \
+            (env TRUSTED_PROXIES; default: none).
+            """)
+    var trustedProxies: String = Self.environment("TRUSTED_PROXIES") ?? ""
+
     @Option(help: "This instance's name, sent as X-Instance (env INSTANCE_ID; default: the host name).")
     var instanceID: String = Self.environment("INSTANCE_ID") ?? ProcessInfo.processInfo.hostName
 
@@ -90,7 +108,7 @@ struct WebTierCommand: AsyncParsableCommand {
 
     func validate() throws {
         // An environment variable that is set but not a number must not fall back to the default silently.
-        for name in ["PORT", "REDIS_POOL_SIZE", "REDIS_BUSY_POLL_US"] {
+        for name in ["PORT", "ADMIN_PORT", "REDIS_POOL_SIZE", "REDIS_BUSY_POLL_US"] {
             if let value = Self.environment(name), Int(value) == nil {
                 throw ValidationError("\(name) must be an integer, not '\(value)'")
             }
@@ -102,6 +120,17 @@ struct WebTierCommand: AsyncParsableCommand {
             }
         }
         guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
+        if adminPort != 0 {
+            guard (1...65535).contains(adminPort) else {
+                throw ValidationError("--admin-port must be between 1 and 65535, or 0 for none")
+            }
+            guard adminPort != port else { throw ValidationError("--admin-port must differ from --port") }
+        }
+        do {
+            _ = try TrustedProxies(trustedProxies)
+        } catch {
+            throw ValidationError("--trusted-proxies (env TRUSTED_PROXIES): \(error)")
+        }
         guard !instanceID.isEmpty else { throw ValidationError("--instance-id must not be empty") }
         guard (1...64).contains(redisPoolSize) else {
             throw ValidationError("--redis-pool-size must be between 1 and 64")
@@ -141,8 +170,10 @@ struct WebTierCommand: AsyncParsableCommand {
         // Reconnect attempts at most every half second: after a Redis restart the instance is healthy again within
         // that, and the attempts of a whole fleet are still nothing to Redis.
         redis.reconnectBackoff = .init(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500))
+        let proxies = try TrustedProxies(trustedProxies)
         let configuration = WebTierConfiguration(
-            instanceID: instanceID, host: host, port: port, redis: redis, keyPrefix: prefix,
+            instanceID: instanceID, host: host, port: port, adminHost: adminHost,
+            adminPort: adminPort == 0 ? nil : adminPort, trustedProxies: proxies, redis: redis, keyPrefix: prefix,
             secureCookies: secureCookies,
             cache: .init(policy: cachePolicy == "invalidate" ? .invalidate : .refresh),
             sessionCache: Self.switchValue(sessionCache) == true ? .init() : nil,
@@ -150,7 +181,8 @@ struct WebTierCommand: AsyncParsableCommand {
         logger.info(
             "starting",
             metadata: [
-                "rsess.listen": "\(host):\(port)", "rsess.redis": "\(redis.serverDescription)", "rsess.prefix": "\(prefix)",
+                "rsess.listen": "\(host):\(port)", "rsess.admin": "\(adminPort == 0 ? "off" : "\(adminHost):\(adminPort)")",
+                "rsess.trusted_proxies": "\(proxies)", "rsess.redis": "\(redis.serverDescription)", "rsess.prefix": "\(prefix)",
                 "rsess.session_cache": "\(configuration.sessionCache == nil ? "off" : "on")",
             ])
         let app = buildApplication(configuration: configuration, logger: logger)

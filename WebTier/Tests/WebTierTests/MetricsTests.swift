@@ -50,33 +50,36 @@ import Testing
     }
 
     @Test func metricsAreValidPrometheusTextAndMoveWithTraffic() async throws {
-        let app = try await makeApp(prefix: prefix)
+        let (app, admin) = try await makeInstance(prefix: prefix)
         try await app.test(.router) { client in
-            try await waitUntilReady(client, prefix: prefix)
-            let before = try await Self.scrape(client)
-            var browser = Browser()
-            try await browser.signIn(client)
-            for _ in 0..<5 { _ = try await browser.get(client, "/") }
-            let form = try await browser.get(client, "/settings")
-            let token = try #require(Browser.csrf(in: form))
-            _ = try await browser.post(client, "/settings", form: ["timezone": "Asia/Tokyo", "csrf": token])
-            // The sign-in's and the change's events come back to this instance's settings cache (which ignores
-            // them: it already holds what it wrote).
-            func events(_ samples: [String: Double]) -> Double {
-                ["applied", "ignored"].reduce(0) {
-                    $0 + (samples[#"rsess_settings_events_total{result="\#($1)"}"#] ?? 0)
+            try await admin.test(.router) { adminClient in
+                try await waitUntilReady(client, prefix: prefix)
+                #expect(try await client.execute(uri: "/metrics", method: .get).status == .notFound, "not on the site")
+                let before = try await Self.scrape(adminClient)
+                var browser = Browser()
+                try await browser.signIn(client)
+                for _ in 0..<5 { _ = try await browser.get(client, "/") }
+                let form = try await browser.get(client, "/settings")
+                let token = try #require(Browser.csrf(in: form))
+                _ = try await browser.post(client, "/settings", form: ["timezone": "Asia/Tokyo", "csrf": token])
+                // The sign-in's and the change's events come back to this instance's settings cache (which ignores
+                // them: it already holds what it wrote).
+                func events(_ samples: [String: Double]) -> Double {
+                    ["applied", "ignored"].reduce(0) {
+                        $0 + (samples[#"rsess_settings_events_total{result="\#($1)"}"#] ?? 0)
+                    }
                 }
+                #expect(await eventually { events((try? await Self.scrape(adminClient)) ?? [:]) >= events(before) + 2 })
+                let after = try await Self.scrape(adminClient)
+                func moved(_ series: String) -> Bool { (after[series] ?? 0) > (before[series] ?? 0) }
+                #expect(
+                    moved(#"rsess_session_loads_total{source="memory"}"#)
+                        || moved(#"rsess_session_loads_total{source="redis"}"#))
+                #expect(moved("rsess_session_saves_total"), "the settings change saved the session")
+                #expect(moved("rsess_redis_batches_total"))
+                #expect(after[#"rsess_cache_serving{cache="settings"}"#] == 1)
+                #expect(after["rsess_settings_event_lag_seconds_count"].map { $0 >= 1 } == true, "the lag histogram")
             }
-            #expect(await eventually { events((try? await Self.scrape(client)) ?? [:]) >= events(before) + 2 })
-            let after = try await Self.scrape(client)
-            func moved(_ series: String) -> Bool { (after[series] ?? 0) > (before[series] ?? 0) }
-            #expect(
-                moved(#"rsess_session_loads_total{source="memory"}"#)
-                    || moved(#"rsess_session_loads_total{source="redis"}"#))
-            #expect(moved("rsess_session_saves_total"), "the settings change saved the session")
-            #expect(moved("rsess_redis_batches_total"))
-            #expect(after[#"rsess_cache_serving{cache="settings"}"#] == 1)
-            #expect(after["rsess_settings_event_lag_seconds_count"].map { $0 >= 1 } == true, "the lag histogram")
         }
     }
 }

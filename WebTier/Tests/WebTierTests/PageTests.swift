@@ -150,9 +150,12 @@ import Testing
 
     /// Found by the attack on the rig: five wrong passwords by anyone locked the account for its owner too, and one
     /// client could spray unknown names without limit.
+    /// The test client stands in for a trusted load balancer, so each `X-Forwarded-For` below is the address that
+    /// proxy saw.
     @Test func aStrangerSlowsOnlyThemselvesAndOneClientCannotSprayAccounts() async throws {
-        let app = try await makeApp(prefix: prefix, failureLimit: 3)
-        try await app.test(.router) { client in
+        let app = try await makeApp(
+            prefix: prefix, failureLimit: 3, trustedProxies: try TrustedProxies("127.0.0.1, ::1"))
+        try await app.test(.live) { client in
             try await waitUntilReady(client, prefix: prefix)
             var stranger = Browser()
             let from = { (address: String) -> HTTPFields in [.xForwardedFor: address] }
@@ -188,24 +191,28 @@ import Testing
     @Test func aRedisThatRefusesWritesFailsClosedAndIsReportedDegraded() async throws {
         let server = try await RedisServer.start()
         defer { server.stop() }
-        let app = try await makeApp(url: server.url, prefix: prefix)
+        let (app, operations) = try await makeInstance(url: server.url, prefix: prefix)
         try await app.test(.router) { client in
-            try await waitUntilReady(client, url: server.url, prefix: prefix)
-            let admin = RedisClient(configuration: try RedisConfiguration(url: server.url))
-            try await admin.send("CONFIG", "SET", "maxmemory-policy", "noeviction")
-            try await admin.send("CONFIG", "SET", "maxmemory", "1")
-            var visitor = Browser()
-            let right = try await visitor.signIn(client, user: "alice", password: "wonderland")
-            let wrong = try await visitor.signIn(client, user: "alice", password: "guess")
-            #expect(right.status == .unauthorized && wrong.status == .unauthorized, "the same answer either way")
-            let health = try await client.execute(uri: "/healthz", method: .get)
-            #expect(health.status == .serviceUnavailable)
-            let body = try jsonObject(health)
-            #expect(body["status"] as? String == "degraded")
-            #expect((body["reason"] as? String)?.contains("OOM") == true, "\(body)")
-            try await admin.send("CONFIG", "SET", "maxmemory", "0")
-            #expect(try await visitor.signIn(client, user: "alice", password: "wonderland").status == .seeOther)
-            await admin.close()
+            try await operations.test(.router) { operationsClient in
+                try await waitUntilReady(client, url: server.url, prefix: prefix)
+                let admin = RedisClient(configuration: try RedisConfiguration(url: server.url))
+                try await admin.send("CONFIG", "SET", "maxmemory-policy", "noeviction")
+                try await admin.send("CONFIG", "SET", "maxmemory", "1")
+                var visitor = Browser()
+                let right = try await visitor.signIn(client, user: "alice", password: "wonderland")
+                let wrong = try await visitor.signIn(client, user: "alice", password: "guess")
+                #expect(right.status == .unauthorized && wrong.status == .unauthorized, "the same answer either way")
+                let word = try await client.execute(uri: "/healthz", method: .get)
+                #expect(word.status == .serviceUnavailable && String(buffer: word.body) == "degraded\n")
+                let health = try await operationsClient.execute(uri: "/healthz", method: .get)
+                #expect(health.status == .serviceUnavailable)
+                let body = try jsonObject(health)
+                #expect(body["status"] as? String == "degraded")
+                #expect((body["reason"] as? String)?.contains("OOM") == true, "\(body)")
+                try await admin.send("CONFIG", "SET", "maxmemory", "0")
+                #expect(try await visitor.signIn(client, user: "alice", password: "wonderland").status == .seeOther)
+                await admin.close()
+            }
         }
     }
 
@@ -367,31 +374,40 @@ import Testing
         }
     }
 
-    @Test func healthAndStatsAreJSON() async throws {
-        let app = try await makeApp(instanceID: "web-stats", prefix: prefix)
+    /// The public `/healthz` says one word; the reasons, the cache and event counters are on the admin listener.
+    @Test func healthIsOneWordAndTheDetailIsOnTheAdminListener() async throws {
+        let (app, admin) = try await makeInstance(instanceID: "web-stats", prefix: prefix)
         try await app.test(.router) { client in
-            try await waitUntilReady(client, prefix: prefix)
-            let health = try await client.execute(uri: "/healthz", method: .get)
-            #expect(health.status == .ok)
-            #expect(health.headers[.contentType] == "application/json")
-            #expect(try jsonObject(health)["status"] as? String == "ok")
-            let tracking = await eventually {
-                let health = try? await client.execute(uri: "/healthz", method: .get)
-                return health.map { String(buffer: $0.body).contains("\"session_cache\":\"tracking\"") } ?? false
+            try await admin.test(.router) { adminClient in
+                try await waitUntilReady(client, prefix: prefix)
+                let word = try await client.execute(uri: "/healthz", method: .get)
+                #expect(word.status == .ok)
+                #expect(String(buffer: word.body) == "ok\n")
+                for hidden in ["/stats", "/metrics"] {
+                    #expect(try await client.execute(uri: hidden, method: .get).status == .notFound, "\(hidden)")
+                }
+                let health = try await adminClient.execute(uri: "/healthz", method: .get)
+                #expect(health.status == .ok)
+                #expect(health.headers[.contentType] == "application/json")
+                #expect(try jsonObject(health)["status"] as? String == "ok")
+                let tracking = await eventually {
+                    let health = try? await adminClient.execute(uri: "/healthz", method: .get)
+                    return health.map { String(buffer: $0.body).contains("\"session_cache\":\"tracking\"") } ?? false
+                }
+                #expect(tracking, "healthz does not show the session cache tracking")
+                let stats = try await adminClient.execute(uri: "/stats", method: .get)
+                let json = try jsonObject(stats)
+                #expect(json["instance"] as? String == "web-stats")
+                for key in [
+                    "cache.hits", "cache.misses", "events.applied", "events.ignored", "events.malformed",
+                    "subscriber.resyncs", "events.last_lag_ms", "redis.requests", "redis.batches",
+                    "redis.polled_batches", "redis.poll_hits", "sessions.cache_hits", "sessions.cache_misses",
+                    "sessions.invalidations", "sessions.cache_tracking",
+                ] {
+                    #expect(json.keys.contains(key), "missing \(key)")
+                }
+                #expect(stats.headers[.xInstanceTest] == "web-stats")
             }
-            #expect(tracking, "healthz does not show the session cache tracking")
-            let stats = try await client.execute(uri: "/stats", method: .get)
-            let json = try jsonObject(stats)
-            #expect(json["instance"] as? String == "web-stats")
-            for key in [
-                "cache.hits", "cache.misses", "events.applied", "events.ignored", "events.malformed",
-                "subscriber.resyncs", "events.last_lag_ms", "redis.requests", "redis.batches",
-                "redis.polled_batches", "redis.poll_hits", "sessions.cache_hits", "sessions.cache_misses",
-                "sessions.invalidations", "sessions.cache_tracking",
-            ] {
-                #expect(json.keys.contains(key), "missing \(key)")
-            }
-            #expect(stats.headers[.xInstanceTest] == "web-stats")
         }
     }
 }

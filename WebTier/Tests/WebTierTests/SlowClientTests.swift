@@ -14,7 +14,7 @@ import Testing
     let prefix = uniquePrefix()
 
     /// A raw TCP connection to the live server, to send what no HTTP client would.
-    struct RawConnection {
+    struct RawConnection: Sendable {
         let fd: Int32
 
         init(port: Int) throws {
@@ -29,7 +29,16 @@ import Testing
         }
 
         /// Reads until the server closes the connection (or 5 s pass); returns what it sent and how long it took.
-        func readUntilClosed() -> (text: String, closed: Bool, elapsed: Duration) {
+        ///
+        /// The blocking reads run on a thread of their own: on a 2-core machine the cooperative pool has two
+        /// threads, and two tests blocked in `read` there would starve the server they wait for.
+        func readUntilClosed() async -> (text: String, closed: Bool, elapsed: Duration) {
+            await withCheckedContinuation { continuation in
+                Thread { continuation.resume(returning: readUntilClosedBlocking()) }.start()
+            }
+        }
+
+        private func readUntilClosedBlocking() -> (text: String, closed: Bool, elapsed: Duration) {
             let started = ContinuousClock.now
             var received: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 4096)
@@ -57,14 +66,14 @@ import Testing
             // Slowloris: a head that never completes.
             let partial = try RawConnection(port: port)
             partial.send("GET / HTTP/1.1\r\nHost: test\r\nX-Slow: ")
-            let slow = partial.readUntilClosed()
+            let slow = await partial.readUntilClosed()
             #expect(slow.closed && slow.text.isEmpty, "the partial request was closed without an answer")
             #expect(slow.elapsed < .seconds(2), "closed after \(slow.elapsed)")
             partial.close()
 
             // An HTTP/1.0 connection that never sends anything.
             let idle = try RawConnection(port: port)
-            let silent = idle.readUntilClosed()
+            let silent = await idle.readUntilClosed()
             #expect(
                 silent.closed && silent.elapsed < .seconds(2), "an idle connection was closed after \(silent.elapsed)")
             idle.close()
@@ -72,7 +81,7 @@ import Testing
             // A kept-alive connection gets its answer, then is closed once idle past the deadline.
             let keptAlive = try RawConnection(port: port)
             keptAlive.send("GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
-            let answered = keptAlive.readUntilClosed()
+            let answered = await keptAlive.readUntilClosed()
             #expect(answered.text.hasPrefix("HTTP/1.1 200"), "\(answered.text.prefix(40))")
             #expect(answered.closed && answered.elapsed < .seconds(2))
             keptAlive.close()
@@ -82,7 +91,7 @@ import Testing
             steady.send("GET /healthz HTTP/1.0\r\n")
             try await Task.sleep(for: .milliseconds(100))
             steady.send("Host: test\r\n\r\n")
-            #expect(steady.readUntilClosed().text.hasPrefix("HTTP/1.1 200"))
+            #expect(await steady.readUntilClosed().text.hasPrefix("HTTP/1.1 200"))
             steady.close()
         }
     }

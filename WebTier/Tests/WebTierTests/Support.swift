@@ -15,20 +15,34 @@ import Testing
 func makeApp(
     instanceID: String = "test-1", url: String? = nil, prefix: String, failureLimit: Int = 5,
     publicDirectory: String? = nil, publicHost: String? = nil, secureCookies: Bool = false,
-    requestHeadTimeout: Duration = .seconds(10)
+    trustedProxies: TrustedProxies = .none, requestHeadTimeout: Duration = .seconds(10)
 ) async throws -> some ApplicationProtocol {
+    try await makeInstance(
+        instanceID: instanceID, url: url, prefix: prefix, failureLimit: failureLimit,
+        publicDirectory: publicDirectory, publicHost: publicHost, secureCookies: secureCookies,
+        trustedProxies: trustedProxies, requestHeadTimeout: requestHeadTimeout
+    ).site
+}
+
+/// A web-tier instance and its admin listener (`/healthz` with reasons, `/stats`, `/metrics`), sharing one state;
+/// test the admin listener with `.router` inside the site's test.
+func makeInstance(
+    instanceID: String = "test-1", url: String? = nil, prefix: String, failureLimit: Int = 5,
+    publicDirectory: String? = nil, publicHost: String? = nil, secureCookies: Bool = false,
+    trustedProxies: TrustedProxies = .none, requestHeadTimeout: Duration = .seconds(10)
+) async throws -> (site: some ApplicationProtocol, admin: some ApplicationProtocol) {
     let target: String
     if let url { target = url } else { target = try await RedisServer.sharedURL() }
     var redis = try RedisConfiguration(url: target)
     redis.connectTimeout = .milliseconds(300)
     redis.commandTimeout = .seconds(1)
     let configuration = WebTierConfiguration(
-        instanceID: instanceID, port: 0, redis: redis, keyPrefix: prefix, secureCookies: secureCookies, bcryptCost: 4,
-        loginFailureLimit: failureLimit, seedDemoUsers: true, publicDirectory: publicDirectory,
-        publicHost: publicHost, requestHeadTimeout: requestHeadTimeout)
+        instanceID: instanceID, port: 0, trustedProxies: trustedProxies, redis: redis, keyPrefix: prefix,
+        secureCookies: secureCookies, bcryptCost: 4, loginFailureLimit: failureLimit, seedDemoUsers: true,
+        publicDirectory: publicDirectory, publicHost: publicHost, requestHeadTimeout: requestHeadTimeout)
     var logger = Logger(label: "webtier-test")
     logger.logLevel = .warning
-    return buildApplication(configuration: configuration, logger: logger)
+    return buildApplications(configuration: configuration, logger: logger)
 }
 
 func uniquePrefix() -> String { "wt\(UUID().uuidString.prefix(8)):" }
@@ -43,6 +57,8 @@ extension HTTPField.Name {
     static let xInstanceTest = Self("X-Instance")!
     // swift-format-ignore: NeverForceUnwrap
     static let csrfTest = Self("X-CSRF-Token")!
+    // swift-format-ignore: NeverForceUnwrap
+    static let xForwardedFor = Self("X-Forwarded-For")!
 }
 
 /// A browser, as far as these tests need one: a cookie jar and form posts.
@@ -116,7 +132,7 @@ struct Browser {
     }
 }
 
-/// A JSON response body (`/healthz`, `/stats`) as a dictionary; empty when it is not a JSON object.
+/// A JSON response body (the admin listener's `/healthz` and `/stats`) as a dictionary; empty when it is not a JSON object.
 func jsonObject(_ response: TestResponse) throws -> [String: Any] {
     try JSONSerialization.jsonObject(with: Data(String(buffer: response.body).utf8)) as? [String: Any] ?? [:]
 }

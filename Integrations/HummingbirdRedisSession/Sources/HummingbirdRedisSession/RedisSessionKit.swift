@@ -1,4 +1,5 @@
 public import CoreMetrics
+public import HTTPTypes
 public import Hummingbird
 public import Logging
 public import RedisClient
@@ -29,8 +30,12 @@ public struct RedisSessionKit: Sendable {
         public var sessionCache: SessionCache.Configuration?
         /// The settings cache.
         public var settingsCache: UserSettingsCache.Configuration
-        /// Whether the session cookie is `Secure` (sent over HTTPS only). Default `true`.
+        /// Whether the session cookie is `Secure` (sent over HTTPS only), and so named `__Host-rsess`. Default
+        /// `true`.
         public var secureCookies: Bool
+        /// The proxies whose `X-Forwarded-For` is believed (``RedisSessionKit/clientAddress(peer:headers:)``).
+        /// Default none: the header is ignored and the client is the connection's peer.
+        public var trustedProxies: TrustedProxies
 
         /// Creates a configuration; everything but the instance's name has a default.
         public init(
@@ -38,7 +43,7 @@ public struct RedisSessionKit: Sendable {
             sessions: SessionStoreConfiguration = SessionStoreConfiguration(),
             sessionCache: SessionCache.Configuration? = SessionCache.Configuration(),
             settingsCache: UserSettingsCache.Configuration = UserSettingsCache.Configuration(),
-            secureCookies: Bool = true
+            secureCookies: Bool = true, trustedProxies: TrustedProxies = .none
         ) {
             self.instanceID = instanceID
             self.keyPrefix = keyPrefix
@@ -46,6 +51,7 @@ public struct RedisSessionKit: Sendable {
             self.sessionCache = sessionCache
             self.settingsCache = settingsCache
             self.secureCookies = secureCookies
+            self.trustedProxies = trustedProxies
         }
     }
 
@@ -67,6 +73,8 @@ public struct RedisSessionKit: Sendable {
     public let flows: SessionFlows
     /// The metrics, when the kit was given a factory.
     public let metrics: RedisSessionMetrics?
+    /// The proxies whose `X-Forwarded-For` is believed.
+    public let trustedProxies: TrustedProxies
 
     /// Builds the parts.
     ///
@@ -121,6 +129,17 @@ public struct RedisSessionKit: Sendable {
         self.flows = SessionFlows(
             sessions: store, settings: settings, bus: bus, cache: settingsCache, instanceID: instance)
         self.metrics = recorder
+        self.trustedProxies = configuration.trustedProxies
+    }
+
+    /// The client's address under ``Configuration/trustedProxies``: the peer, or, behind a trusted proxy, the
+    /// right-most `X-Forwarded-For` hop that is not one. Key login limits and device labels on it.
+    ///
+    /// ```swift
+    /// let address = kit.clientAddress(peer: channel.remoteAddress?.ipAddress, headers: request.headers)
+    /// ```
+    public func clientAddress(peer: String?, headers: HTTPFields) -> String? {
+        trustedProxies.clientAddress(peer: peer, forwardedFor: headers[values: .xForwardedFor])
     }
 
     /// The services that run the parts, to put before the HTTP server in the service group (`Application`'s
@@ -144,4 +163,9 @@ public struct RedisSessionKit: Sendable {
         if let metrics { counting = { metrics.countUnavailable() } }
         return RedisSessionMiddleware(store: store, cookie: cookie, unavailable: unavailable, onUnavailable: counting)
     }
+}
+
+extension HTTPField.Name {
+    // swift-format-ignore: NeverForceUnwrap
+    static let xForwardedFor = Self("X-Forwarded-For")!
 }

@@ -154,4 +154,39 @@ import VaporTesting
         #expect(await eventually { !cache.statistics.isTracking }, "and ends it at shutdown")
         await store.client.close()
     }
+
+    /// A `Cookie` header with the session cookie twice (one planted for a parent domain) loads no session, and the
+    /// response clears nothing: the rule lives in `SessionCookie`, so this middleware has it too.
+    @Test func aSessionCookieSentTwiceLoadsNothing() async throws {
+        let url = try await RedisServer.sharedURL()
+        let store = try Support.store(url: url, prefix: Support.uniquePrefix())
+        try await withApp(configure: { Self.configure($0, store: store) }) { app in
+            let login = try await app.testing().sendRequest(.POST, "login/fay")
+            let fay = try #require(Support.cookie(login))
+            var twice = HTTPHeaders()
+            twice.add(name: .cookie, value: "rsess=\(fay); rsess=\(fay)")
+            let page = try await app.testing().sendRequest(.GET, "/", headers: twice)
+            #expect(page.body.string == "anonymous")
+            #expect(Support.setCookie(page) == nil)
+            #expect(
+                try await app.testing().sendRequest(.GET, "/", headers: Support.headers(fay)).body.string
+                    == "fay light", "the session itself is untouched")
+        }
+        await store.client.close()
+    }
+
+    /// `req.clientAddress` believes `X-Forwarded-For` only from the proxies the application trusts.
+    @Test func theClientAddressBelievesOnlyTrustedProxies() async throws {
+        try await withApp(configure: { _ in }) { app in
+            func request(peer: String, forwardedFor: String) throws -> Request {
+                Request(
+                    application: app, method: .GET, url: "/", headers: ["X-Forwarded-For": forwardedFor],
+                    remoteAddress: try SocketAddress(ipAddress: peer, port: 4711), on: app.eventLoopGroup.any())
+            }
+            #expect(try request(peer: "10.0.0.2", forwardedFor: "203.0.113.9").clientAddress == "10.0.0.2")
+            app.redisSessionTrustedProxies = try TrustedProxies("10.0.0.0/8")
+            #expect(try request(peer: "10.0.0.2", forwardedFor: "198.51.100.1, 203.0.113.9").clientAddress == "203.0.113.9")
+            #expect(try request(peer: "192.0.2.5", forwardedFor: "203.0.113.9").clientAddress == "192.0.2.5")
+        }
+    }
 }

@@ -11,8 +11,6 @@ extension HTTPField.Name {
     static let hxRefresh = Self("HX-Refresh")!
     // swift-format-ignore: NeverForceUnwrap
     static let xCSRFToken = Self("X-CSRF-Token")!
-    // swift-format-ignore: NeverForceUnwrap
-    static let xForwardedFor = Self("X-Forwarded-For")!
 }
 
 /// Adds `X-Instance: <instance id>` to every response, error responses included, so a load balancer's routing is

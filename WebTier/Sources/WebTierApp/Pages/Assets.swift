@@ -4,7 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 
-/// The static files the pages use beyond `/app.css`: htmx, when it was installed (`scripts/fetch-htmx`).
+/// The static files the pages use: `/app.css`, and htmx when it was installed (`scripts/fetch-htmx`).
 ///
 /// htmx is served by the instance itself, so instances work offline, at a path that carries a hash of its content
 /// (`/static/htmx.<hash>.min.js`), so browsers may cache it for a year and a new version is a new URL. Without the file
@@ -44,8 +44,14 @@ struct Assets: Sendable {
         return Assets(htmxPath: "/static/htmx.\(digest).min.js", htmx: ByteBuffer(bytes: data))
     }
 
-    /// Serves htmx at its hashed path with long-lived cache headers.
+    /// Serves the stylesheet at `/app.css`, and htmx at its hashed path with long-lived cache headers.
     func register(on router: Router<some RequestContext>) {
+        router.get("/app.css") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=86400"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: stylesheet)))
+        }
         guard let htmxPath, let htmx else { return }
         router.get(RouterPath(htmxPath)) { _, _ in
             Response(

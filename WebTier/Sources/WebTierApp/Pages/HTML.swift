@@ -82,11 +82,13 @@ struct PageFrame: Sendable {
     init(instanceID: String, htmxPath: String?) {
         self.instanceID = instanceID
         // htmx swaps 2xx answers and, here, the 422 page of a refused form (it carries the error message); other
-        // 4xx and 5xx answers are errors it does not swap.
+        // 4xx and 5xx answers are errors it does not swap. Under the Content-Security-Policy it may not `eval`, nor
+        // insert its indicator `<style>`, nor run scripts in swapped content: all three are off, so it never tries.
         self.scripts =
             htmxPath.map {
                 """
-                <meta name="htmx-config" content='{"responseHandling":[{"code":"204","swap":false},\
+                <meta name="htmx-config" content='{"allowEval":false,"includeIndicatorStyles":false,\
+                "allowScriptTags":false,"responseHandling":[{"code":"204","swap":false},\
                 {"code":"[23]..","swap":true},{"code":"422","swap":true},{"code":"[45]..","swap":false,"error":true}]}'>
                 <script src="\($0)" defer></script>
 

@@ -67,7 +67,7 @@ struct AccountRoutes: Sendable {
         }
         let username = form["username"] ?? ""
         let verdict = await state.users.verify(
-            username: username, password: form["password"] ?? "", address: Self.clientAddress(request, context),
+            username: username, password: form["password"] ?? "", address: clientAddress(request, context) ?? "unknown",
             logger: context.logger)
         switch verdict {
         case .throttled(let retryAfter):
@@ -84,7 +84,7 @@ struct AccountRoutes: Sendable {
                 session = try await state.flows.login(
                     session: context.session.current, userID: userID,
                     attributes: [CSRFToken.attribute: CSRFToken.make()],
-                    labels: Self.deviceLabels(request, context))
+                    labels: deviceLabels(request, context))
             } catch {
                 return Pages.unavailable()
             }
@@ -158,42 +158,19 @@ struct AccountRoutes: Sendable {
     }
 
     /// What the sessions page shows of the device that signs in: its user agent and address, shortened. The
-    /// address is the first `X-Forwarded-For` hop behind a load balancer: a label for people, never a security
-    /// decision.
-    static func deviceLabels(_ request: Request, _ context: AppRequestContext) -> [String: String] {
+    /// address is ``clientAddress(_:_:)``'s: the one the login limits count.
+    func deviceLabels(_ request: Request, _ context: AppRequestContext) -> [String: String] {
         var labels: [String: String] = [:]
         if let agent = request.headers[.userAgent], !agent.isEmpty { labels["agent"] = String(agent.prefix(200)) }
-        let forwarded = request.headers[.xForwardedFor]?.split(separator: ",").first.map {
-            $0.trimmingCharacters(in: .whitespaces)
-        }
-        if let address = forwarded.flatMap({ $0.isEmpty ? nil : $0 }) ?? context.peerAddress {
-            labels["address"] = String(address.prefix(64))
-        }
+        if let address = clientAddress(request, context) { labels["address"] = address }
         return labels
     }
 
-    /// The client the login limits count: the peer, or, when the peer is a proxy on this host or a private network
-    /// (the load balancer), the last `X-Forwarded-For` hop, which that proxy appended. Earlier hops are whatever
-    /// the client wrote, so they never count.
-    static func clientAddress(_ request: Request, _ context: AppRequestContext) -> String {
-        let peer = context.peerAddress
-        guard peer.map(isProxyAddress) ?? true,
-            let forwarded = request.headers[.xForwardedFor]?.split(separator: ",").last?.trimmingCharacters(
-                in: .whitespaces), !forwarded.isEmpty
-        else { return peer ?? "unknown" }
-        return String(forwarded.prefix(64))
-    }
-
-    /// Loopback and private-network addresses: where a load balancer in front of the instances connects from.
-    static func isProxyAddress(_ address: String) -> Bool {
-        let parts = address.split(separator: ".").compactMap { Int($0) }
-        if parts.count == 4 {
-            return parts[0] == 127 || parts[0] == 10 || (parts[0] == 172 && (16...31).contains(parts[1]))
-                || (parts[0] == 192 && parts[1] == 168)
-        }
-        let lowered = address.lowercased()
-        return lowered == "::1" || lowered.hasPrefix("fc") || lowered.hasPrefix("fd")
-            || lowered.hasPrefix("::ffff:127.")
+    /// The client, as the login limits and the device labels see it: the peer, or, when the peer is a trusted proxy
+    /// (``WebTierConfiguration/trustedProxies``), the right-most `X-Forwarded-For` hop that is not one. With no
+    /// trusted proxy the header is ignored, so a client that reaches an instance directly cannot choose its address.
+    func clientAddress(_ request: Request, _ context: AppRequestContext) -> String? {
+        state.kit.clientAddress(peer: context.peerAddress, headers: request.headers)
     }
 
     /// A signed-in visitor's POST must carry the session's token, in the form or in `X-CSRF-Token`.

@@ -3,32 +3,51 @@ import Logging
 import Foundation
 import Hummingbird
 import HummingbirdRedisSession
+import HTTPTypes
 import NIOCore
 import Prometheus
 import RedisSession
 import SettingsSync
 
-/// `GET /healthz` and `GET /stats`, for load balancers, the rig and people; `GET /metrics`, for Prometheus.
+/// The operations endpoints. They are split by who may see them:
+///
+/// - On the site's port, for load balancers: `GET /healthz`, which says only `ok`, `degraded` or `unavailable`.
+/// - On the admin listener (``WebTierConfiguration/adminPort``, loopback by default), for the rig, Prometheus and
+///   people: `GET /healthz` with its reasons, `GET /stats` and `GET /metrics`. They name the instance and count its
+///   outages, which is nobody's business through the load balancer.
 struct OperationsRoutes: Sendable {
     let state: AppState
 
-    func register(on router: Router<AppRequestContext>) {
-        router.get("/healthz") { _, _ in await health() }
+    /// The public health check, on the site's router.
+    func registerPublic(on router: Router<AppRequestContext>) {
+        router.get("/healthz") { _, _ in
+            let health = await health()
+            return Response(
+                status: health.httpStatus, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: health.status + "\n")))
+        }
+    }
+
+    /// Everything, on the admin listener's router.
+    func registerAdmin(on router: Router<BasicRequestContext>) {
+        router.get("/healthz") { _, _ in await health().response }
         router.get("/stats") { _, _ in stats() }
         router.get("/metrics") { _, _ in metrics() }
-        router.get("/app.css") { _, _ in
-            Response(
-                status: .ok,
-                headers: [.contentType: "text/css; charset=utf-8", .cacheControl: "public, max-age=86400"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: stylesheet)))
-        }
+    }
+
+    /// What the health check found: the status word, and the detail the admin listener shows.
+    struct Health {
+        var status: String
+        var body: [String: Any]
+        var httpStatus: HTTPResponse.Status { status == "ok" ? .ok : .serviceUnavailable }
+        var response: Response { Pages.json(body, status: httpStatus) }
     }
 
     /// `200` when Redis answers and accepts writes and the subscriber is connected, else `503` with the reason: a
     /// Redis that answers but refuses writes (`OOM` at `maxmemory`, `READONLY` replica, `MISCONF` after a failed
     /// save) is `degraded`, since logins and sessions cannot be written. The session cache's state is shown but does
     /// not make the instance unhealthy: without tracking it reads every session from Redis.
-    func health() async -> Response {
+    func health() async -> Health {
         var problems: [String] = []
         var redis = "ok"
         do throws(RedisError) {
@@ -52,7 +71,7 @@ struct OperationsRoutes: Sendable {
             "subscriber": subscribed ? "subscribed" : "disconnected", "session_cache": sessionCacheState,
         ]
         if !problems.isEmpty { body["reason"] = problems.joined(separator: "; ") }
-        return Pages.json(body, status: problems.isEmpty ? .ok : .serviceUnavailable)
+        return Health(status: status, body: body)
     }
 
     /// The component's metrics in the Prometheus text format (the kit's `RedisSessionMetrics`, sampled every
