@@ -72,6 +72,19 @@ for name in ("web1", "web2", "web3"):
     check(f"{name} has a health check on /healthz", "/healthz" in " ".join((web.get("healthcheck") or {}).get("test", [])))
 check("every instance has its own INSTANCE_ID", instance_ids == {"web1", "web2", "web3"}, str(instance_ids))
 
+# The trust boundary: X-Forwarded-For from the load balancer only, the operations endpoints on an unpublished port.
+lb_address = (((services.get("lb") or {}).get("networks") or {}).get("default") or {}).get("ipv4_address")
+subnets = [entry.get("subnet") for entry in ((((compose.get("networks") or {}).get("default") or {}).get("ipam") or {})
+                                             .get("config") or [])]
+check("lb has a fixed address in the rig's fixed subnet", lb_address == "172.30.0.10" and "172.30.0.0/24" in subnets,
+      f"{lb_address} in {subnets}")
+for name in ("web1", "web2", "web3"):
+    env = environment_of(name)
+    check(f"{name} trusts X-Forwarded-For from the load balancer only", env.get("TRUSTED_PROXIES") == lb_address,
+          str(env.get("TRUSTED_PROXIES")))
+    check(f"{name} serves /stats and /metrics on its admin port, unpublished",
+          env.get("ADMIN_PORT") == "9090" and not (services.get(name) or {}).get("ports"))
+
 lb = services.get("lb", {})
 check("lb runs nginx", str(lb.get("image", "")).startswith("nginx"))
 mounts = [str(volume) for volume in lb.get("volumes") or []]
@@ -87,6 +100,8 @@ check("check runs rig-check against lb and every instance",
       command[:1] == ["rig-check"] and "http://lb:80" in command and all(f"http://web{n}:8080" in command for n in (1, 2, 3)),
       " ".join(command))
 check("check reads the listener's log", "/rig/listener.log" in command)
+check("check reads /stats from every instance's admin listener",
+      all(f"http://web{n}:9090" in command for n in (1, 2, 3)) and command.count("--admin") == 3)
 
 declared_volumes = set((compose.get("volumes") or {}).keys())
 for name, service in services.items():
@@ -111,6 +126,7 @@ with open(os.path.join(here, "nginx.conf")) as handle:
 check("nginx.conf is a template with the three upstreams and the port",
       all(f"${{{name}}}" in template for name in ("WEB1", "WEB2", "WEB3", "LB_PORT")))
 check("nginx.conf balances round-robin over an upstream", "upstream webtier" in template and "proxy_pass http://webtier" in template)
+check("nginx.conf names no version (server_tokens off)", re.search(r"^\s*server_tokens\s+off;", template, re.MULTILINE) is not None)
 
 # The TLS override (docker-compose.tls.yml), merged onto the base file as `docker compose -f ... -f ...` does:
 # mappings merge, `command` and `healthcheck.test` are replaced, volumes merge by their target path.

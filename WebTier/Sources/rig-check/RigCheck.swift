@@ -11,11 +11,16 @@ import Synchronization
 @main
 struct RigCheck {
     static let usage = """
-        USAGE: rig-check --lb URL --web URL --web URL --web URL --redis-url URL [--prefix P] [--listener-log PATH]
+        USAGE: rig-check --lb URL --web URL --web URL --web URL --admin URL --admin URL --admin URL --redis-url URL
+                         [--prefix P] [--listener-log PATH]
                          [--redis-restart shutdown|none] [--changes N]
                rig-check --topology sentinel|cluster --state DIR [--json FILE] [--prefix P]
 
-        Checks, in order: sign-in on web 1; an htmx timezone change on web 2 (204 + HX-Refresh); web 3 shows it
+        --admin gives each instance's admin listener (/stats), in the order of --web.
+
+        Checks, in order: the load balancer hides /stats and /metrics, pages refuse framing, nginx names no
+        version; X-Forwarded-For sent straight to an instance chooses no address (the login limit holds); sign-in on
+        web 1; an htmx timezone change on web 2 (204 + HX-Refresh); web 3 shows it
         within 1 s from its cache (its /stats: event applied, cache hit, no miss); the load balancer spreads requests
         and every instance agrees; an unknown timezone changes nothing; logout everywhere signs a second session out
         on every instance; propagation latency over N changes; a Redis restart under steady load (unhealthy, then
@@ -34,6 +39,7 @@ struct RigCheck {
     struct Options {
         var lb: Endpoint?
         var webs: [Endpoint] = []
+        var admins: [Endpoint] = []
         var redisURL = "redis://127.0.0.1:6379"
         var prefix = "rsess:"
         var listenerLog: String?
@@ -60,6 +66,7 @@ struct RigCheck {
                 switch argument {
                 case "--lb": options.lb = try Endpoint(url: try value())
                 case "--web": options.webs.append(try Endpoint(url: try value()))
+                case "--admin": options.admins.append(try Endpoint(url: try value()))
                 case "--redis-url": options.redisURL = try value()
                 case "--prefix": options.prefix = try value()
                 case "--listener-log": options.listenerLog = try value()
@@ -76,8 +83,8 @@ struct RigCheck {
             }
             switch options.topology {
             case "standalone":
-                guard options.lb != nil, options.webs.count == 3 else {
-                    throw HTTPFailure(description: "give --lb and exactly three --web")
+                guard options.lb != nil, options.webs.count == 3, options.admins.count == 3 else {
+                    throw HTTPFailure(description: "give --lb, exactly three --web and their three --admin")
                 }
                 guard options.json == nil, options.state == nil else {
                     throw HTTPFailure(description: "--state and --json go with --topology sentinel or cluster")
@@ -112,6 +119,8 @@ final class Checker {
     let options: RigCheck.Options
     let lb: Endpoint
     let webs: [Endpoint]
+    /// The instances' admin listeners, in the order of ``webs``.
+    let admins: [Endpoint]
     var passed = 0
     var failed = 0
     var figures: [String] = []
@@ -123,6 +132,7 @@ final class Checker {
         self.options = options
         self.lb = options.lb ?? options.webs[0]
         self.webs = options.webs
+        self.admins = options.admins
     }
 
     func check(_ name: String, _ body: () throws -> Void) {
@@ -220,6 +230,40 @@ final class Checker {
             try writeTimezone(current, origin: "rig-check")
         }
 
+        check("the load balancer hides /stats and /metrics, pages refuse framing, nginx names no version") {
+            for path in ["/stats", "/metrics"] {
+                let status = try lb.request("GET", path).status
+                try expect(status == 404, "\(path) through the load balancer answered \(status)")
+            }
+            let page = try lb.request("GET", "/")
+            let policy = page.header("Content-Security-Policy") ?? ""
+            try expect(policy.contains("frame-ancestors 'none'"), "the page's CSP is '\(policy)'")
+            try expect(page.header("X-Frame-Options") == "DENY", "X-Frame-Options is \(page.header("X-Frame-Options") ?? "absent")")
+            let server = page.header("Server") ?? ""
+            try expect(!server.contains("/"), "the load balancer names its version: \(server)")
+            let health = try lb.request("GET", "/healthz")
+            try expect(health.body == "ok\n", "the public /healthz says '\(health.body)'")
+            try expect(try admins[0].request("GET", "/stats").status == 200, "no /stats on the admin listener")
+        }
+
+        check("X-Forwarded-For sent straight to an instance chooses no address") {
+            // An account nobody has, so the back-off falls on nobody's sign-in; what it costs this client's
+            // per-client count is given back by its later successful sign-ins.
+            let account = "rig-check-nobody-\(UInt32.random(in: 0...UInt32.max))"
+            var statuses: [Int] = []
+            for hop in 1...7 {
+                var guesser = Browser()
+                let form = try guesser.get(webs[0], "/")
+                let response = try guesser.post(
+                    webs[0], "/login", form: ["username": account, "password": "guess", "csrf": form.csrfToken ?? ""],
+                    headers: [("X-Forwarded-For", "198.51.100.\(hop)")])
+                statuses.append(response.status)
+            }
+            try expect(
+                statuses.filter { $0 == 401 }.count <= 5 && statuses.contains(429),
+                "rotating X-Forwarded-For got \(statuses): the limit counted the forged addresses")
+        }
+
         check("sign in through instance 1") {
             let response = try alice.signIn(webs[0], user: options.user, password: options.password)
             try expect(response.status == 303, "login answered \(response.status)")
@@ -233,7 +277,7 @@ final class Checker {
         check("htmx timezone change through instance 2, shown by instance 3 from its cache within 1 s") {
             let form = try alice.get(webs[1], "/settings")
             let token = try form.csrfToken.orThrow("no CSRF token on /settings")
-            let before = try stats(webs[2])
+            let before = try stats(admins[2])
             current = "Asia/Tokyo"
             let started = Date()
             let change = try alice.post(
@@ -244,14 +288,14 @@ final class Checker {
             expectedEvents.append(("settings.changed", -1))
             var shown: String?
             while Date().timeIntervalSince(started) < 1 {
-                let afterEvent = try stats(webs[2])
+                let afterEvent = try stats(admins[2])
                 if number(afterEvent, "events.applied") > number(before, "events.applied") { break }
                 usleep(2_000)
             }
-            let viewStats = try stats(webs[2])
+            let viewStats = try stats(admins[2])
             shown = try alice.get(webs[2], "/").shownTimezone
             let elapsed = Date().timeIntervalSince(started)
-            let after = try stats(webs[2])
+            let after = try stats(admins[2])
             try expect(shown == current, "instance 3 shows \(shown ?? "nothing") after \(elapsed) s")
             try expect(elapsed < 1, "took \(elapsed) s")
             try expect(
@@ -373,7 +417,7 @@ final class Checker {
 
         check("subscriber cut (CLIENT KILL) on instance 3: it never serves the old value once resubscribed") {
             let name = instanceNames[2] + "-sub"
-            let before = number(try stats(webs[2]), "subscriber.resyncs")
+            let before = number(try stats(admins[2]), "subscriber.resyncs")
             let list = try withRedis { client in try await client.send("CLIENT", "LIST", "TYPE", "pubsub").string ?? ""
             }
             let line = try list.split(separator: "\n").first { $0.contains("name=\(name) ") }.orThrow(
@@ -388,8 +432,8 @@ final class Checker {
             try expect(change.status == 303, "change answered \(change.status)")
             expectedEvents.append(("settings.changed", -1))
             let deadline = Date().addingTimeInterval(5)
-            while number(try stats(webs[2]), "subscriber.resyncs") <= before && Date() < deadline { usleep(5_000) }
-            try expect(number(try stats(webs[2]), "subscriber.resyncs") > before, "instance 3 did not resubscribe")
+            while number(try stats(admins[2]), "subscriber.resyncs") <= before && Date() < deadline { usleep(5_000) }
+            try expect(number(try stats(admins[2]), "subscriber.resyncs") > before, "instance 3 did not resubscribe")
             for _ in 0..<20 {
                 let shown = try alice.get(webs[2], "/").shownTimezone
                 try expect(shown != old, "instance 3 served the old timezone \(old) after resubscribing")

@@ -233,6 +233,26 @@ class Flow:
 
         self.step("log out everywhere from web3 signs a second profile out on web1", logout_everywhere_signs_out_another_profile)
 
+        def a_framed_page_is_refused():
+            # Another site frames the signed-in page with its one-click forms (clickjacking). The instance's
+            # Content-Security-Policy (frame-ancestors 'none') and X-Frame-Options make the browser refuse it.
+            self.collect_console(alice, "before framing")
+            alice.get("data:text/html,<title>framer</title><iframe id=victim src='" + web1 + "/sessions' width=800 height=600></iframe>")
+            WebDriverWait(alice, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
+            time.sleep(0.5)
+            alice.get_log("browser")  # the refusal may be logged here; it is expected, not a page's error
+            # Without the policy the frame shows this site's login form (a cross-site frame gets no Lax cookie); with
+            # it, Chromium shows its own error page in the frame instead.
+            alice.switch_to.frame(alice.find_element(By.ID, "victim"))
+            try:
+                framed_forms = alice.find_elements(By.CSS_SELECTOR, "form")
+            finally:
+                alice.switch_to.default_content()
+            assert not framed_forms, f"the framed page rendered {len(framed_forms)} forms"
+            self.shoot(alice, "7b-framing-refused")
+
+        self.step("a page inside an <iframe> on another site is refused (CSP frame-ancestors)", a_framed_page_is_refused)
+
         def too_many_attempts_is_a_page():
             for _ in range(8):
                 self.open(other, web1 + "/", "login")
