@@ -156,4 +156,19 @@ import Testing
             #expect(change.status == .serviceUnavailable)
         }
     }
+
+    /// The kit's setup value decides whose `X-Forwarded-For` counts, and secure cookies are `__Host-` cookies.
+    @Test func theKitBelievesOnlyTrustedProxiesAndNamesSecureCookiesHostCookies() async throws {
+        let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
+        let plain = RedisSessionKit(client: client, configuration: .init(instanceID: "web-1"))
+        let forwarded: HTTPFields = [HTTPField.Name("X-Forwarded-For")!: "198.51.100.1, 203.0.113.9"]
+        #expect(plain.clientAddress(peer: "10.0.0.2", headers: forwarded) == "10.0.0.2", "no trusted proxy by default")
+        #expect(plain.cookie.name == "__Host-rsess")
+        let behind = RedisSessionKit(
+            client: client,
+            configuration: .init(instanceID: "web-1", trustedProxies: try TrustedProxies("10.0.0.0/8")))
+        #expect(behind.clientAddress(peer: "10.0.0.2", headers: forwarded) == "203.0.113.9")
+        #expect(behind.clientAddress(peer: "192.0.2.4", headers: forwarded) == "192.0.2.4")
+        await client.close()
+    }
 }
