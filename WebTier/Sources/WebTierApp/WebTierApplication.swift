@@ -31,8 +31,7 @@ func buildApplications(configuration: WebTierConfiguration, logger: Logger) -> (
     // HEAD is answered as GET without a body, on every page.
     let router = Router(context: AppRequestContext.self, options: .autoGenerateHeadEndpoints)
     // Outermost, so every response gets them, refusals and errors included.
-    router.add(middleware: SecurityHeadersMiddleware())
-    router.add(middleware: InstanceHeaderMiddleware(instanceID: configuration.instanceID))
+    router.add(middleware: ResponseHeadersMiddleware(instanceID: configuration.instanceID))
     operations.registerPublic(on: router)
     state.assets.register(on: router)
     router.add(middleware: state.kit.middleware(for: AppRequestContext.self) { _, _ in Pages.unavailable() })
@@ -54,7 +53,7 @@ func buildApplications(configuration: WebTierConfiguration, logger: Logger) -> (
         logger: logger)
 
     let adminRouter = Router(context: BasicRequestContext.self, options: .autoGenerateHeadEndpoints)
-    adminRouter.add(middleware: InstanceHeaderMiddleware(instanceID: configuration.instanceID))
+    adminRouter.add(middleware: ResponseHeadersMiddleware(instanceID: configuration.instanceID))
     operations.registerAdmin(on: adminRouter)
     var adminLogger = logger
     adminLogger[metadataKey: "rsess.listener"] = "admin"

@@ -1,7 +1,6 @@
 import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
-import Hummingbird
 
 /// Refuses requests whose target or framing is ambiguous, at the instance, before routing, not only behind a load
 /// balancer that might normalise them (RFC 9112):
@@ -31,7 +30,7 @@ final class HTTPStrictnessHandler: ChannelInboundHandler, RemovableChannelHandle
                 .contentType: "text/plain; charset=utf-8", .contentLength: String(buffer.readableBytes),
                 .connection: "close",
             ]
-            SecurityHeadersMiddleware<BasicRequestContext>.apply(to: &fields)
+            SecurityHeaders.apply(to: &fields)
             context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
             context.write(wrapOutboundOut(.body(buffer)), promise: nil)
             let channel = context.channel
