@@ -1,10 +1,13 @@
-// The TLS edge of the package: the system OpenSSL (Debian's libssl3) on a socket the connection owns. Every OpenSSL
-// call, macro and error queue is handled here as a `static inline` helper, so Swift sees a handful of functions
-// with plain C types and no OpenSSL type crosses into the public Swift API.
+// The OpenSSL edge of the package: the system OpenSSL (Debian's libssl3) on a socket the connection owns, and
+// AES-256-GCM for session values at rest. Every OpenSSL call, macro and error queue is handled here as a
+// `static inline` helper, so Swift sees a handful of functions with plain C types and no OpenSSL type crosses into
+// the public Swift API.
 #ifndef COPENSSL_SHIM_H
 #define COPENSSL_SHIM_H
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
@@ -262,5 +265,69 @@ static inline void ctls_warn(const char *line) { fputs(line, stderr); }
 
 /// The negotiated protocol ("TLSv1.3") for logs and tests.
 static inline const char *ctls_protocol(const SSL *session) { return SSL_get_version(session); }
+
+// MARK: AES-256-GCM, for session values at rest
+
+/// Fills `out` with `length` bytes from OpenSSL's CSPRNG; 0 on success.
+static inline int crsess_random(unsigned char *out, int length) {
+    int ok = RAND_bytes(out, length) == 1;
+    ERR_clear_error();
+    return ok ? 0 : -1;
+}
+
+/// Encrypts `plain` with a 32-byte `key` and a 12-byte `nonce`, authenticating `aad` too. Writes the ciphertext and
+/// then the 16-byte tag to `out`, which holds `plain_length + 16` bytes. Returns the bytes written, or -1.
+static inline int crsess_seal(
+    const unsigned char *key, const unsigned char *nonce, const unsigned char *aad, int aad_length,
+    const unsigned char *plain, int plain_length, unsigned char *out) {
+    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
+    if (context == NULL) return -1;
+    int length = 0, total = 0;
+    int ok = EVP_EncryptInit_ex(context, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1
+        && EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1
+        && EVP_EncryptInit_ex(context, NULL, NULL, key, nonce) == 1;
+    if (ok && aad_length > 0) ok = EVP_EncryptUpdate(context, NULL, &length, aad, aad_length) == 1;
+    if (ok && plain_length > 0) {
+        ok = EVP_EncryptUpdate(context, out, &length, plain, plain_length) == 1;
+        total = length;
+    }
+    if (ok) {
+        ok = EVP_EncryptFinal_ex(context, out + total, &length) == 1;
+        total += length;
+    }
+    if (ok) ok = EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_GET_TAG, 16, out + total) == 1;
+    EVP_CIPHER_CTX_free(context);
+    ERR_clear_error();
+    return ok ? total + 16 : -1;
+}
+
+/// Decrypts what `crsess_seal` wrote (`sealed`: ciphertext, then the 16-byte tag) into `out`, which holds
+/// `sealed_length - 16` bytes. Returns the plaintext's length, or -1 when the tag does not match: a wrong key, a
+/// wrong `aad`, or any changed byte.
+static inline int crsess_open(
+    const unsigned char *key, const unsigned char *nonce, const unsigned char *aad, int aad_length,
+    const unsigned char *sealed, int sealed_length, unsigned char *out) {
+    if (sealed_length < 16) return -1;
+    int cipher_length = sealed_length - 16;
+    EVP_CIPHER_CTX *context = EVP_CIPHER_CTX_new();
+    if (context == NULL) return -1;
+    int length = 0, total = 0;
+    int ok = EVP_DecryptInit_ex(context, EVP_aes_256_gcm(), NULL, NULL, NULL) == 1
+        && EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1
+        && EVP_DecryptInit_ex(context, NULL, NULL, key, nonce) == 1;
+    if (ok && aad_length > 0) ok = EVP_DecryptUpdate(context, NULL, &length, aad, aad_length) == 1;
+    if (ok && cipher_length > 0) {
+        ok = EVP_DecryptUpdate(context, out, &length, sealed, cipher_length) == 1;
+        total = length;
+    }
+    if (ok) ok = EVP_CIPHER_CTX_ctrl(context, EVP_CTRL_GCM_SET_TAG, 16, (void *)(sealed + cipher_length)) == 1;
+    if (ok) {
+        ok = EVP_DecryptFinal_ex(context, out + total, &length) == 1;
+        total += length;
+    }
+    EVP_CIPHER_CTX_free(context);
+    ERR_clear_error();
+    return ok ? total : -1;
+}
 
 #endif
