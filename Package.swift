@@ -23,7 +23,7 @@ let package = Package(
         .executable(name: "session-fuzz", targets: ["session-fuzz"]),
     ],
     // The component's only dependencies are system libraries: libhiredis (its reader parses RESP) and OpenSSL
-    // (TLS on the connection's own socket). No Swift package dependencies.
+    // (TLS on the connection's own socket, and AES-256-GCM for session values at rest). No Swift package dependencies.
     targets: [
         .systemLibrary(
             name: "CHiredis",
@@ -37,7 +37,7 @@ let package = Package(
         ),
         .target(name: "RedisClient", dependencies: ["CHiredis", "COpenSSL"], swiftSettings: swiftSettings),
         // Sessions only: IDs, the cookie, the store protocol, the Redis and memory stores, the session cache.
-        .target(name: "RedisSession", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
+        .target(name: "RedisSession", dependencies: ["RedisClient", "COpenSSL"], swiftSettings: swiftSettings),
         // This product's feature on top of sessions: settings records, their events and bus, the settings cache and
         // the login/settings/logout flows.
         .target(name: "SettingsSync", dependencies: ["RedisClient", "RedisSession"], swiftSettings: swiftSettings),

@@ -1,10 +1,14 @@
-// The TLS edge of the package: the system OpenSSL (Debian's libssl3) on a socket the connection owns. Every OpenSSL
-// call, macro and error queue is handled here as a `static inline` helper, so Swift sees a handful of functions
-// with plain C types and no OpenSSL type crosses into the public Swift API.
+// The OpenSSL edge of the package: the system OpenSSL (Debian's libssl3) on a socket the connection owns, and
+// AES-256-GCM for session values at rest. Every OpenSSL call, macro and error queue is handled here as a
+// `static inline` helper, so Swift sees a handful of functions with plain C types and no OpenSSL type crosses into
+// the public Swift API.
 #ifndef COPENSSL_SHIM_H
 #define COPENSSL_SHIM_H
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdatomic.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
@@ -262,5 +266,130 @@ static inline void ctls_warn(const char *line) { fputs(line, stderr); }
 
 /// The negotiated protocol ("TLSv1.3") for logs and tests.
 static inline const char *ctls_protocol(const SSL *session) { return SSL_get_version(session); }
+
+// MARK: AES-256-GCM, for session values at rest
+
+/// Fills `out` with `length` bytes (at most 64) from OpenSSL's CSPRNG; 0 on success.
+///
+/// Each thread draws 1,024 bytes at a time and hands them out in order, never twice: one `RAND_bytes` call cost
+/// more than the encryption of a small value, and a nonce needs only to be unpredictable and never repeat.
+static inline int crsess_random(unsigned char *out, int length) {
+    static _Thread_local unsigned char pool[1024];
+    static _Thread_local int used = (int)sizeof(pool);
+    if (length < 0 || length > 64) return -1;
+    if (used + length > (int)sizeof(pool)) {
+        if (RAND_bytes(pool, (int)sizeof(pool)) != 1) {
+            ERR_clear_error();
+            return -1;
+        }
+        used = 0;
+    }
+    memcpy(out, pool + used, (size_t)length);
+    OPENSSL_cleanse(pool + used, (size_t)length);
+    used += length;
+    return 0;
+}
+
+/// AES-256-GCM, fetched from the default provider once: the implicit fetch of `EVP_aes_256_gcm()` on every
+/// initialisation cost more than the encryption of a small value.
+static inline EVP_CIPHER *crsess_gcm(void) {
+    static EVP_CIPHER *_Atomic cached = NULL;
+    EVP_CIPHER *cipher = atomic_load(&cached);
+    if (cipher != NULL) return cipher;
+    EVP_CIPHER *fetched = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    EVP_CIPHER *expected = NULL;
+    if (fetched != NULL && !atomic_compare_exchange_strong(&cached, &expected, fetched)) {
+        EVP_CIPHER_free(fetched);
+        return expected;
+    }
+    return fetched;
+}
+
+/// One thread's context for one direction, keeping the key schedule of the last key it used: a value costs a new
+/// nonce, not a new context and key expansion.
+typedef struct {
+    EVP_CIPHER_CTX *context;
+    unsigned char key[32];
+    int keyed;
+} crsess_gcm_state;
+
+/// Readies `state` for `key` and `nonce`: the key is set up only when it changed.
+static inline int crsess_gcm_ready(crsess_gcm_state *state, int encrypt, const unsigned char *key,
+                                   const unsigned char *nonce) {
+    EVP_CIPHER *cipher = crsess_gcm();
+    if (cipher == NULL) return 0;
+    if (state->context == NULL) {
+        state->context = EVP_CIPHER_CTX_new();
+        if (state->context == NULL) return 0;
+        state->keyed = 0;
+    }
+    if (!state->keyed || memcmp(state->key, key, 32) != 0) {
+        if (EVP_CipherInit_ex2(state->context, cipher, key, NULL, encrypt, NULL) != 1) {
+            state->keyed = 0;
+            return 0;
+        }
+        memcpy(state->key, key, 32);
+        state->keyed = 1;
+    }
+    // GCM's default nonce is the 12 bytes used here; only the nonce changes per value.
+    return EVP_CipherInit_ex2(state->context, NULL, NULL, nonce, encrypt, NULL) == 1;
+}
+
+/// Encrypts `plain` with a 32-byte `key` and a 12-byte `nonce`, authenticating `aad` too. Writes the ciphertext and
+/// then the 16-byte tag to `out`, which holds `plain_length + 16` bytes. Returns the bytes written, or -1.
+static inline int crsess_seal(
+    const unsigned char *key, const unsigned char *nonce, const unsigned char *aad, int aad_length,
+    const unsigned char *plain, int plain_length, unsigned char *out) {
+    // Function-local: a header's file-scope statics are not emitted into the Swift modules that import it.
+    static _Thread_local crsess_gcm_state sealing;
+    crsess_gcm_state *state = &sealing;
+    int length = 0, total = 0;
+    int ok = crsess_gcm_ready(state, 1, key, nonce);
+    if (ok && aad_length > 0) ok = EVP_EncryptUpdate(state->context, NULL, &length, aad, aad_length) == 1;
+    if (ok && plain_length > 0) {
+        ok = EVP_EncryptUpdate(state->context, out, &length, plain, plain_length) == 1;
+        total = length;
+    }
+    if (ok) {
+        ok = EVP_EncryptFinal_ex(state->context, out + total, &length) == 1;
+        total += length;
+    }
+    if (ok) ok = EVP_CIPHER_CTX_ctrl(state->context, EVP_CTRL_GCM_GET_TAG, 16, out + total) == 1;
+    if (!ok) {
+        state->keyed = 0;
+        ERR_clear_error();
+    }
+    return ok ? total + 16 : -1;
+}
+
+/// Decrypts what `crsess_seal` wrote (`sealed`: ciphertext, then the 16-byte tag) into `out`, which holds
+/// `sealed_length - 16` bytes. Returns the plaintext's length, or -1 when the tag does not match: a wrong key, a
+/// wrong `aad`, or any changed byte.
+static inline int crsess_open(
+    const unsigned char *key, const unsigned char *nonce, const unsigned char *aad, int aad_length,
+    const unsigned char *sealed, int sealed_length, unsigned char *out) {
+    if (sealed_length < 16) return -1;
+    int cipher_length = sealed_length - 16;
+    static _Thread_local crsess_gcm_state opening;
+    crsess_gcm_state *state = &opening;
+    int length = 0, total = 0;
+    int ok = crsess_gcm_ready(state, 0, key, nonce);
+    if (ok && aad_length > 0) ok = EVP_DecryptUpdate(state->context, NULL, &length, aad, aad_length) == 1;
+    if (ok && cipher_length > 0) {
+        ok = EVP_DecryptUpdate(state->context, out, &length, sealed, cipher_length) == 1;
+        total = length;
+    }
+    if (ok) ok = EVP_CIPHER_CTX_ctrl(state->context, EVP_CTRL_GCM_SET_TAG, 16, (void *)(sealed + cipher_length)) == 1;
+    if (ok) {
+        ok = EVP_DecryptFinal_ex(state->context, out + total, &length) == 1;
+        total += length;
+    }
+    if (!ok) {
+        // A failed tag leaves the context mid-operation: the next value starts from a fresh key set-up.
+        state->keyed = 0;
+        ERR_clear_error();
+    }
+    return ok ? total : -1;
+}
 
 #endif

@@ -80,8 +80,9 @@ extension RedisConfiguration {
 
 extension RedisConfiguration {
     /// This configuration aimed at one node the topology named or announced (a cluster primary), with TLS still
-    /// verified against the deployment's one name, not the node's address.
-    func aimed(at node: Endpoint) -> RedisConfiguration {
+    /// verified against the deployment's one name, not the node's address: for a tool that must visit every node
+    /// (a `SCAN` of each primary).
+    public func aimed(at node: Endpoint) -> RedisConfiguration {
         var aimed = self
         if var tls = aimed.tls {
             tls.serverName = tlsServerName

@@ -7,7 +7,8 @@ import RedisTesting
 struct SessionBench {
     static let usage = """
         USAGE: session-bench <benchmark> [--json] [--rounds N] [--tls] [--server redis|valkey] [--redis-url URL]
-                             [--pool-size N] [--busy-poll-us N]
+                             [--pool-size N] [--busy-poll-us N] [--encryption]
+               session-bench keys --redis-url URL [--prefix P] [--json]
 
         Benchmarks:
           client     GET from 1 and 64 concurrent tasks vs redis-benchmark -c 1 / -c 64 (and -P 16)
@@ -15,6 +16,9 @@ struct SessionBench {
           events     settings-event propagation to 3 instances (p50/p99) and the cached timezone lookup cost
           cluster    on a 3-primary Redis Cluster of its own: session load vs redis-benchmark --cluster -c 64,
                      event propagation and a destroy reaching another instance's cache (p99)
+          keys       not a benchmark: how many stored session values each encryption key holds, on the server
+                     (every primary of a cluster) --redis-url names, under --prefix (default rsess:); an old key can
+                     go once it holds none
 
         Options:
           --json           print one JSON object of every figure as the last line
@@ -28,6 +32,8 @@ struct SessionBench {
                            a rediss:// URL's ca=, cert=, key= and sni= are given to redis-benchmark --tls too)
           --pool-size N    connections in each client's pool (default 2, the library's default)
           --busy-poll-us N each client's busyPollWindow in microseconds (default 50, the library's; 0 turns it off)
+          --encryption     sessions: also measure load and save with every value encrypted (AES-256-GCM), and the
+                           cost of encrypting and decrypting one 64-byte value
           -h, --help       show this help
 
         Every figure is a rate (operations per second) or a ratio of two rates measured in the same run;
@@ -55,6 +61,9 @@ struct SessionBench {
         if options.tls && !["client", "sessions"].contains(benchmark) {
             FileHandle.standardError.write(Data("session-bench: --tls applies to client and sessions, not \(benchmark)\n".utf8))
             exit(64)
+        }
+        if benchmark == "keys" {
+            exit(await KeyCensusCommand.run(options: options))
         }
         do {
             let report: BenchReport
@@ -86,6 +95,8 @@ struct BenchOptions {
     var busyPollMicroseconds: Int?
     var tls = false
     var server: ServerKind = .selected
+    var encryption = false
+    var prefix = "rsess:"
 
     struct Problem: Error, CustomStringConvertible {
         let description: String
@@ -97,6 +108,10 @@ struct BenchOptions {
             switch argument {
             case "--json": json = true
             case "--tls": tls = true
+            case "--encryption": encryption = true
+            case "--prefix":
+                guard let value = iterator.next(), !value.isEmpty else { throw Problem(description: "--prefix needs a prefix") }
+                prefix = value
             case "--server":
                 guard let value = iterator.next(), let kind = ServerKind(rawValue: value) else {
                     throw Problem(description: "--server needs redis or valkey")

@@ -36,6 +36,23 @@ struct SessionsBenchmark {
             }
             let cached = try await SessionCacheFigures.measure(
                 configuration: configuration, writer: store, sessions: sessions, rounds: options.rounds)
+            var encrypted: (load: [Double], save: [Double], reference: [Double])?
+            if options.encryption {
+                // The same sessions, every value sealed, measured in rounds of their own beside the reference.
+                let sealedStore = RedisSessionStore(
+                    client: client,
+                    configuration: SessionStoreConfiguration(
+                        keyPrefix: "bench-enc:", encryption: try Self.benchmarkEncryption()))
+                let sealedSessions = try await createBenchmarkSessions(sealedStore)
+                _ = try await loads(sealedStore, sealedSessions, tasks: 64, operations: 20_000)
+                var figures: (load: [Double], save: [Double], reference: [Double]) = ([], [], [])
+                for _ in 0..<options.rounds {
+                    figures.reference.append(try tool.requestsPerSecond(test: "get", clients: 64, requests: 200_000))
+                    figures.load.append(try await loads(sealedStore, sealedSessions, tasks: 64, operations: 200_000))
+                    figures.save.append(try await saves(sealedStore, sealedSessions, tasks: 64, operations: 100_000))
+                }
+                encrypted = figures
+            }
             await client.close()
 
             var report = BenchReport()
@@ -71,6 +88,21 @@ struct SessionsBenchmark {
             report.figure(
                 "revocation.p99_ms", "the same, p99 (200 destroys)", percentile(cached.revocationMilliseconds, 0.99),
                 unit: "ms", digits: 3)
+            if let encrypted {
+                let (seal, open) = try Self.encryptionNanoseconds()
+                report.section("every value encrypted at rest (AES-256-GCM), the same sessions, rounds of their own")
+                report.rate("redis_benchmark.get.c64.encrypted_rounds", "redis-benchmark -c 64 -t get", median(encrypted.reference))
+                report.rate("session.encrypted_load.c64", "session load, values decrypted", median(encrypted.load))
+                report.rate("session.encrypted_save.c64", "session save, the changed value encrypted", median(encrypted.save))
+                report.ratio(
+                    "ratio.encrypted_load.c64", "encrypted load vs redis-benchmark",
+                    median(encrypted.load) / median(encrypted.reference), target: ">= 1.4x")
+                report.ratio(
+                    "ratio.encrypted_save.c64", "encrypted save vs redis-benchmark",
+                    median(encrypted.save) / median(encrypted.reference), target: ">= 0.9x")
+                report.figure("encryption.seal_ns", "encrypt one 64-byte value, 1 task", seal, unit: "ns", digits: 1)
+                report.figure("encryption.open_ns", "decrypt one 64-byte value, 1 task", open, unit: "ns", digits: 1)
+            }
             report.section("naming a session at rest (key layout v2)")
             report.figure(
                 "sha256.ns", "parse a session ID and name it at rest (SHA-256 + base64url), per ID",
@@ -82,6 +114,52 @@ struct SessionsBenchmark {
             report.figure("save.round_trips", "awaited round trips per save", saveTrips, unit: "")
             return report
         }
+    }
+
+    /// One random key: the figures do not depend on its bytes.
+    static func benchmarkEncryption() throws -> SessionEncryption {
+        var random = SystemRandomNumberGenerator()
+        return try SessionEncryption(
+            keys: [try SessionEncryption.Key(id: "bench", bytes: (0..<32).map { _ in random.next() })])
+    }
+
+    /// Nanoseconds to encrypt and to decrypt one 64-byte value (the AES-GCM call, the random nonce and the framing),
+    /// best of 5 runs of 100,000.
+    static func encryptionNanoseconds() throws -> (seal: Double, open: Double) {
+        let encryption = try benchmarkEncryption()
+        let value = [UInt8](repeating: 0x61, count: 64)
+        let name = SessionID().storageName
+        var sealBest = Double.infinity
+        var openBest = Double.infinity
+        var sealed: [UInt8] = []
+        var checksum = 0
+        for _ in 0..<5 {
+            let clock = ContinuousClock()
+            var failure: SessionError?
+            let sealing = clock.measure {
+                for _ in 0..<100_000 {
+                    do throws(SessionError) {
+                        sealed = try encryption.seal(value, field: "a:flash", storageName: name)
+                    } catch {
+                        failure = error
+                    }
+                }
+            }
+            let opening = clock.measure {
+                for _ in 0..<100_000 {
+                    do throws(SessionError) {
+                        checksum &+= try encryption.open(sealed, field: "a:flash", storageName: name).count
+                    } catch {
+                        failure = error
+                    }
+                }
+            }
+            if let failure { throw failure }
+            sealBest = min(sealBest, sealing.milliseconds * 1e6 / 100_000)
+            openBest = min(openBest, opening.milliseconds * 1e6 / 100_000)
+        }
+        precondition(checksum > 0, "the values opened")  // keeps the loop from being optimised away
+        return (sealBest, openBest)
     }
 
     /// What every load pays for the hashed layout: `SessionID(_:)` validates the cookie value and computes its

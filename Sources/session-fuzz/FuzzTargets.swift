@@ -19,6 +19,15 @@ enum FuzzTarget: String, CaseIterable {
     case form
     /// hiredis' reader on raw RESP bytes, and the conversion of what it parsed.
     case reply
+    /// A stored session value under encryption: the sealed-value decoder on anything Redis might hold.
+    case sealed
+
+    /// Two fixed keys: the fuzzer's inputs may name either, or neither.
+    static let encryption: SessionEncryption? = try? SessionEncryption(
+        keys: [
+            try SessionEncryption.Key(id: "k", bytes: Array(repeating: 1, count: 32)),
+            try SessionEncryption.Key(id: "old", bytes: Array(repeating: 2, count: 32)),
+        ])
 
     /// Whether `bytes` hold a `*` followed by a count of seven digits or more.
     static func announcesHugeArray(_ bytes: [UInt8]) -> Bool {
@@ -72,6 +81,17 @@ enum FuzzTarget: String, CaseIterable {
             // left out so that it can look for anything else.
             guard !Self.announcesHugeArray(bytes) else { return }
             _ = ReplyReader.replies(in: bytes)
+        case .sealed:
+            guard let encryption = Self.encryption else { preconditionFailure("the fuzzer's keys are valid") }
+            let name = "{abc}fuzz"
+            if let opened = try? encryption.open(bytes, field: "a:x", storageName: name) {
+                // Only a value sealed for this field and session opens; sealing it again must round-trip.
+                guard let again = try? encryption.seal(opened, field: "a:x", storageName: name),
+                    let reopened = try? encryption.open(again, field: "a:x", storageName: name)
+                else { preconditionFailure("an opened value seals and opens again") }
+                precondition(reopened == opened, "a value survives sealing and opening")
+                precondition((try? encryption.open(again, field: "a:y", storageName: name)) == nil, "bound to its field")
+            }
         }
     }
 }

@@ -6,10 +6,19 @@ import Testing
 
 /// The store under test: the same suite runs against Redis, Redis behind an instance's session cache, a master found
 /// through Sentinel, a 3-primary Redis Cluster (with and without the cache: the users of each test land on every
-/// primary), and memory.
+/// primary), Redis and the cluster with every value encrypted at rest, and memory.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case redis, cachedRedis, sentinel, cluster, cachedCluster, memory
+    case redis, cachedRedis, sentinel, cluster, cachedCluster, encryptedRedis, encryptedCluster, memory
     var testDescription: String { rawValue }
+
+    /// Two keys, as in the middle of a rotation: the first encrypts.
+    static func encryption() throws -> SessionEncryption {
+        try SessionEncryption(
+            keys: [
+                try SessionEncryption.Key(id: "k2", bytes: Array(repeating: 2, count: 32)),
+                try SessionEncryption.Key(id: "k1", bytes: Array(repeating: 1, count: 32)),
+            ])
+    }
 }
 
 /// A store plus what the test needs to inspect or tear it down.
@@ -26,13 +35,19 @@ struct StoreFixture {
         touch: Duration = .zero, maxSize: Int = 4096, maxCount: Int = 8
     ) async throws -> StoreFixture {
         let prefix = "t\(UUID().uuidString.prefix(8)):"
-        let configuration = SessionStoreConfiguration(
+        var configuration = SessionStoreConfiguration(
             keyPrefix: prefix, idleTimeout: idle, absoluteLifetime: absolute, touchInterval: touch,
             maximumEncodedSize: maxSize, maximumAttributeCount: maxCount,
             // The suite is about semantics; a loaded 2-core machine with six cluster nodes can take longer than the
             // default 250 ms to replicate (ReplicaAcknowledgementTests test the wait itself).
             replicaAcknowledgement: .init(timeout: .seconds(2)))
         switch kind {
+        case .encryptedRedis, .encryptedCluster:
+            configuration.encryption = try StoreKind.encryption()
+            let url = kind == .encryptedCluster ? try await RedisCluster.shared().url : try await RedisServer.sharedURL()
+            let client = RedisClient(configuration: try RedisConfiguration(url: url))
+            return StoreFixture(
+                store: RedisSessionStore(client: client, configuration: configuration), client: client, prefix: prefix)
         case .memory:
             return StoreFixture(store: MemorySessionStore(configuration: configuration), client: nil, prefix: prefix)
         case .redis:

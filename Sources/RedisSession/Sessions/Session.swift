@@ -143,6 +143,13 @@ public struct Session: Sendable {
         storedUserID = userID
     }
 
+    /// Marks every attribute and label as changed, so the next save writes them all (under the current encryption
+    /// key, and for the name the session is stored under then).
+    mutating func markEverythingChanged() {
+        changedKeys = Set(attributes.keys)
+        labelsChanged = true
+    }
+
     /// The encoded size the limits apply to: attribute names plus values.
     var encodedSize: Int { attributes.reduce(0) { $0 + $1.key.utf8.count + $1.value.count } }
 }

@@ -23,6 +23,9 @@ public struct SessionStoreConfiguration: Sendable, Hashable {
     /// replica that is not the one promoted, and a manual `SENTINEL FAILOVER` keeps the old master accepting writes
     /// for seconds before it is demoted (see docs/SENTINEL.md).
     public var replicaAcknowledgement: ReplicaAcknowledgement?
+    /// The keys that encrypt every attribute value and label at rest, or `nil` to store them as they are (the
+    /// default). ``MemorySessionStore`` keeps nothing at rest and ignores it.
+    public var encryption: SessionEncryption?
 
     /// How many replicas must confirm a security-relevant write, and how long to wait for them.
     public struct ReplicaAcknowledgement: Sendable, Hashable {
@@ -51,6 +54,7 @@ public struct SessionStoreConfiguration: Sendable, Hashable {
     ///   - maximumEncodedSize: Byte limit on attributes.
     ///   - maximumAttributeCount: Count limit on attributes.
     ///   - replicaAcknowledgement: How writes that end sessions wait for a replica, or `nil` not to wait.
+    ///   - encryption: The keys that encrypt values at rest, or `nil` for none.
     public init(
         keyPrefix: String = "rsess:",
         idleTimeout: Duration = .seconds(30 * 60),
@@ -58,7 +62,8 @@ public struct SessionStoreConfiguration: Sendable, Hashable {
         touchInterval: Duration = .seconds(60),
         maximumEncodedSize: Int = 64 * 1024,
         maximumAttributeCount: Int = 64,
-        replicaAcknowledgement: ReplicaAcknowledgement? = ReplicaAcknowledgement()
+        replicaAcknowledgement: ReplicaAcknowledgement? = ReplicaAcknowledgement(),
+        encryption: SessionEncryption? = nil
     ) {
         precondition(idleTimeout > .zero && absoluteLifetime > .zero, "timeouts must be positive")
         precondition(touchInterval >= .zero && touchInterval < idleTimeout, "touchInterval must be below idleTimeout")
@@ -70,6 +75,7 @@ public struct SessionStoreConfiguration: Sendable, Hashable {
         self.maximumEncodedSize = maximumEncodedSize
         self.maximumAttributeCount = maximumAttributeCount
         self.replicaAcknowledgement = replicaAcknowledgement
+        self.encryption = encryption
     }
 }
 

@@ -12,7 +12,9 @@ extension RedisSessionStore {
             idleMilliseconds, absoluteMilliseconds, session.userID ?? "", session.id.handle.text,
             created.map(String.init) ?? "", version.map(String.init) ?? "",
         ]
-        for (field, value) in SessionRecord.writes(of: session) {
+        let writes = try SessionRecord.writes(
+            of: session, encryption: encryption, storageName: session.id.storageName)
+        for (field, value) in writes {
             arguments.append(field)
             arguments.append(value)
         }
@@ -54,7 +56,9 @@ extension RedisSessionStore {
         let now = SessionRecord.milliseconds(Date())
         let created = SessionRecord.milliseconds(session.createdAt)
         var set: [any RedisArgumentConvertible] = ["HSET", key]
-        for (field, value) in SessionRecord.writes(of: session) {
+        let writes = try SessionRecord.writes(
+            of: session, encryption: encryption, storageName: session.id.storageName)
+        for (field, value) in writes {
             set.append(field)
             set.append(value)
         }
@@ -94,7 +98,13 @@ extension RedisSessionStore {
 
     /// A regenerate for the same user: the `move` script renames the session inside its slot, one round trip.
     private func move(_ session: inout Session, to newID: SessionID) async throws(SessionError) {
-        let changed = SessionRecord.writes(of: session)
+        // Encrypted values are bound to the name the session is stored under: under the new name every one of
+        // them is written again.
+        let encryption = self.encryption
+        var moving = session
+        if encryption != nil { moving.markEverythingChanged() }
+        let changed = try SessionRecord.writes(
+            of: moving, encryption: encryption, storageName: newID.storageName)
         var arguments: [any RedisArgumentConvertible] = [
             idleMilliseconds, absoluteMilliseconds, session.id.handle.text, newID.handle.text, changed.count,
         ]
@@ -125,7 +135,8 @@ extension RedisSessionStore {
         guard let fields = values.first?.array else {
             throw SessionError(.corruptSession, "the take script answered \(values)")
         }
-        let stored = try SessionRecord.Fields(fields)
+        let stored = try SessionRecord.Fields(
+            fields, encryption: encryption, storageName: session.id.storageName)
         guard let created = stored.created else { throw SessionError(.sessionNotFound, "session does not exist") }
         // This request's changes over what was stored, as a delta save would apply them.
         var attributes = stored.attributes

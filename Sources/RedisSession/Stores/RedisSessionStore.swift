@@ -29,6 +29,8 @@ public struct RedisSessionStore: SessionStore {
     public let configuration: SessionStoreConfiguration
     /// The instance's session cache, if the store was made with one: for its ``SessionCache/statistics``.
     public let cache: SessionCache?
+    /// The encryption keys in use: the configuration's, until ``replaceEncryption(_:)``.
+    private let keyring: Keyring
 
     /// Creates a store on a client.
     ///
@@ -60,6 +62,24 @@ public struct RedisSessionStore: SessionStore {
         self.configuration = configuration
         self.cache = cache
         self.keys = SessionKeys(prefix: configuration.keyPrefix)
+        self.keyring = Keyring(configuration.encryption)
+    }
+
+    /// The keys that encrypt values at rest now: ``SessionStoreConfiguration/encryption`` until
+    /// ``replaceEncryption(_:)`` replaced them.
+    public var encryption: SessionEncryption? { keyring.keys.withLock { $0 } }
+
+    /// Rotates the encryption keys of a running store (an instance that re-reads its key file on `SIGHUP`): reads
+    /// and writes from now on use `encryption`. Every instance should get the new list: put the new key first and
+    /// keep the old one, then, once ``EncryptionKeyCensus`` counts no value under the old key, drop it.
+    public func replaceEncryption(_ encryption: SessionEncryption?) {
+        keyring.keys.withLock { $0 = encryption }
+    }
+
+    /// The keys, shared by every copy of the store.
+    final class Keyring: Sendable {
+        let keys: Mutex<SessionEncryption?>
+        init(_ keys: SessionEncryption?) { self.keys = Mutex(keys) }
     }
 
     /// Runs the store's background work until the calling task is cancelled: the session cache following Redis'
@@ -163,7 +183,8 @@ public struct RedisSessionStore: SessionStore {
         }
         if fields.isEmpty || remaining == -2 { return nil }
         // A hash without `_c` is the fragment a save leaves when it races a destroy: not a session.
-        guard var session = try SessionRecord.decode(id: id, fields: fields) else { return nil }
+        guard var session = try SessionRecord.decode(id: id, fields: fields, encryption: encryption)
+        else { return nil }
         guard remaining > 0 else { throw SessionError(.corruptSession, "a session hash without an expiry") }
         if needsTouch(session, ttl: Int64(remaining)) {
             touch(key)
@@ -250,7 +271,10 @@ public struct RedisSessionStore: SessionStore {
             }
             defer { reply += 2 }
             guard reply + 1 < replies.count, let fields = replies[reply].array,
-                let stored = try? SessionRecord.Fields(fields), let created = stored.created,
+                let stored = try? SessionRecord.Fields(
+                    fields, encryption: encryption,
+                    storageName: SessionKeys.storageName(handle, userID: userID)),
+                let created = stored.created,
                 let ttl = replies[reply + 1].int,
                 ttl > 0
             else {

@@ -34,8 +34,11 @@ enum SessionRecord {
     static func field(label name: String) -> String { labelPrefix + name }
 
     /// The fields a save of `session` writes besides the metadata: its changed attributes, and every label when the
-    /// labels changed (a label set is small, and written whole).
-    static func writes(of session: Session) -> [(field: String, value: [UInt8])] {
+    /// labels changed (a label set is small, and written whole). With `encryption`, each value is sealed for its
+    /// field and for `storageName`, the name the session is stored under.
+    static func writes(
+        of session: Session, encryption: SessionEncryption? = nil, storageName: String = ""
+    ) throws(SessionError) -> [(field: String, value: [UInt8])] {
         var fields = session.changedKeys.sorted().map {
             (field: field(attribute: $0), value: session.attributes[$0] ?? [])
         }
@@ -43,6 +46,11 @@ enum SessionRecord {
             fields += session.labels.sorted { $0.key < $1.key }.map {
                 (field: field(label: $0.key), value: Array($0.value.utf8))
             }
+        }
+        guard let encryption else { return fields }
+        for index in fields.indices {
+            fields[index].value = try SealedValue.seal(
+                fields[index].value, field: fields[index].field, storageName: storageName, key: encryption.current)
         }
         return fields
     }
@@ -55,16 +63,23 @@ enum SessionRecord {
 
     /// The session a `HGETALL` of `id`'s hash describes; `nil` when the hash carries no creation time (a fragment
     /// that a save racing a destroy left, or no hash at all).
-    static func decode(id: SessionID, fields: [RedisValue]) throws(SessionError) -> Session? {
-        let stored = try Fields(fields)
+    ///
+    /// A session with a value under an older key (or stored before encryption) comes back with every attribute and
+    /// label marked changed: its next save writes them all under the current key.
+    static func decode(
+        id: SessionID, fields: [RedisValue], encryption: SessionEncryption? = nil
+    ) throws(SessionError) -> Session? {
+        let stored = try Fields(fields, encryption: encryption, storageName: id.storageName)
         guard stored.hasCreated else { return nil }
         guard let created = stored.created, let touched = stored.touched else {
             throw SessionError(.corruptSession, "the session hash has unreadable metadata")
         }
-        return Session(
+        var session = Session(
             id: id, userID: stored.user, createdAt: date(milliseconds: created),
             lastSeenAt: date(milliseconds: touched),
             version: stored.version, attributes: stored.attributes, labels: stored.labels)
+        if stored.needsReencryption { session.markEverythingChanged() }
+        return session
     }
 
     /// A session hash as `HGETALL` returns it.
@@ -79,8 +94,14 @@ enum SessionRecord {
         var version = 0
         var user: String?
         var hasCreated = false
+        /// Whether a value was under an older key, or in the clear.
+        var needsReencryption = false
 
-        init(_ fields: [RedisValue]) throws(SessionError) {
+        /// Reads a hash; with `encryption`, every attribute value and label is decrypted for the session stored as
+        /// `storageName`.
+        init(
+            _ fields: [RedisValue], encryption: SessionEncryption? = nil, storageName: String = ""
+        ) throws(SessionError) {
             guard fields.count % 2 == 0 else {
                 throw SessionError(.corruptSession, "the session hash has an odd shape")
             }
@@ -93,10 +114,11 @@ enum SessionRecord {
                     throw SessionError(.corruptSession, "the session hash holds a non-string field")
                 }
                 if name.count > attributeBytes.count, name.starts(with: attributeBytes) {
-                    attributes[String(decoding: name[attributeBytes.count...], as: UTF8.self)] = value
+                    attributes[String(decoding: name[attributeBytes.count...], as: UTF8.self)] = try open(
+                        value, name, encryption, storageName)
                 } else if name.count > labelBytes.count, name.starts(with: labelBytes) {
                     labels[String(decoding: name[labelBytes.count...], as: UTF8.self)] = String(
-                        decoding: value, as: UTF8.self)
+                        decoding: try open(value, name, encryption, storageName), as: UTF8.self)
                 } else if let metadata = metadataByName[name] {
                     switch metadata {
                     case .created:
@@ -108,6 +130,17 @@ enum SessionRecord {
                     }
                 }
             }
+        }
+
+        /// A stored value as the application wrote it.
+        private mutating func open(
+            _ value: [UInt8], _ name: [UInt8], _ encryption: SessionEncryption?, _ storageName: String
+        ) throws(SessionError) -> [UInt8] {
+            guard let encryption else { return value }
+            let opened = try SealedValue.open(
+                value, field: String(decoding: name, as: UTF8.self), storageName: storageName, encryption: encryption)
+            if !opened.isCurrent { needsReencryption = true }
+            return opened.value
         }
 
         private static let attributeBytes = Array(attributePrefix.utf8)

@@ -40,6 +40,9 @@ func buildApplications(configuration: WebTierConfiguration, logger: Logger) -> (
 
     var services = state.kit.services
     if configuration.seedDemoUsers { services.append(DemoUserSeeder(users: state.users, logger: logger)) }
+    if let read = configuration.reloadSessionKeys {
+        services.append(SessionKeysReloader(store: state.store, read: read, logger: logger))
+    }
     let deadlines = RequestDeadlineHandler.Deadlines(
         head: configuration.requestHeadTimeout, body: configuration.requestBodyTimeout)
     let site = Application(

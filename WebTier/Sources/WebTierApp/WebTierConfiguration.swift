@@ -15,6 +15,9 @@ public struct WebTierConfiguration: Sendable {
     public var adminHost: String
     /// Port of the admin listener, or `nil` for none (then `/stats` and `/metrics` are not served at all).
     public var adminPort: Int?
+    /// How to read the session encryption keys again, on `SIGHUP` (``SessionKeysReloader``), or `nil` for keys
+    /// that never change at run time.
+    public var reloadSessionKeys: (@Sendable () throws -> SessionEncryption?)?
     /// The proxies whose `X-Forwarded-For` is believed. Default none: the client is the connection's peer, for the
     /// login limits and the device labels alike.
     public var trustedProxies: TrustedProxies
@@ -71,7 +74,8 @@ public struct WebTierConfiguration: Sendable {
         publicDirectory: String? = nil,
         publicHost: String? = nil,
         requestHeadTimeout: Duration = .seconds(10),
-        requestBodyTimeout: Duration = .seconds(30)
+        requestBodyTimeout: Duration = .seconds(30),
+        reloadSessionKeys: (@Sendable () throws -> SessionEncryption?)? = nil
     ) {
         precondition(requestHeadTimeout > .zero && requestBodyTimeout > .zero, "request timeouts must be positive")
         precondition((4...31).contains(bcryptCost), "bcrypt cost must be within 4...31")
@@ -95,5 +99,6 @@ public struct WebTierConfiguration: Sendable {
         self.publicHost = publicHost
         self.requestHeadTimeout = requestHeadTimeout
         self.requestBodyTimeout = requestBodyTimeout
+        self.reloadSessionKeys = reloadSessionKeys
     }
 }

@@ -171,7 +171,7 @@ struct Endpoint: Sendable, CustomStringConvertible {
 struct Browser {
     var cookies: [String: String] = [:]
 
-    private var cookieHeader: [(String, String)] {
+    var cookieHeader: [(String, String)] {
         cookies.isEmpty ? [] : [("Cookie", cookies.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: "; "))]
     }
 

@@ -13,10 +13,12 @@ struct RigCheck {
     static let usage = """
         USAGE: rig-check --lb URL --web URL --web URL --web URL --admin URL --admin URL --admin URL --redis-url URL
                          [--prefix P] [--listener-log PATH]
-                         [--redis-restart shutdown|none] [--changes N]
+                         [--redis-restart shutdown|none] [--changes N] [--keys-file FILE --reload-pid PID ...]
                rig-check --topology sentinel|cluster --state DIR [--json FILE] [--prefix P]
 
         --admin gives each instance's admin listener (/stats), in the order of --web.
+        --keys-file FILE and --reload-pid PID (one per instance): rotate the session encryption keys under load by
+        rewriting FILE and sending SIGHUP, as an operator would.
 
         Checks, in order: the load balancer hides /stats and /metrics, pages refuse framing, nginx names no
         version; X-Forwarded-For sent straight to an instance chooses no address (the login limit holds); sign-in on
@@ -40,6 +42,8 @@ struct RigCheck {
         var lb: Endpoint?
         var webs: [Endpoint] = []
         var admins: [Endpoint] = []
+        var keysFile: String?
+        var reloadPIDs: [Int32] = []
         var redisURL = "redis://127.0.0.1:6379"
         var prefix = "rsess:"
         var listenerLog: String?
@@ -67,6 +71,11 @@ struct RigCheck {
                 case "--lb": options.lb = try Endpoint(url: try value())
                 case "--web": options.webs.append(try Endpoint(url: try value()))
                 case "--admin": options.admins.append(try Endpoint(url: try value()))
+                case "--keys-file": options.keysFile = try value()
+                case "--reload-pid":
+                    let text = try value()
+                    guard let pid = Int32(text), pid > 0 else { throw HTTPFailure(description: "--reload-pid \(text)") }
+                    options.reloadPIDs.append(pid)
                 case "--redis-url": options.redisURL = try value()
                 case "--prefix": options.prefix = try value()
                 case "--listener-log": options.listenerLog = try value()
@@ -438,6 +447,12 @@ final class Checker {
                 let shown = try alice.get(webs[2], "/").shownTimezone
                 try expect(shown != old, "instance 3 served the old timezone \(old) after resubscribing")
                 try expect(shown == current, "instance 3 shows \(shown ?? "nothing")")
+            }
+        }
+
+        if let file = options.keysFile, !options.reloadPIDs.isEmpty {
+            check("session keys rotate under load (new key first, re-save, old key removed): nobody signed out") {
+                try keyRotation(file: file, pids: options.reloadPIDs, alice: alice)
             }
         }
 

@@ -42,6 +42,14 @@ struct WebTierCommand: AsyncParsableCommand {
             """)
     var trustedProxies: String = Self.environment("TRUSTED_PROXIES") ?? ""
 
+    @Option(
+        help: """
+            A file holding the session encryption keys, one id:base64 pair per line or comma separated; the first \
+            encrypts, all decrypt (env SESSION_KEYS_FILE). The keys may also come from the environment variable \
+            SESSION_KEYS itself; never from a URL or an argument, which end up in logs and process lists.
+            """)
+    var sessionKeysFile: String = Self.environment("SESSION_KEYS_FILE") ?? ""
+
     @Option(help: "This instance's name, sent as X-Instance (env INSTANCE_ID; default: the host name).")
     var instanceID: String = Self.environment("INSTANCE_ID") ?? ProcessInfo.processInfo.hostName
 
@@ -131,6 +139,11 @@ struct WebTierCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("--trusted-proxies (env TRUSTED_PROXIES): \(error)")
         }
+        do {
+            _ = try sessionEncryption()
+        } catch {
+            throw ValidationError(error.message)
+        }
         guard !instanceID.isEmpty else { throw ValidationError("--instance-id must not be empty") }
         guard (1...64).contains(redisPoolSize) else {
             throw ValidationError("--redis-pool-size must be between 1 and 64")
@@ -171,23 +184,49 @@ struct WebTierCommand: AsyncParsableCommand {
         // that, and the attempts of a whole fleet are still nothing to Redis.
         redis.reconnectBackoff = .init(initialDelay: .milliseconds(50), maximumDelay: .milliseconds(500))
         let proxies = try TrustedProxies(trustedProxies)
+        let encryption = try sessionEncryption()
         let configuration = WebTierConfiguration(
             instanceID: instanceID, host: host, port: port, adminHost: adminHost,
             adminPort: adminPort == 0 ? nil : adminPort, trustedProxies: proxies, redis: redis, keyPrefix: prefix,
             secureCookies: secureCookies,
+            sessions: SessionStoreConfiguration(keyPrefix: prefix, encryption: encryption),
             cache: .init(policy: cachePolicy == "invalidate" ? .invalidate : .refresh),
             sessionCache: Self.switchValue(sessionCache) == true ? .init() : nil,
-            seedDemoUsers: seedDemoUsers, publicDirectory: publicDir, publicHost: publicHost.isEmpty ? nil : publicHost)
+            seedDemoUsers: seedDemoUsers, publicDirectory: publicDir, publicHost: publicHost.isEmpty ? nil : publicHost,
+            reloadSessionKeys: { [sessionKeysFile] in try Self.sessionEncryption(file: sessionKeysFile) })
         logger.info(
             "starting",
             metadata: [
                 "rsess.listen": "\(host):\(port)", "rsess.admin": "\(adminPort == 0 ? "off" : "\(adminHost):\(adminPort)")",
-                "rsess.trusted_proxies": "\(proxies)", "rsess.redis": "\(redis.serverDescription)", "rsess.prefix": "\(prefix)",
+                "rsess.trusted_proxies": "\(proxies)",
+                "rsess.encryption": "\(encryption.map { "keys " + $0.keys.map(\.id).joined(separator: ",") } ?? "off")", "rsess.redis": "\(redis.serverDescription)", "rsess.prefix": "\(prefix)",
                 "rsess.session_cache": "\(configuration.sessionCache == nil ? "off" : "on")",
             ])
         let app = buildApplication(configuration: configuration, logger: logger)
         try await app.runService()
         logger.info("stopped")
+    }
+
+    /// The session encryption keys from `--session-keys-file` or `SESSION_KEYS`, or `nil` when neither is given.
+    func sessionEncryption() throws(SessionError) -> SessionEncryption? {
+        try Self.sessionEncryption(file: sessionKeysFile)
+    }
+
+    /// The keys from `file` (when not empty) or `SESSION_KEYS`; also what `SIGHUP` reads again.
+    static func sessionEncryption(file sessionKeysFile: String) throws(SessionError) -> SessionEncryption? {
+        var text = Self.environment("SESSION_KEYS")
+        if !sessionKeysFile.isEmpty {
+            guard text == nil else {
+                throw SessionError(.invalidValue, "give the session keys in SESSION_KEYS or in a file, not both")
+            }
+            guard let data = FileManager.default.contents(atPath: sessionKeysFile) else {
+                throw SessionError(.invalidValue, "cannot read the session keys file \(sessionKeysFile)")
+            }
+            text = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+                .filter { !$0.hasPrefix("#") && !$0.allSatisfy(\.isWhitespace) }.joined(separator: ",")
+        }
+        guard let text, !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return nil }
+        return try SessionEncryption(parsing: text)
     }
 
     static func environment(_ name: String) -> String? {

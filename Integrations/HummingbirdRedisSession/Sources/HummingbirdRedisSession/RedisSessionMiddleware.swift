@@ -60,7 +60,9 @@ public struct RedisSessionMiddleware<Context: RedisSessionRequestContext>: Route
             do {
                 if let unreadable = try await session.load(id) {
                     // Data under the prefix that is not a session: an anonymous visitor, said in the log.
-                    context.logger.warning("unreadable session", metadata: ["rsess.error": "\(unreadable.code)"])
+                    // The message names what is wrong (an unknown encryption key, say), never the session ID.
+                    context.logger.warning(
+                        "unreadable session", metadata: ["rsess.error": "\(unreadable.code): \(unreadable.message)"])
                 }
             } catch {
                 return refuse(request, context, error)

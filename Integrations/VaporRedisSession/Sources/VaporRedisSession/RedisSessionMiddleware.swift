@@ -57,7 +57,9 @@ public struct RedisSessionMiddleware: Middleware {
             handled = request.eventLoop.makeFutureWithTask {
                 if let unreadable = try await session.load(id) {
                     // Data under the prefix that is not a session: an anonymous visitor, said in the log.
-                    request.logger.warning("unreadable session", metadata: ["rsess.error": "\(unreadable.code)"])
+                    // The message names what is wrong (an unknown encryption key, say), never the session ID.
+                    request.logger.warning(
+                        "unreadable session", metadata: ["rsess.error": "\(unreadable.code): \(unreadable.message)"])
                 }
             }.flatMap { next.respond(to: request) }
         }
