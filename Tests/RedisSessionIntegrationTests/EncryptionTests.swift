@@ -88,7 +88,7 @@ import Testing
         var ids: [String: String] = [:]
         for index in stride(from: 0, to: stored.count - 1, by: 2) {
             guard let field = stored[index].string, !field.hasPrefix("_") else { continue }
-            ids[field] = stored[index + 1].bytes.flatMap(KeyCensusProbe.keyID)
+            ids[field] = stored[index + 1].bytes.flatMap(SessionEncryption.keyID(ofStored:))
         }
         #expect(ids == ["a:a": "new", "a:b": "new", "l:agent": "new"], "\(ids)")
 
@@ -157,13 +157,5 @@ import Testing
         })
         #expect(try await tampered { key, _, _ in try await client.send("HSET", key, "a:role", "\"admin\"") })
         await client.close()
-    }
-}
-
-/// The key ID of a stored value, read the way an operator's census does.
-enum KeyCensusProbe {
-    static func keyID(_ bytes: [UInt8]) -> String? {
-        guard bytes.count > 2, bytes[0] == 0x01, bytes.count >= 2 + Int(bytes[1]) else { return nil }
-        return String(decoding: bytes[2..<(2 + Int(bytes[1]))], as: UTF8.self)
     }
 }

@@ -102,6 +102,10 @@ public struct SessionEncryption: Sendable, Hashable {
         try SealedValue.seal(value, field: field, storageName: storageName, key: current)
     }
 
+    /// The key ID a stored value carries in the clear, or `nil` for a value that is not encrypted: what
+    /// ``EncryptionKeyCensus`` counts, readable without any key.
+    public static func keyID(ofStored value: [UInt8]) -> String? { SealedValue.keyID(of: value) }
+
     /// Decrypts one stored value of `field` of the session stored as `storageName`.
     ///
     /// - Throws: ``SessionErrorCode/corruptSession`` when it does not decrypt under any key.

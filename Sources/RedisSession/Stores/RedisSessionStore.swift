@@ -273,7 +273,7 @@ public struct RedisSessionStore: SessionStore {
             guard reply + 1 < replies.count, let fields = replies[reply].array,
                 let stored = try? SessionRecord.Fields(
                     fields, encryption: encryption,
-                    storageName: SessionKeys.storageName(handle, userID: userID)),
+                    storageName: SessionKeys.storageName(handle, userID: userID), labelsOnly: true),
                 let created = stored.created,
                 let ttl = replies[reply + 1].int,
                 ttl > 0

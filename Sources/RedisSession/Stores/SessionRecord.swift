@@ -98,9 +98,10 @@ enum SessionRecord {
         var needsReencryption = false
 
         /// Reads a hash; with `encryption`, every attribute value and label is decrypted for the session stored as
-        /// `storageName`.
+        /// `storageName`. `labelsOnly` skips the attributes (the device list shows labels only).
         init(
-            _ fields: [RedisValue], encryption: SessionEncryption? = nil, storageName: String = ""
+            _ fields: [RedisValue], encryption: SessionEncryption? = nil, storageName: String = "",
+            labelsOnly: Bool = false
         ) throws(SessionError) {
             guard fields.count % 2 == 0 else {
                 throw SessionError(.corruptSession, "the session hash has an odd shape")
@@ -114,6 +115,7 @@ enum SessionRecord {
                     throw SessionError(.corruptSession, "the session hash holds a non-string field")
                 }
                 if name.count > attributeBytes.count, name.starts(with: attributeBytes) {
+                    guard !labelsOnly else { continue }
                     attributes[String(decoding: name[attributeBytes.count...], as: UTF8.self)] = try open(
                         value, name, encryption, storageName)
                 } else if name.count > labelBytes.count, name.starts(with: labelBytes) {

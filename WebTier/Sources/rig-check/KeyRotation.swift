@@ -70,11 +70,10 @@ extension Checker {
             return try withRedis { client in
                 let fields = try await client.send("HGETALL", key).array ?? []
                 return stride(from: 0, to: fields.count - 1, by: 2).compactMap { index -> String? in
-                    guard let name = fields[index].string, name.hasPrefix("a:") || name.hasPrefix("l:"),
-                        let value = fields[index + 1].bytes, value.count > 2, value[0] == 0x01,
-                        value.count >= 2 + Int(value[1])
-                    else { return fields[index].string.map { $0.hasPrefix("_") ? nil : "plaintext" } ?? nil }
-                    return String(decoding: value[2..<(2 + Int(value[1]))], as: UTF8.self)
+                    guard let name = fields[index].string, name.hasPrefix("a:") || name.hasPrefix("l:") else {
+                        return nil
+                    }
+                    return fields[index + 1].bytes.flatMap(SessionEncryption.keyID(ofStored:)) ?? "plaintext"
                 }
             }
         }

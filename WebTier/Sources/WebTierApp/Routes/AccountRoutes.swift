@@ -67,8 +67,8 @@ struct AccountRoutes: Sendable {
         }
         let username = form["username"] ?? ""
         let verdict = await state.users.verify(
-            username: username, password: form["password"] ?? "", address: clientAddress(request, context) ?? "unknown",
-            logger: context.logger)
+            username: username, password: form["password"] ?? "",
+            address: clientAddress(request, context) ?? "unknown", logger: context.logger)
         switch verdict {
         case .throttled(let retryAfter):
             var response = loginForm(
