@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 // One set of settings for every target: Swift 6 language mode and the upcoming features the best Swift server
@@ -21,9 +21,29 @@ let package = Package(
         .executable(name: "session-bench", targets: ["session-bench"]),
         .executable(name: "session-listen", targets: ["session-listen"]),
         .executable(name: "session-fuzz", targets: ["session-fuzz"]),
+        // The integrations. Their modules are empty unless the trait of the same name is on, so an app adds one line:
+        // .package(url: "…/swift-redis-session.git", from: "…", traits: ["Hummingbird"])
+        .library(name: "HummingbirdRedisSession", targets: ["HummingbirdRedisSession"]),
+        .library(name: "VaporRedisSession", targets: ["VaporRedisSession"]),
+        .executable(name: "vapor-bench-app", targets: ["vapor-bench-app"]),
     ],
-    // The component's only dependencies are system libraries: libhiredis (its reader parses RESP) and OpenSSL
-    // (TLS on the connection's own socket, and AES-256-GCM for session values at rest). No Swift package dependencies.
+    // Off by default: with its default traits the package resolves no Swift package at all. SwiftPM fetches a
+    // dependency that only a trait uses when that trait is on, and not otherwise.
+    traits: [
+        .trait(name: "Hummingbird", description: "The Hummingbird 2 integration: middleware, request context, metrics"),
+        .trait(name: "Vapor", description: "The Vapor 4 integration: middleware, a sessions driver, client address"),
+        .default(enabledTraits: []),
+    ],
+    // Otherwise the component's only dependencies are system libraries: libhiredis (its reader parses RESP) and
+    // OpenSSL (TLS on the connection's own socket, and AES-256-GCM for session values at rest).
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/vapor/vapor.git", from: "4.122.3"),
+    ],
     targets: [
         .systemLibrary(
             name: "CHiredis",
@@ -59,6 +79,28 @@ let package = Package(
             dependencies: ["RedisClient", "RedisSession", "SettingsSync"],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "HummingbirdRedisSession",
+            dependencies: ["RedisClient", "RedisSession", "SettingsSync"] + [
+                product("Hummingbird", from: "hummingbird", with: "Hummingbird"),
+                product("ServiceLifecycle", from: "swift-service-lifecycle", with: "Hummingbird"),
+                product("Metrics", from: "swift-metrics", with: "Hummingbird"),
+                product("Logging", from: "swift-log", with: "Hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "VaporRedisSession",
+            dependencies: ["RedisClient", "RedisSession"] + [product("Vapor", from: "vapor", with: "Vapor")],
+            swiftSettings: swiftSettings
+        ),
+        // What scripts/vapor-bench measures: a Vapor hello-world, and a page that reads a signed-in session.
+        .executableTarget(
+            name: "vapor-bench-app",
+            dependencies: ["VaporRedisSession", "RedisClient", "RedisSession"]
+                + [product("Vapor", from: "vapor", with: "Vapor")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient"], swiftSettings: swiftSettings),
         .testTarget(name: "RedisSessionTests", dependencies: ["RedisSession"], swiftSettings: swiftSettings),
         .testTarget(
@@ -73,5 +115,31 @@ let package = Package(
             dependencies: ["RedisClient", "RedisTesting"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "HummingbirdRedisSessionTests",
+            dependencies: ["HummingbirdRedisSession", "RedisClient", "RedisSession", "SettingsSync", "RedisTesting"]
+                + [
+                    product("Hummingbird", from: "hummingbird", with: "Hummingbird"),
+                    product("HummingbirdTesting", from: "hummingbird", with: "Hummingbird"),
+                    product("HummingbirdAuth", from: "hummingbird-auth", with: "Hummingbird"),
+                    product("Metrics", from: "swift-metrics", with: "Hummingbird"),
+                    product("Logging", from: "swift-log", with: "Hummingbird"),
+                ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VaporRedisSessionTests",
+            dependencies: ["VaporRedisSession", "RedisClient", "RedisSession", "RedisTesting"]
+                + [
+                    product("Vapor", from: "vapor", with: "Vapor"),
+                    product("VaporTesting", from: "vapor", with: "Vapor"),
+                ],
+            swiftSettings: swiftSettings
+        ),
     ]
 )
+
+/// A framework's product, used only when its trait is on (otherwise SwiftPM does not even fetch the framework).
+func product(_ name: String, from package: String, with trait: String) -> Target.Dependency {
+    .product(name: name, package: package, condition: .when(traits: [trait]))
+}

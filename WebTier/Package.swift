@@ -1,8 +1,8 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
-// The web tier is its own package, so that Hummingbird never leaks into the component: the root package keeps no
-// Swift package dependencies.
+// The web tier is its own package, so that the demo's own dependencies (Prometheus, bcrypt, argument parsing) never
+// reach the component, whose root package resolves no Swift package by default.
 let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
@@ -19,8 +19,8 @@ let package = Package(
         .executable(name: "rig-check", targets: ["rig-check"]),
     ],
     dependencies: [
-        .package(name: "swift-redis-session", path: ".."),
-        .package(name: "swift-redis-session-hummingbird", path: "../Integrations/HummingbirdRedisSession"),
+        // The component with its Hummingbird integration: the same trait an app outside this repository names.
+        .package(name: "swift-redis-session", path: "..", traits: ["Hummingbird"]),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "WebTierApp",
             dependencies: [
-                .product(name: "HummingbirdRedisSession", package: "swift-redis-session-hummingbird"),
+                .product(name: "HummingbirdRedisSession", package: "swift-redis-session"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "RedisClient", package: "swift-redis-session"),
@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(
             name: "WebTierTests",
             dependencies: [
-                .product(name: "HummingbirdRedisSession", package: "swift-redis-session-hummingbird"),
+                .product(name: "HummingbirdRedisSession", package: "swift-redis-session"),
                 "WebTierApp",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
