@@ -1,3 +1,4 @@
+#if Vapor
 import Foundation
 import RedisClient
 import RedisSession
@@ -189,4 +190,17 @@ import VaporTesting
             #expect(behind.body.string == "203.0.113.9")
         }
     }
+
+    /// `req.userAgent` names the browser and system for a device list.
+    @Test func theUserAgentIsReadForPeople() async throws {
+        try await withApp(configure: { app in
+            app.get("device") { req in req.userAgent?.description ?? "none" }
+        }) { app in
+            let firefox = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+            let named = try await app.testing().sendRequest(.GET, "device", headers: ["User-Agent": firefox])
+            #expect(named.body.string == "Firefox 133 on Linux")
+            #expect(try await app.testing().sendRequest(.GET, "device").body.string == "none")
+        }
+    }
 }
+#endif  // Vapor

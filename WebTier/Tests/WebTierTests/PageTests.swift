@@ -279,15 +279,20 @@ import Testing
         let app = try await makeApp(prefix: prefix)
         try await app.test(.router) { client in
             try await waitUntilReady(client, prefix: prefix)
-            var laptop = Browser(userAgent: "Laptop Firefox")
-            var phone = Browser(userAgent: "Phone Safari")
+            let firefox = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+            let safari =
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                + "Version/18.1 Mobile/15E148 Safari/604.1"
+            var laptop = Browser(userAgent: firefox)
+            var phone = Browser(userAgent: safari)
             try await laptop.signIn(client)
             try await phone.signIn(client)
             let phoneCookie = try #require(phone.cookies["rsess"])
             let list = try await laptop.get(client, "/sessions")
             let page = String(buffer: list.body)
-            #expect(page.contains("Laptop Firefox") && page.contains("Phone Safari"), "devices are labelled")
-            #expect(page.contains("Laptop Firefox <strong>(this device)</strong>"))
+            #expect(page.contains("Safari 18 on iOS</span>"), "devices are named by browser and system")
+            #expect(page.contains("Firefox 133 on Linux</span> <strong>(this device)</strong>"))
+            #expect(page.contains(firefox) && page.contains(safari), "the full user agent is still on the page")
             #expect(!page.contains(phoneCookie), "the page never holds another device's session ID")
             let handles = page.components(separatedBy: "name=\"handle\" value=\"").dropFirst().compactMap {
                 $0.split(separator: "\"").first.map(String.init)

@@ -64,6 +64,7 @@ let stylesheet = """
     .muted{color:#777;font-size:.9rem}
     table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #eee}
     select{max-width:100%}
+    details.agent{font-size:.8rem;color:#777;overflow-wrap:anywhere}details.agent summary{cursor:pointer}
     @media (max-width:640px){
     table.devices,.devices tbody,.devices tr,.devices td{display:block}.devices tr:first-child{display:none}
     .devices tr{border-bottom:1px solid #ddd;padding:.5rem 0}.devices td{border:0;padding:.1rem 0}

@@ -133,9 +133,14 @@ enum Pages {
         frame: PageFrame, list: [SessionSummary], current: SessionHandle, timezone: String, csrf: String
     ) -> ByteBuffer {
         let rows = list.map { summary in
-            let device = summary.labels["agent"] ?? "Unknown device"
+            // "Chrome 156 on Linux", with the header it was read from one click away.
+            let agent = summary.labels["agent"].map(UserAgent.init)
+            let device = agent?.description ?? "Unknown device"
             let marker = summary.handle == current ? " <strong>(this device)</strong>" : ""
-            return "<tr><td>\(escape(device))\(marker)</td>"
+            let detail = agent.map {
+                "<details class=\"agent\"><summary>User agent</summary>\(escape($0.string))</details>"
+            }
+            return "<tr><td><span class=\"device\">\(escape(device))</span>\(marker)\(detail ?? "")</td>"
                 + "<td data-label=\"Address\">\(escape(summary.labels["address"] ?? ""))</td>"
                 + "<td data-label=\"Signed in\">\(escape(TimeRendering.render(summary.createdAt, in: timezone)))</td>"
                 + "<td data-label=\"Last seen\">\(escape(TimeRendering.render(summary.lastSeenAt, in: timezone)))</td>"
