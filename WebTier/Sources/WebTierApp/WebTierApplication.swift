@@ -32,6 +32,8 @@ func buildApplications(configuration: WebTierConfiguration, logger: Logger) -> (
     let router = Router(context: AppRequestContext.self, options: .autoGenerateHeadEndpoints)
     // Outermost, so every response gets them, refusals and errors included.
     router.add(middleware: ResponseHeadersMiddleware(instanceID: configuration.instanceID))
+    // Hummingbird's request metrics (HTTPMetrics), by route template, so their labels stay few.
+    router.add(middleware: HTTPMetrics.middleware())
     operations.registerPublic(on: router)
     state.assets.register(on: router)
     router.add(middleware: state.kit.middleware(for: AppRequestContext.self) { _, _ in Pages.unavailable() })

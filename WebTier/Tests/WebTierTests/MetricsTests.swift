@@ -79,6 +79,16 @@ import Testing
                 #expect(moved("rsess_redis_batches_total"))
                 #expect(after[#"rsess_cache_serving{cache="settings"}"#] == 1)
                 #expect(after["rsess_settings_event_lag_seconds_count"].map { $0 >= 1 } == true, "the lag histogram")
+                // Hummingbird's own request metrics, by route template and status. The process's other tests add to
+                // them too, so the five signed-in page views are a lower bound.
+                func pageViews(_ samples: [String: Double]) -> Double {
+                    samples.filter { series, _ in
+                        series.hasPrefix("hb_requests{") && series.contains(#"http_route="/""#)
+                            && series.contains(#"http_response_status_code="200""#)
+                    }.values.reduce(0, +)
+                }
+                #expect(pageViews(after) >= pageViews(before) + 5, "hb_requests moves with traffic")
+                #expect(after.keys.contains { $0.hasPrefix("http_server_request_duration_bucket{") })
             }
         }
     }

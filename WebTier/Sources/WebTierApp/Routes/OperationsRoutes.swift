@@ -75,11 +75,12 @@ struct OperationsRoutes: Sendable {
     }
 
     /// The component's metrics in the Prometheus text format (the kit's `RedisSessionMetrics`, sampled every
-    /// second and at this scrape).
+    /// second and at this scrape), then Hummingbird's request metrics (``HTTPMetrics``).
     func metrics() -> Response {
         state.kit.metrics?.sample()
         var buffer: [UInt8] = []
         state.registry.emit(into: &buffer)
+        HTTPMetrics.registry.emit(into: &buffer)
         return Response(
             status: .ok,
             headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
