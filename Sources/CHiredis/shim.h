@@ -216,6 +216,16 @@ static inline long chiredis_receive(int fd, void *buffer, size_t capacity) {
 
 static inline const char *chiredis_reader_errstr(const redisReader *r) { return r->errstr; }
 
+/// The hiredis this was built with, as major * 10000 + minor * 100 + patch. With 1.x headers it also reads
+/// `hiredisAllocFns`, which only 1.x defines: a build that compiled 1.x headers but linked 0.14's library fails to
+/// link instead of running with the wrong reader.
+static inline int chiredis_version(void) {
+#if HIREDIS_MAJOR >= 1
+    if (hiredisAllocFns.mallocFn == NULL) { return -1; }
+#endif
+    return HIREDIS_MAJOR * 10000 + HIREDIS_MINOR * 100 + HIREDIS_PATCH;
+}
+
 static inline int chiredis_errno(void) { return errno; }
 
 #endif

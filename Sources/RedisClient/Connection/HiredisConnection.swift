@@ -182,7 +182,10 @@ final class HiredisConnection {
         }
         guard let reply else { return nil }
         defer { freeReplyObject(reply) }
-        return Self.convert(reply.assumingMemoryBound(to: redisReply.self))
+        guard let value = Self.convert(reply.assumingMemoryBound(to: redisReply.self)) else {
+            throw RedisError(.protocolError, Self.notRESP2, context: endpointDescription)
+        }
+        return value
     }
 
     /// Writes what is queued and waits for one reply, blocking this thread at most the reply timeout per read: for
@@ -224,7 +227,13 @@ final class HiredisConnection {
         return false
     }
 
-    static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue {
+    /// Why a reply that hiredis parsed is refused: this client speaks RESP2 (it never sends `HELLO 3`), and hiredis
+    /// 1.x's reader also parses RESP3's types (doubles, booleans, maps, pushes...), where 0.14's refuses their type
+    /// byte. A server that sends one is refused the same way on both.
+    static let notRESP2 = "a RESP3 reply on a RESP2 connection"
+
+    /// The reply as a value, or `nil` when it (or an element of it) is not one of RESP2's five types.
+    static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RedisValue? {
         let value = reply.pointee
         switch value.type {
         case REDIS_REPLY_STRING:
@@ -239,11 +248,16 @@ final class HiredisConnection {
             var elements: [RedisValue] = []
             elements.reserveCapacity(value.elements)
             for index in 0..<value.elements {
-                if let element = chiredis_reply_element(reply, index) { elements.append(convert(element)) }
+                guard let element = chiredis_reply_element(reply, index), let converted = convert(element) else {
+                    return nil
+                }
+                elements.append(converted)
             }
             return .array(elements)
-        default:
+        case REDIS_REPLY_NIL:
             return .null
+        default:
+            return nil
         }
     }
 

@@ -16,12 +16,14 @@ internal import CHiredis
         while true {
             var reply: UnsafeMutableRawPointer?
             guard redisReaderGetReply(reader, &reply) == REDIS_OK else {
-                return (replies, RedisError(.protocolError, "hiredis could not parse the reply"))
+                let reason = String(cString: chiredis_reader_errstr(reader))
+                return (replies, RedisError(.protocolError, "hiredis could not parse the reply: \(reason)"))
             }
             guard let reply else { return (replies, nil) }
-            let typed = reply.assumingMemoryBound(to: redisReply.self)
-            replies.append(HiredisConnection.convert(typed))
+            let converted = HiredisConnection.convert(reply.assumingMemoryBound(to: redisReply.self))
             freeReplyObject(reply)
+            guard let converted else { return (replies, RedisError(.protocolError, HiredisConnection.notRESP2)) }
+            replies.append(converted)
         }
     }
 }
