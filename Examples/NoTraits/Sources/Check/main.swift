@@ -1,0 +1,4 @@
+import RedisSession
+
+// The component alone: its session IDs and cookies, no web framework.
+print(SessionCookie(secure: true).name)
