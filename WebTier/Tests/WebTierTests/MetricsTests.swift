@@ -89,6 +89,15 @@ import Testing
                 }
                 #expect(pageViews(after) >= pageViews(before) + 5, "hb_requests moves with traffic")
                 #expect(after.keys.contains { $0.hasPrefix("http_server_request_duration_bucket{") })
+                // A page that does not exist is an error of route "NotFound", as Hummingbird labels it.
+                func notFound(_ samples: [String: Double]) -> Double {
+                    samples.filter { series, _ in
+                        series.hasPrefix("hb_request_errors{") && series.contains(#"http_route="NotFound""#)
+                            && series.contains(#"error_type="404""#)
+                    }.values.reduce(0, +)
+                }
+                #expect(try await client.execute(uri: "/no-such-page", method: .get).status == .notFound)
+                #expect(notFound(try await Self.scrape(adminClient)) >= notFound(after) + 1)
             }
         }
     }
