@@ -12,6 +12,9 @@ final class SessionStoreLifecycle: LifecycleHandler {
     init(store: RedisSessionStore) { self.store = store }
 
     // Starting a task is synchronous: one hook serves both boots (Vapor's async one calls it).
+    //
+    // Unstructured on purpose: Vapor gives a lifecycle handler hooks, not a scope to run a child task in. The task is
+    // owned here, started once, and cancelled and awaited in `shutdownAsync`, so it never outlives the application.
     func didBoot(_ application: Application) throws {
         task.withLock { task in
             if task == nil { task = Task { [store] in await store.run() } }
