@@ -27,6 +27,8 @@ public final class RedisClient: Sendable {
     private let executor: any RequestExecutor
     private let runStarted = Atomic<Bool>(false)
     private let counters = ClientCounters()
+    /// The session cache's tracker IDs in holders mode, which every connection of this client redirects to.
+    package let trackingRedirects = TrackingRedirects()
     /// Names this pool's threads (`redis<N>.<i>`), so they can be told apart in a debugger or `/proc`.
     let threadNamePrefix: String
     private static let instances = Atomic<Int>(0)
@@ -39,7 +41,7 @@ public final class RedisClient: Sendable {
         let prefix = "redis\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 100_000)."
         self.threadNamePrefix = prefix
         self.executor = configuration.topology.makeExecutor(
-            configuration: configuration, counters: counters, namePrefix: prefix)
+            configuration: configuration, counters: counters, namePrefix: prefix, redirects: trackingRedirects)
     }
 
     deinit { executor.shutdown() }

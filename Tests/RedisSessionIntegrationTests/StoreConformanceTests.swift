@@ -4,11 +4,13 @@ import RedisSession
 import RedisTesting
 import Testing
 
-/// The store under test: the same suite runs against Redis, Redis behind an instance's session cache, a master found
-/// through Sentinel, a 3-primary Redis Cluster (with and without the cache: the users of each test land on every
-/// primary), Redis and the cluster with every value encrypted at rest, and memory.
+/// The store under test: the same suite runs against Redis, Redis behind an instance's session cache (in each
+/// tracking mode), a master found through Sentinel, a 3-primary Redis Cluster (with and without the cache, in each
+/// mode: the users of each test land on every primary), Redis and the cluster with every value encrypted at rest,
+/// and memory.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case redis, cachedRedis, sentinel, cluster, cachedCluster, encryptedRedis, encryptedCluster, memory
+    case redis, cachedRedis, broadcastCachedRedis, sentinel, cluster, cachedCluster, broadcastCachedCluster
+    case encryptedRedis, encryptedCluster, memory
     var testDescription: String { rawValue }
 
     /// Two keys, as in the middle of a rotation: the first encrypts.
@@ -62,14 +64,17 @@ struct StoreFixture {
             let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisCluster.shared().url))
             return StoreFixture(
                 store: RedisSessionStore(client: client, configuration: configuration), client: client, prefix: prefix)
-        case .cachedRedis, .cachedCluster:
-            let url = kind == .cachedCluster ? try await RedisCluster.shared().url : try await RedisServer.sharedURL()
+        case .cachedRedis, .cachedCluster, .broadcastCachedRedis, .broadcastCachedCluster:
+            let onCluster = kind == .cachedCluster || kind == .broadcastCachedCluster
+            let url = onCluster ? try await RedisCluster.shared().url : try await RedisServer.sharedURL()
             let client = RedisClient(configuration: try RedisConfiguration(url: url))
+            let tracking: SessionTracking =
+                kind == .broadcastCachedRedis || kind == .broadcastCachedCluster ? .broadcast : .holders
             let store = RedisSessionStore(
-                client: client, configuration: configuration, cache: SessionCache.Configuration())
+                client: client, configuration: configuration, cache: SessionCache.Configuration(tracking: tracking))
             let task = Task { await store.run() }
-            let tracking = await eventually { store.cache?.statistics.isTracking ?? false }
-            #expect(tracking, "the session cache never started tracking")
+            let trackingOn = await eventually { store.cache?.statistics.isTracking ?? false }
+            #expect(trackingOn, "the session cache never started tracking")
             return StoreFixture(store: store, client: client, prefix: prefix, cacheTask: task)
         }
     }

@@ -35,6 +35,7 @@ final class ClusterRouter: RequestExecutor {
     private let pools = Mutex<[Endpoint: [ConnectionWorker]]>([:])
     private let counters: ClientCounters
     private let namePrefix: String
+    private let redirects: TrackingRedirects?
     /// A table read in progress, and who waits for it.
     private let reading = Mutex<(running: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
     /// A read was asked for (a lost node, a `MOVED` to a new one) and has not started yet.
@@ -49,8 +50,9 @@ final class ClusterRouter: RequestExecutor {
 
     init(
         configuration: RedisConfiguration, cluster: RedisConfiguration.Cluster, counters: ClientCounters,
-        namePrefix: String
+        namePrefix: String, redirects: TrackingRedirects? = nil
     ) {
+        self.redirects = redirects
         self.configuration = configuration
         self.shared = SharedClusterTable.table(for: cluster)
         self.counters = counters
@@ -367,7 +369,7 @@ final class ClusterRouter: RequestExecutor {
                 ConnectionWorker(
                     configuration: nodeConfiguration, resolver: FixedNode(),
                     name: "\(namePrefix)\(pools.count).\(index)",
-                    counters: counters)
+                    counters: counters, redirects: redirects)
             }
             pools[node] = created
             return created

@@ -17,7 +17,7 @@ struct ClusterSubscription: Sendable {
     let subscriber: RedisSubscriber
     let channels: [String]
     let patterns: [String]
-    let trackedPrefixes: [String]?
+    let tracking: SubscriberLoop.KeyTracking?
     let threadName = "rsub-cluster"
 
     /// A fan-in for one iteration: it subscribes when first asked for an output and ends when its iterator goes.
@@ -105,7 +105,7 @@ struct ClusterSubscription: Sendable {
                 // The loop's thread yields straight into the merged stream, tagged: no task forwards it.
                 let loop = SubscriberLoop(
                     subscriber: nodeSubscriber, channels: subscription.channels, patterns: subscription.patterns,
-                    trackedPrefixes: subscription.trackedPrefixes,
+                    tracking: subscription.tracking,
                     emit: { output in sink.yield(.child(index, output)) })
                 loops.append(loop)
                 loop.start()

@@ -47,23 +47,31 @@ final class ConnectionWorker: Sendable {
     private let connector: NodeConnector
     private let name: String
     private let counters: ClientCounters
+    /// Where tracked reads report, in the session cache's holders mode; `nil` for a client without one.
+    private let redirects: TrackingRedirects?
 
     /// - Parameters:
     ///   - configuration: Credentials, timeouts and pipelining for the connection.
     ///   - resolver: Where the connection goes: a fixed node, or the master the sentinels name.
     ///   - name: The thread's name.
     ///   - counters: The pool's counters, which the thread adds its batches to.
-    init(configuration: RedisConfiguration, resolver: any NodeResolver, name: String, counters: ClientCounters) {
+    ///   - redirects: The client's tracking targets: the connection re-points its key tracking whenever they change.
+    init(
+        configuration: RedisConfiguration, resolver: any NodeResolver, name: String, counters: ClientCounters,
+        redirects: TrackingRedirects? = nil
+    ) {
         self.configuration = configuration
         self.connector = NodeConnector(configuration: configuration, resolver: resolver)
         self.name = name
         self.counters = counters
+        self.redirects = redirects
         self.wake = WakeSignal()
         self.state = Mutex(
             State(
                 machine: Machine(
                     backoff: configuration.reconnectBackoff, pipelineDepth: configuration.maximumPipelineDepth,
                     serverDescription: configuration.serverDescription)))
+        redirects?.addWaker { [weak self] in self?.wake?.signal() }
     }
 
     /// The status as last published, read without the lock by the pool's dispatcher.
@@ -177,6 +185,7 @@ final class ConnectionWorker: Sendable {
         var replyPolling = ReplyPolling(window: configuration.busyPollWindow)
         var batch: [ConnectionRequest] = []
         batch.reserveCapacity(configuration.maximumPipelineDepth)
+        var tracking = TrackingState()
 
         loop: while true {
             guard let current = connection else {
@@ -185,6 +194,7 @@ final class ConnectionWorker: Sendable {
                     connection = new
                     node = resolved
                     replyPolling = ReplyPolling(window: configuration.busyPollWindow)
+                    tracking = TrackingState()
                 case .failed(let delay):
                     if !sleepUnlessShutDown(for: delay, wake: wake) { break loop }
                 case .shutDown:
@@ -196,6 +206,7 @@ final class ConnectionWorker: Sendable {
             // load per batch; what is queued goes to the new master.
             if !connector.resolver.isCurrent(node) {
                 connection = nil
+                tracking.lost(redirects)
                 connectionLost(RedisError(.notMaster, "the master changed", context: current.endpointDescription))
                 continue
             }
@@ -204,22 +215,41 @@ final class ConnectionWorker: Sendable {
                 defer { publish(state.machine) }
                 return state.machine.nextBatch(into: &batch)
             }
+            // Read after the batch was taken: a request submitted after a tracker re-pointed here finds the new
+            // target, so its tracked read reports to the tracker the cache is listening on.
+            let repoint = tracking.repoint(redirects, endpoint: node.endpoint ?? configuration.endpoint)
             switch action {
             case .exit:
                 break loop
             case .wait:
-                // Asleep until woken (work, a node change, shutdown). A socket that turns readable while nothing is
-                // in flight was closed by the server (a restart, `CLIENT KILL`, an idle timeout): connect again now,
-                // so the next request does not find it dead.
+                if let repoint {
+                    // Idle, but the tracker moved: re-point now, so no connection is left redirecting to a client
+                    // that is gone (`CLIENT LIST` flag `R`).
+                    if !write([], repointingTo: repoint, tracking: &tracking, on: current, node: node,
+                        polling: &replyPolling, wake: wake)
+                    {
+                        connection = nil
+                    }
+                    continue
+                }
+                // Asleep until woken (work, a node change, a new tracker, shutdown). A socket that turns readable
+                // while nothing is in flight was closed by the server (a restart, `CLIENT KILL`, an idle timeout):
+                // connect again now, so the next request does not find it dead.
                 let ready = wake.wait(on: current.fileDescriptor, timeoutMilliseconds: -1)
                 if ready.socket || ready.failed {
                     connection = nil
+                    tracking.lost(redirects)
                     connectionLost(RedisError(.connectionClosed, "the server closed the idle connection"))
                 }
             case .write:
-                if !write(batch, on: current, node: node, polling: &replyPolling, wake: wake) { connection = nil }
+                if !write(batch, repointingTo: repoint, tracking: &tracking, on: current, node: node,
+                    polling: &replyPolling, wake: wake)
+                {
+                    connection = nil
+                }
             }
         }
+        tracking.lost(redirects)
 
         let (failed, waiters) = state.withLock { state in
             let failed = state.machine.threadExiting()
@@ -236,14 +266,25 @@ final class ConnectionWorker: Sendable {
     /// Writes a batch and resumes each caller with its replies; `false` when the connection can no longer be used
     /// (it broke, or the node turned out not to be the master).
     private func write(
-        _ batch: [ConnectionRequest], on connection: HiredisConnection, node: ResolvedNode,
-        polling replyPolling: inout ReplyPolling, wake: WakeSignal
+        _ batch: [ConnectionRequest], repointingTo repoint: Int?, tracking: inout TrackingState,
+        on connection: HiredisConnection, node: ResolvedNode, polling replyPolling: inout ReplyPolling,
+        wake: WakeSignal
     ) -> Bool {
+        if let repoint { connection.append(TrackingState.command(redirectingTo: repoint)) }
         for request in batch { connection.append(request.payload) }
         counters.batches.add(1, ordering: .relaxed)
         var refusedAsReplica = false
         do throws(RedisError) {
             try connection.flush()
+            if let repoint {
+                // Ahead of the batch in the same write, so the batch's tracked reads report to the new target.
+                // Refused (that tracker is already gone), the connection counts as pointing nowhere: the cache
+                // restarts when its tracker comes back, and reads nothing it could serve meanwhile.
+                let reply = try nextReply(on: connection, node: node, wake: wake)
+                let confirmed = reply == .simpleString("OK")
+                tracking.redirectedTo = confirmed ? repoint : nil
+                if confirmed { tracking.everOn = true }
+            }
             if replyPolling.shouldPoll(batchOf: batch.count) {
                 let deadline = monotonicNanoseconds() &+ replyPolling.windowNanoseconds
                 let hit = connection.pollReadable(untilMonotonicNanoseconds: deadline)
@@ -284,10 +325,12 @@ final class ConnectionWorker: Sendable {
                 waiter?.resume(returning: result)
             }
         } catch {
+            tracking.lost(redirects)
             connectionLost(error)
             return false
         }
         guard refusedAsReplica else { return true }
+        tracking.lost(redirects)
         connectionLost(RedisError(.notMaster, "the node is no longer the master"))
         connector.resolver.refused(node)
         return false
@@ -403,6 +446,36 @@ final class ConnectionWorker: Sendable {
 }
 
 extension ConnectionWorker {
+    /// Where one connection's key tracking points (holders mode), and whether it ever had tracking on.
+    struct TrackingState {
+        /// The tracker client ID this connection's reports go to, as the last `CLIENT TRACKING` confirmed.
+        var redirectedTo: Int?
+        /// Whether Redis may hold tracked reads of this connection: then losing it loses reports.
+        var everOn = false
+        /// The ``TrackingRedirects/version`` last looked at.
+        var seenVersion: UInt64 = 0
+
+        /// The target to re-point to before the next write, if the tracker on this connection's node changed.
+        mutating func repoint(_ redirects: TrackingRedirects?, endpoint: RedisConfiguration.Endpoint?) -> Int? {
+            guard let redirects, let endpoint else { return nil }
+            let version = redirects.version
+            guard version != seenVersion else { return nil }
+            seenVersion = version
+            guard let target = redirects.target(for: endpoint), target != redirectedTo else { return nil }
+            return target
+        }
+
+        /// The connection is gone: if Redis tracked reads through it, they are forgotten, and the cache is told.
+        mutating func lost(_ redirects: TrackingRedirects?) {
+            if everOn { redirects?.trackedConnectionLost() }
+            self = TrackingState()
+        }
+
+        static func command(redirectingTo target: Int) -> [UInt8] {
+            RedisCommand("CLIENT", "TRACKING", "ON", "REDIRECT", String(target), "OPTIN").encoded
+        }
+    }
+
     /// The connected worker with the fewest requests outstanding (the first on a tie), else one that is connecting;
     /// never one that is backing off after failures.
     ///

@@ -48,7 +48,7 @@ public struct RedisSubscriber: Sendable {
     ///   - patterns: Glob patterns for `PSUBSCRIBE`.
     /// - Returns: The events; the connection lives as long as the iteration.
     public func subscribe(to channels: [String], patterns: [String] = []) -> RedisSubscription {
-        let (source, threadName) = startLoop(channels: channels, patterns: patterns, trackedPrefixes: nil)
+        let (source, threadName) = startLoop(channels: channels, patterns: patterns, tracking: nil)
         return RedisSubscription(source: source, threadName: threadName, translate: RedisSubscriptionEvent.init)
     }
 
@@ -63,23 +63,37 @@ public struct RedisSubscriber: Sendable {
     ///   written, deleted or expires. An empty list follows every key.
     /// - Returns: The invalidations; the connection lives as long as the iteration.
     public func trackInvalidations(prefixes: [String]) -> RedisInvalidations {
-        let (source, threadName) = startLoop(channels: [], patterns: [], trackedPrefixes: prefixes)
+        let (source, threadName) = startLoop(channels: [], patterns: [], tracking: .broadcast(prefixes: prefixes))
+        return RedisInvalidations(source: source, threadName: threadName, translate: RedisInvalidation.init)
+    }
+
+    /// Receives the reports of the keys that `client`'s connections read with `CLIENT CACHING YES`: Redis' default
+    /// tracking mode, where the server remembers who read what and reports a change only to those holders.
+    ///
+    /// The subscriber's connection (one per primary on a cluster) subscribes to the invalidation channel and tells
+    /// `client` its client ID; every connection of `client` then turns tracking on with
+    /// `CLIENT TRACKING ON REDIRECT <that id> OPTIN` before its next batch. A cache built on it must also drop what
+    /// it holds when one of `client`'s tracking connections is lost (``TrackingRedirects/addLossObserver(_:)``):
+    /// Redis forgets that connection's reads without telling anyone.
+    package func trackInvalidations(readBy client: RedisClient) -> RedisInvalidations {
+        let (source, threadName) = startLoop(
+            channels: [], patterns: [], tracking: .holders(client.trackingRedirects))
         return RedisInvalidations(source: source, threadName: threadName, translate: RedisInvalidation.init)
     }
 
     private func startLoop(
-        channels: [String], patterns: [String], trackedPrefixes: [String]?
+        channels: [String], patterns: [String], tracking: SubscriberLoop.KeyTracking?
     ) -> (RedisEventSource, String) {
         // A cluster's subscription is one loop per primary, merged by the task that iterates it; every other topology
         // has one loop, on the node it resolves, feeding a stream.
         if configuration.cluster != nil {
             let subscription = ClusterSubscription(
-                subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes)
+                subscriber: self, channels: channels, patterns: patterns, tracking: tracking)
             return (.cluster(subscription), subscription.threadName)
         }
         let (stream, continuation) = AsyncStream.makeStream(of: SubscriberLoop.Output.self)
         let loop = SubscriberLoop(
-            subscriber: self, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
+            subscriber: self, channels: channels, patterns: patterns, tracking: tracking,
             continuation: continuation)
         continuation.onTermination = { _ in loop.stop() }
         loop.start()

@@ -16,6 +16,16 @@ import Synchronization
 /// readable, so a stop request never has to interrupt a blocked hiredis call and the context never leaves this
 /// thread.
 final class SubscriberLoop: Sendable {
+    /// The key tracking whose reports a loop receives.
+    enum KeyTracking: Sendable {
+        /// Broadcast mode on the loop's own connection (`CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX ...`):
+        /// every change under the prefixes, by anyone.
+        case broadcast(prefixes: [String])
+        /// Default mode, on the pool's connections (`OPTIN`, redirected here): changes to the keys this instance's
+        /// connections read with `CLIENT CACHING YES`. The loop tells `redirects` its client ID once subscribed.
+        case holders(TrackingRedirects)
+    }
+
     /// What the loop reports; the public sequences translate it.
     enum Output: Sendable {
         /// Every subscription is confirmed; `again` after a gap.
@@ -35,8 +45,8 @@ final class SubscriberLoop: Sendable {
     private let subscriber: RedisSubscriber
     private let channels: [String]
     private let patterns: [String]
-    /// Key prefixes to track (`CLIENT TRACKING ... BCAST`), or `nil` for a plain subscription.
-    private let trackedPrefixes: [String]?
+    /// Which key tracking the connection receives the reports of, or `nil` for a plain subscription.
+    private let tracking: KeyTracking?
     /// Where the outputs go: a stream's continuation, or a cluster's merged stream.
     private let emit: @Sendable (Output) -> Void
     /// Called once when the loop ends for good.
@@ -49,23 +59,23 @@ final class SubscriberLoop: Sendable {
     private static let instances = Atomic<Int>(0)
 
     convenience init(
-        subscriber: RedisSubscriber, channels: [String], patterns: [String], trackedPrefixes: [String]? = nil,
+        subscriber: RedisSubscriber, channels: [String], patterns: [String], tracking: KeyTracking? = nil,
         continuation: AsyncStream<Output>.Continuation
     ) {
         self.init(
-            subscriber: subscriber, channels: channels, patterns: patterns, trackedPrefixes: trackedPrefixes,
+            subscriber: subscriber, channels: channels, patterns: patterns, tracking: tracking,
             emit: { output in continuation.yield(output) }, finished: { continuation.finish() })
     }
 
     /// A loop whose outputs go to `emit`; `finished` is called once when it ends.
     init(
-        subscriber: RedisSubscriber, channels: [String], patterns: [String], trackedPrefixes: [String]? = nil,
+        subscriber: RedisSubscriber, channels: [String], patterns: [String], tracking: KeyTracking? = nil,
         emit: @escaping @Sendable (Output) -> Void, finished: @escaping @Sendable () -> Void = {}
     ) {
         self.subscriber = subscriber
-        self.channels = trackedPrefixes == nil ? channels : channels + [Self.invalidationChannel]
+        self.channels = tracking == nil ? channels : channels + [Self.invalidationChannel]
         self.patterns = patterns
-        self.trackedPrefixes = trackedPrefixes
+        self.tracking = tracking
         self.emit = emit
         self.finished = finished
         self.threadName = "rsub\(Self.instances.wrappingAdd(1, ordering: .relaxed).oldValue % 1_000_000)"
@@ -118,8 +128,10 @@ final class SubscriberLoop: Sendable {
         while !isStopped {
             let error: RedisError
             do throws(RedisError) {
-                let (connection, _) = try connector.connect()
-                error = session(on: connection, wake: wake, machine: &machine)
+                let (connection, node) = try connector.connect()
+                error = session(
+                    on: connection, endpoint: node.endpoint ?? subscriber.configuration.endpoint, wake: wake,
+                    machine: &machine)
             } catch let connectError {
                 error = connectError
             }
@@ -137,11 +149,36 @@ final class SubscriberLoop: Sendable {
     /// Subscribes on a fresh connection and delivers messages until the connection fails or the loop is stopped.
     /// Returns why it ended.
     private func session(
-        on connection: HiredisConnection, wake: WakeSignal, machine: inout SubscriberStateMachine
+        on connection: HiredisConnection, endpoint: RedisConfiguration.Endpoint?, wake: WakeSignal,
+        machine: inout SubscriberStateMachine
     ) -> RedisError {
         let ping = RedisCommand("PING").encoded
+        // In holders mode the pool's connections are pointed here once the subscription is confirmed.
+        var holdersTarget: (redirects: TrackingRedirects, endpoint: RedisConfiguration.Endpoint, id: Int)?
         do throws(RedisError) {
-            if let trackedPrefixes { try enableTracking(of: trackedPrefixes, on: connection, wake: wake) }
+            switch tracking {
+            case .broadcast(let prefixes):
+                let id = try clientID(on: connection, wake: wake)
+                var command: [any RedisArgumentConvertible] = ["CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST"]
+                for prefix in prefixes {
+                    command.append("PREFIX")
+                    command.append(prefix)
+                }
+                // It answers before the `SUBSCRIBE` that follows, so the subscription's confirmation confirms it.
+                connection.append(RedisCommand(arguments: command).encoded)
+            case .holders(let redirects):
+                guard let endpoint else {
+                    return RedisError(.connectionFailed, "a tracker needs a node address", context: "CLIENT ID")
+                }
+                let id = try clientID(on: connection, wake: wake)
+                holdersTarget = (redirects, endpoint, id)
+                // The tracker itself reads nothing with `CLIENT CACHING YES`, so this tracks nothing. It makes a
+                // server that refuses tracking (an ACL, a Redis older than 6) say so here, once, as in broadcast
+                // mode, instead of in every pool connection's re-point.
+                connection.append(RedisCommand("CLIENT", "TRACKING", "ON", "REDIRECT", String(id), "OPTIN").encoded)
+            case nil:
+                break
+            }
         } catch {
             return error
         }
@@ -157,7 +194,11 @@ final class SubscriberLoop: Sendable {
                 while let reply = try connection.bufferedReply() {
                     switch classify(reply) {
                     case .confirmation:
-                        if let again = machine.confirmed() { emit(.subscribed(again: again)) }
+                        if let again = machine.confirmed() {
+                            // Before anyone hears that tracking is on: every read tracked from then on reports here.
+                            if let target = holdersTarget { target.redirects.point(target.endpoint, at: target.id) }
+                            emit(.subscribed(again: again))
+                        }
                     case .message(let message):
                         emit(.message(message))
                     case .invalidated(let keys):
@@ -166,7 +207,7 @@ final class SubscriberLoop: Sendable {
                         machine.pongReceived()
                         emit(.heartbeat)
                     case .error(let message):
-                        let command = trackedPrefixes == nil ? "SUBSCRIBE" : "CLIENT TRACKING / SUBSCRIBE"
+                        let command = tracking == nil ? "SUBSCRIBE" : "CLIENT TRACKING / SUBSCRIBE"
                         return RedisError(.serverError, message, context: command)
                     case .other:
                         break
@@ -197,12 +238,9 @@ final class SubscriberLoop: Sendable {
         }
     }
 
-    /// Turns on broadcast key tracking with this connection as its own redirect target, so invalidations arrive
-    /// here as messages on ``invalidationChannel`` (RESP2 has no push replies). `CLIENT TRACKING` answers before the
-    /// `SUBSCRIBE` that follows, so the subscription's confirmation also confirms tracking.
-    private func enableTracking(
-        of prefixes: [String], on connection: HiredisConnection, wake: WakeSignal
-    ) throws(RedisError) {
+    /// This connection's client ID: the redirect target of the tracking it receives (RESP2 has no push replies, so
+    /// reports arrive as messages on ``invalidationChannel``).
+    private func clientID(on connection: HiredisConnection, wake: WakeSignal) throws(RedisError) -> Int {
         connection.append(RedisCommand("CLIENT", "ID").encoded)
         try connection.flush()
         let deadline = monotonicNanoseconds() + subscriber.pingTimeout.nanoseconds
@@ -227,16 +265,11 @@ final class SubscriberLoop: Sendable {
             }
             if ready.socket { try connection.fillReader() }
         }
-        guard case .integer(let id) = reply else {
+        guard case .integer(let id) = reply, let clientID = Int(exactly: id) else {
             let detail = if case .error(let message) = reply { message } else { "an unexpected reply" }
             throw RedisError(.serverError, detail, context: "CLIENT ID")
         }
-        var tracking: [any RedisArgumentConvertible] = ["CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST"]
-        for prefix in prefixes {
-            tracking.append("PREFIX")
-            tracking.append(prefix)
-        }
-        connection.append(RedisCommand(arguments: tracking).encoded)
+        return clientID
     }
 
     private enum Reply {
@@ -259,7 +292,7 @@ final class SubscriberLoop: Sendable {
             switch (kind, parts.count) {
             case ("subscribe", 3), ("psubscribe", 3):
                 return .confirmation
-            case ("message", 3) where trackedPrefixes != nil && parts[1].string == Self.invalidationChannel:
+            case ("message", 3) where tracking != nil && parts[1].string == Self.invalidationChannel:
                 switch parts[2] {
                 case .array(let keys): return .invalidated(keys.compactMap(\.bytes))
                 case .null: return .invalidated(nil)

@@ -14,7 +14,7 @@ final class NodePool: RequestExecutor {
 
     init(
         configuration: RedisConfiguration, resolver: any NodeResolver, counters: ClientCounters, namePrefix: String,
-        release: (@Sendable () -> Void)? = nil
+        redirects: TrackingRedirects? = nil, release: (@Sendable () -> Void)? = nil
     ) {
         self.configuration = configuration
         self.resolver = resolver
@@ -23,7 +23,8 @@ final class NodePool: RequestExecutor {
         // `poolSize` is a `var`: a configuration edited after its `init` may say 0; a pool always has a connection.
         let workers = (0..<max(1, configuration.poolSize)).map { index in
             ConnectionWorker(
-                configuration: configuration, resolver: resolver, name: namePrefix + String(index), counters: counters)
+                configuration: configuration, resolver: resolver, name: namePrefix + String(index), counters: counters,
+                redirects: redirects)
         }
         self.workers = workers
         self.observer = resolver.addObserver {

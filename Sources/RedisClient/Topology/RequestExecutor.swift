@@ -27,20 +27,23 @@ protocol RequestExecutor: Sendable {
 extension RedisConfiguration.Topology {
     /// The executor for this topology.
     func makeExecutor(
-        configuration: RedisConfiguration, counters: ClientCounters, namePrefix: String
+        configuration: RedisConfiguration, counters: ClientCounters, namePrefix: String,
+        redirects: TrackingRedirects
     ) -> any RequestExecutor {
         switch self {
         case .standalone:
             return NodePool(
-                configuration: configuration, resolver: FixedNode(), counters: counters, namePrefix: namePrefix)
+                configuration: configuration, resolver: FixedNode(), counters: counters, namePrefix: namePrefix,
+                redirects: redirects)
         case .sentinel(let sentinel):
             let monitor = SentinelMonitor.acquire(sentinel, timeouts: configuration)
             return NodePool(
                 configuration: configuration, resolver: monitor, counters: counters, namePrefix: namePrefix,
-                release: { monitor.release() })
+                redirects: redirects, release: { monitor.release() })
         case .cluster(let cluster):
             return ClusterRouter(
-                configuration: configuration, cluster: cluster, counters: counters, namePrefix: namePrefix)
+                configuration: configuration, cluster: cluster, counters: counters, namePrefix: namePrefix,
+                redirects: redirects)
         }
     }
 }

@@ -38,16 +38,19 @@ public final class SessionCache: Sendable {
         /// The `CLIENT SETNAME` of the tracking connection, so operators can find it; `nil` names it after the
         /// pool's client name with `-cache` appended.
         public var subscriberName: String?
+        /// Which changes Redis reports to this instance. Default ``SessionTracking/holders``.
+        public var tracking: SessionTracking
 
-        /// Creates a configuration; every argument has a default (10,000 sessions, 60 s, 4 KiB).
+        /// Creates a configuration; every argument has a default (10,000 sessions, 60 s, 4 KiB, holders).
         public init(
             capacity: Int = 10_000, maximumAge: Duration = .seconds(60), largestCachedSession: Int = 4096,
-            subscriberName: String? = nil
+            subscriberName: String? = nil, tracking: SessionTracking = .holders
         ) {
             precondition(largestCachedSession >= 0, "largestCachedSession cannot be negative")
             self.bounds = CacheBounds(capacity: capacity, maximumAge: maximumAge)
             self.largestCachedSession = largestCachedSession
             self.subscriberName = subscriberName
+            self.tracking = tracking
         }
     }
 
@@ -82,6 +85,8 @@ public final class SessionCache: Sendable {
     private let invalidations = Atomic<Int>(0)
     private let resyncCount = Atomic<Int>(0)
     private let observer: (@Sendable (RedisInvalidation) -> Void)?
+    /// The store's pool, whose connections the holders mode tracks reads on.
+    private let client: RedisClient
 
     /// Creates a cache; it serves nothing until ``run()`` has tracking on. The store makes it.
     ///
@@ -97,6 +102,7 @@ public final class SessionCache: Sendable {
         clock: MonotonicClock = .coarse, observer: (@Sendable (RedisInvalidation) -> Void)? = nil
     ) {
         self.observer = observer
+        self.client = client
         self.keyPrefix = keyPrefix
         self.configuration = configuration
         var redis = client.configuration
@@ -111,7 +117,19 @@ public final class SessionCache: Sendable {
     package func run() async {
         core.claimRun("SessionCache")
         var trackedBefore = false
-        for await event in subscriber.trackInvalidations(prefixes: [SessionKeys(prefix: keyPrefix).sessionPrefix]) {
+        let events: RedisInvalidations
+        var lossObserver: Int?
+        switch configuration.tracking {
+        case .broadcast:
+            events = subscriber.trackInvalidations(prefixes: [SessionKeys(prefix: keyPrefix).sessionPrefix])
+        case .holders:
+            // A pool connection that tracked reads is gone: Redis forgot them and tells nobody, so nothing loaded
+            // before can be trusted. The clear moves the generation on, so loads in flight are not stored either.
+            lossObserver = client.trackingRedirects.addLossObserver { [core] in core.clear() }
+            events = subscriber.trackInvalidations(readBy: client)
+        }
+        defer { if let lossObserver { client.trackingRedirects.removeLossObserver(lossObserver) } }
+        for await event in events {
             if case .tracking = event {
                 if trackedBefore { resyncCount.add(1, ordering: .relaxed) }
                 trackedBefore = true
@@ -189,6 +207,9 @@ public final class SessionCache: Sendable {
         }
     }
 
+    /// Whether a load whose result this cache will keep must ask Redis to track the read (`CLIENT CACHING YES`).
+    var tracksReads: Bool { configuration.tracking == .holders }
+
     /// Marks a load about to read Redis; `nil` (the result will not be stored) while the cache is not serving, or
     /// while another load of the same session is in flight: the first one stores, so a hot session under steady
     /// load cannot keep replacing the mark and never be stored.
@@ -252,4 +273,19 @@ extension SessionCache {
         /// When the read was sent: the TTL Redis reports counts from about then, so the entry's age does too.
         let startedAt: UInt64
     }
+}
+
+/// Which changes Redis reports to an instance's ``SessionCache``.
+///
+/// Both keep the cache exact; they differ in what a write costs as instances are added. `session-bench scale`
+/// measures both, up to 64 instances.
+public enum SessionTracking: String, Sendable, Hashable, CaseIterable {
+    /// Redis remembers which instance read which session and reports a change only to those (its default tracking
+    /// mode, `CLIENT TRACKING ON REDIRECT <tracker> OPTIN` on the pool's connections, and `CLIENT CACHING YES` before
+    /// each read the cache keeps). A write costs one report per instance that holds the session: one, with session
+    /// affinity at the load balancer, however many instances run.
+    case holders
+    /// Every instance hears of every session write in the deployment (`CLIENT TRACKING ... BCAST PREFIX`). Nothing
+    /// is tracked per read, but a write costs one report per instance.
+    case broadcast
 }

@@ -170,12 +170,21 @@ public struct RedisSessionStore: SessionStore {
         let ticket = cache?.beginLoad(id)
         var loaded: Session?
         var ttl: Int64 = 0
-        defer { if let ticket { cache?.finishLoad(ticket, with: loaded, ttlMilliseconds: ttl) } }
+        var trackingRefused = false
+        defer {
+            if let ticket { cache?.finishLoad(ticket, with: trackingRefused ? nil : loaded, ttlMilliseconds: ttl) }
+        }
         let key = keys.session(id)
-        let replies = try await pipeline([
-            RedisCommand(strings: ["HGETALL", key]), RedisCommand(strings: ["PTTL", key]),
-        ])
+        var commands = [RedisCommand(strings: ["HGETALL", key]), RedisCommand(strings: ["PTTL", key])]
+        // Holders mode: only a read the cache will keep is tracked, and it must be, or its changes go unreported.
+        let tracked = ticket != nil && cache?.tracksReads == true
+        if tracked { commands.insert(Self.trackNextRead, at: 0) }
+        var replies = try await pipeline(commands)
         counters.loadsFromRedis.add(1, ordering: .relaxed)
+        if tracked, !replies.isEmpty {
+            // Refused (the connection's tracking is being re-pointed after a gap): served, but never cached.
+            if replies.removeFirst() != .simpleString("OK") { trackingRefused = true }
+        }
         guard replies.count == 2 else { throw SessionError(.corruptSession, "unexpected reply to a session load") }
         if case .error(let message) = replies[0] { throw mapError(RedisError(.serverError, message)) }
         guard let fields = replies[0].array, let remaining = replies[1].int else {
@@ -194,6 +203,9 @@ public struct RedisSessionStore: SessionStore {
         }
         return session
     }
+
+    /// Asks Redis to track the next command's keys for this connection (holders mode, `OPTIN`).
+    private static let trackNextRead = RedisCommand("CLIENT", "CACHING", "YES")
 
     /// Slides the idle timeout with a detached script nobody waits for: losing it only means an earlier expiry.
     private func touch(_ key: String) {
