@@ -25,7 +25,8 @@ struct Measurement {
             rate: rate, cpuMicroseconds: (cpuSeconds(children: true) - before) * 1e6 / Double(operations))
     }
 
-    private static func cpuSeconds(children: Bool) -> Double {
+    /// CPU seconds (user and system) of this process, or of its waited-for children.
+    static func cpuSeconds(children: Bool) -> Double {
         var usage = rusage()
         #if canImport(Glibc)
             getrusage(Int32(truncatingIfNeeded: (children ? RUSAGE_CHILDREN : RUSAGE_SELF).rawValue), &usage)

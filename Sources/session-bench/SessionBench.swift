@@ -8,6 +8,7 @@ struct SessionBench {
     static let usage = """
         USAGE: session-bench <benchmark> [--json] [--rounds N] [--tls] [--server redis|valkey] [--redis-url URL]
                              [--pool-size N] [--busy-poll-us N] [--encryption]
+               session-bench scale [--json] [--topology standalone|cluster] [--instances 2,8,32,64] [--requests N]
                session-bench keys --redis-url URL [--prefix P] [--json]
 
         Benchmarks:
@@ -16,6 +17,9 @@ struct SessionBench {
           events     settings-event propagation to 3 instances (p50/p99) and the cached timezone lookup cost
           cluster    on a 3-primary Redis Cluster of its own: session load vs redis-benchmark --cluster -c 64,
                      event propagation and a destroy reaching another instance's cache (p99)
+          scale      2 to 64 simulated web instances (each its own pool, session cache and tracker) over 20,000
+                     sessions, on one Redis and on a 3-primary cluster: reports per write, hit ratio, Redis CPU per
+                     1,000 requests, instance CPU per request, for each tracking mode and each routing
           keys       not a benchmark: how many stored session values each encryption key holds, on the server
                      (every primary of a cluster) --redis-url names, under --prefix (default rsess:); an old key can
                      go once it holds none
@@ -32,6 +36,9 @@ struct SessionBench {
                            a rediss:// URL's ca=, cert=, key= and sni= are given to redis-benchmark --tls too)
           --pool-size N    connections in each client's pool (default 2, the library's default)
           --busy-poll-us N each client's busyPollWindow in microseconds (default 50, the library's; 0 turns it off)
+          --topology T     scale: standalone or cluster only (default both)
+          --instances L    scale: instance counts, comma-separated (default 2,8,32,64)
+          --requests N     scale: requests measured per configuration (default 60000)
           --encryption     sessions: also measure load and save with every value encrypted (AES-256-GCM), and the
                            cost of encrypting and decrypting one 64-byte value
           -h, --help       show this help
@@ -72,6 +79,7 @@ struct SessionBench {
             case "sessions": report = try await SessionsBenchmark(options: options).run()
             case "events": report = try await EventsBenchmark(options: options).run()
             case "cluster": report = try await ClusterBenchmark(options: options).run()
+            case "scale": report = try await ScaleBenchmark(options: options).run()
             default:
                 FileHandle.standardError.write(
                     Data("session-bench: unknown benchmark '\(benchmark)'\n\n\(usage)\n".utf8))
@@ -97,6 +105,10 @@ struct BenchOptions {
     var server: ServerKind = .selected
     var encryption = false
     var prefix = "rsess:"
+    /// `scale`: where, how many instances, and how many requests per configuration.
+    var scaleTopologies: [ScaleBenchmark.Topology] = [.standalone, .cluster]
+    var instanceCounts: [Int]?
+    var requests: Int?
 
     struct Problem: Error, CustomStringConvertible {
         let description: String
@@ -131,6 +143,25 @@ struct BenchOptions {
                     throw Problem(description: "--pool-size needs an integer from 1 to 64")
                 }
                 poolSize = value
+            case "--topology":
+                guard let value = iterator.next(), let topology = ScaleBenchmark.Topology(rawValue: value) else {
+                    throw Problem(description: "--topology needs standalone or cluster")
+                }
+                scaleTopologies = [topology]
+            case "--instances":
+                guard let value = iterator.next() else { throw Problem(description: "--instances needs a list") }
+                let counts = value.split(separator: ",").compactMap { Int($0) }
+                guard !counts.isEmpty, counts.count == value.split(separator: ",").count,
+                    counts.allSatisfy({ (1...128).contains($0) })
+                else {
+                    throw Problem(description: "--instances needs instance counts from 1 to 128, comma-separated")
+                }
+                instanceCounts = counts
+            case "--requests":
+                guard let value = iterator.next().flatMap(Int.init), (1_000...10_000_000).contains(value) else {
+                    throw Problem(description: "--requests needs an integer from 1000 to 10000000")
+                }
+                requests = value
             case "--busy-poll-us":
                 guard let value = iterator.next().flatMap(Int.init), (0...1000).contains(value) else {
                     throw Problem(description: "--busy-poll-us needs an integer from 0 to 1000")

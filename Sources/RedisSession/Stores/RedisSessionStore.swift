@@ -123,6 +123,9 @@ public struct RedisSessionStore: SessionStore {
         public var loadsFromRedis: Int
         /// Writes of a session: saves that had changes, regenerations and changes of user.
         public var saves: Int
+        /// Loads that slid the idle timeout (at most one per session per ``SessionStoreConfiguration/touchInterval``):
+        /// writes too, each reported to the instances caching the session.
+        public var touches: Int
     }
 
     /// Counters, readable at any time.
@@ -131,12 +134,14 @@ public struct RedisSessionStore: SessionStore {
             // The cache's hits: counted per CPU where they happen, not on one shared line per request.
             loadsFromMemory: cache?.statistics.hits ?? 0,
             loadsFromRedis: counters.loadsFromRedis.load(ordering: .relaxed),
-            saves: counters.saves.load(ordering: .relaxed))
+            saves: counters.saves.load(ordering: .relaxed),
+            touches: counters.touches.load(ordering: .relaxed))
     }
 
     final class Counters: Sendable {
         let loadsFromRedis = Atomic<Int>(0)
         let saves = Atomic<Int>(0)
+        let touches = Atomic<Int>(0)
     }
 
     let counters = Counters()
@@ -212,6 +217,7 @@ public struct RedisSessionStore: SessionStore {
         let arguments: [any RedisArgumentConvertible] = [
             "EVAL", SessionScripts.touch.source, 1, key, idleMilliseconds, absoluteMilliseconds,
         ]
+        counters.touches.add(1, ordering: .relaxed)
         client.sendDetached(RedisCommand(arguments: arguments))
     }
 
