@@ -107,6 +107,13 @@ import Testing
         var victimKeys: [String] = []
         for key in keys where try await cluster.owner(ofSlot: HashSlot(key).value) == victim { victimKeys.append(key) }
         let otherKeys = keys.filter { !victimKeys.contains($0) }
+        // A second client with a table of its own (another refresh interval) that sends nothing during the outage,
+        // as an instance with no traffic for that shard: its pool to the victim is connected, then dies unseen.
+        var idleConfiguration = try RedisConfiguration(url: cluster.url)
+        idleConfiguration.topology = .cluster(
+            .init(seeds: try #require(idleConfiguration.cluster).seeds, refreshInterval: .seconds(600)))
+        let idle = RedisClient(configuration: idleConfiguration)
+        for key in victimKeys { _ = try await idle.send("GET", key) }
         let traffic = KeyTraffic()
         let task = Task { await traffic.runCounting(client, keys: keys, tasks: 8) }
         try await Task.sleep(for: .milliseconds(300))
@@ -146,6 +153,10 @@ import Testing
             "figure: kill -9 of a primary: \(acknowledged.count) counters checked, \(lost.count) lost an acknowledged write"
         )
         #expect(lost.isEmpty, "\(lost.prefix(3))")
+        // Its first request after the failover finds no connection to the dead node (nothing written), reads the
+        // table, and goes to the new primary: no error for a client that simply was not busy.
+        #expect(try await idle.send("GET", probe).int != nil, "the idle client's first request after the failover")
+        await idle.close()
         // The killed node returns as a replica of its shard's new primary (the cluster remembers it).
         try await cluster.nodes.first { $0.port == victim }?.launch()
         try await cluster.waitUntilHealthy()

@@ -14,7 +14,9 @@ import Synchronization
 ///
 ///   Each request is resent at most ``maximumRedirections`` times.
 /// - **Never resent after a connection error.** The command may have run, so the caller gets the error. The table is
-///   read again in the background, because a lost node usually means a failover.
+///   read again in the background, because a lost node usually means a failover. The exception is a request that
+///   found no connection to its node at all (`connectionFailed`: nothing was written): the table is read at once,
+///   and the request goes to the new owner if there is one.
 /// - **The table is read** (`CLUSTER SLOTS`) on first use, after a `MOVED` to an unknown node, after a connection
 ///   error, and every ``RedisConfiguration/Cluster/refreshInterval``. Observers hear of every new generation, so the
 ///   caches can treat it as a gap. The reads run in child tasks of ``run()``; a client nobody runs reads the table
@@ -235,7 +237,23 @@ final class ClusterRouter: RequestExecutor {
                 } else {
                     reply = try await submit(payload, replyCount: replyCount, to: node, name: name)
                 }
-            } catch  where [.connectionFailed, .connectionClosed, .timeout].contains(error.code) {
+            } catch where error.code == .connectionFailed && askTarget == nil && attempt < Self.maximumRedirections {
+                // Nothing was written: there is no connection to that node (it refused, or the pool is backing off
+                // after it died). After a failover an instance that had no traffic for this shard learns of it only
+                // now, so read the table (at most every 100 ms) and resend if it names another owner.
+                if MonotonicClock.coarse.now() &- lastRead.load(ordering: .relaxed) > 100_000_000 {
+                    try? await refreshTopology()
+                }
+                let owner = shared.table.withLock { state in
+                    slot.flatMap { state.owner(of: $0) } ?? state.primaries.first
+                }
+                guard let owner, owner != node else {
+                    scheduleRefresh()
+                    throw error
+                }
+                attempt += 1
+                continue
+            } catch where [.connectionFailed, .connectionClosed, .timeout].contains(error.code) {
                 // It may have run: never resent. A lost node is usually a failover; read the table again.
                 scheduleRefresh()
                 throw error
