@@ -100,6 +100,7 @@ check("check runs rig-check against lb and every instance",
       command[:1] == ["rig-check"] and "http://lb:80" in command and all(f"http://web{n}:8080" in command for n in (1, 2, 3)),
       " ".join(command))
 check("check reads the listener's log", "/rig/listener.log" in command)
+check("check expects session affinity at the load balancer (as nginx.conf routes)", "--affinity" in command)
 check("check reads /stats from every instance's admin listener",
       all(f"http://web{n}:9090" in command for n in (1, 2, 3)) and command.count("--admin") == 3)
 
@@ -125,7 +126,10 @@ with open(os.path.join(here, "nginx.conf")) as handle:
     template = handle.read()
 check("nginx.conf is a template with the three upstreams and the port",
       all(f"${{{name}}}" in template for name in ("WEB1", "WEB2", "WEB3", "LB_PORT")))
-check("nginx.conf balances round-robin over an upstream", "upstream webtier" in template and "proxy_pass http://webtier" in template)
+check("nginx.conf balances over an upstream", "upstream webtier" in template and "proxy_pass http://webtier" in template)
+check("nginx.conf routes by the session cookie with consistent hashing, the line docker/rig drops without --affinity",
+      re.search(r"^\s*hash \$rsess_affinity consistent;\s*# affinity: docker/rig deletes", template, re.MULTILINE) is not None
+      and "map $http_cookie $rsess_affinity" in template)
 check("nginx.conf names no version (server_tokens off)", re.search(r"^\s*server_tokens\s+off;", template, re.MULTILINE) is not None)
 
 # The TLS override (docker-compose.tls.yml), merged onto the base file as `docker compose -f ... -f ...` does:

@@ -14,9 +14,12 @@ struct RigCheck {
         USAGE: rig-check --lb URL --web URL --web URL --web URL --admin URL --admin URL --admin URL --redis-url URL
                          [--prefix P] [--listener-log PATH]
                          [--redis-restart shutdown|none] [--changes N] [--keys-file FILE --reload-pid PID ...]
+                         [--affinity]
                rig-check --topology sentinel|cluster --state DIR [--json FILE] [--prefix P]
 
         --admin gives each instance's admin listener (/stats), in the order of --web.
+        --affinity: the load balancer routes by the session cookie (docker/rig up --affinity, and the compose rigs):
+        a signed-in user's requests must stay on one instance, and requests without a cookie still spread.
         --keys-file FILE and --reload-pid PID (one per instance): rotate the session encryption keys under load by
         rewriting FILE and sending SIGHUP, as an operator would.
 
@@ -54,6 +57,7 @@ struct RigCheck {
         var topology = "standalone"
         var state: String?
         var json: String?
+        var affinity = false
     }
 
     static func main() {
@@ -84,6 +88,7 @@ struct RigCheck {
                 case "--topology": options.topology = try value()
                 case "--state": options.state = try value()
                 case "--json": options.json = try value()
+                case "--affinity": options.affinity = true
                 case "-h", "--help":
                     say(usage)
                     exit(0)
@@ -314,17 +319,36 @@ final class Checker {
                 number(after, "cache.misses") == number(viewStats, "cache.misses"), "the view read settings from Redis")
         }
 
-        check("the load balancer spreads consecutive requests and every instance agrees") {
-            var seen = Set<String>()
-            for _ in 0..<9 {
-                let response = try alice.get(lb, "/")
-                try expect(response.status == 200, "status \(response.status)")
-                try expect(
-                    response.shownTimezone == current,
-                    "\(response.header("X-Instance") ?? "?") shows \(response.shownTimezone ?? "nothing")")
-                seen.insert(response.header("X-Instance") ?? "?")
+        if options.affinity {
+            check("the load balancer keeps a session on one instance and spreads requests without one") {
+                var seen = Set<String>()
+                for _ in 0..<9 {
+                    let response = try alice.get(lb, "/")
+                    try expect(response.status == 200, "status \(response.status)")
+                    try expect(response.shownTimezone == current, "the page shows \(response.shownTimezone ?? "nothing")")
+                    seen.insert(response.header("X-Instance") ?? "?")
+                }
+                try expect(seen.count == 1, "one session's requests landed on \(seen.sorted())")
+                var anonymous = Set<String>()
+                for _ in 0..<12 {
+                    let response = try lb.request("GET", "/healthz")
+                    anonymous.insert(response.header("X-Instance") ?? "?")
+                }
+                try expect(anonymous.count >= 2, "requests without a session all landed on \(anonymous.sorted())")
             }
-            try expect(seen.count >= 2, "every request landed on \(seen)")
+        } else {
+            check("the load balancer spreads consecutive requests and every instance agrees") {
+                var seen = Set<String>()
+                for _ in 0..<9 {
+                    let response = try alice.get(lb, "/")
+                    try expect(response.status == 200, "status \(response.status)")
+                    try expect(
+                        response.shownTimezone == current,
+                        "\(response.header("X-Instance") ?? "?") shows \(response.shownTimezone ?? "nothing")")
+                    seen.insert(response.header("X-Instance") ?? "?")
+                }
+                try expect(seen.count >= 2, "every request landed on \(seen)")
+            }
         }
 
         check("an unknown timezone changes nothing anywhere") {

@@ -83,6 +83,14 @@ struct WebTierCommand: AsyncParsableCommand {
             """)
     var sessionCache: String = Self.environment("SESSION_CACHE") ?? "on"
 
+    @Option(
+        help: """
+            Which session writes Redis reports to this instance's session cache: holders (only the sessions this \
+            instance read; pair with session affinity at the load balancer) or broadcast (every write, to every \
+            instance) (env SESSION_TRACKING).
+            """)
+    var sessionTracking: String = Self.environment("SESSION_TRACKING") ?? SessionTracking.holders.rawValue
+
     /// One connection, pipelining every request of the instance, measured best on the 2-core machine this was tuned
     /// on: a second connection thread competes with the HTTP server's threads for the cores (21k vs 17k req/s).
     @Option(help: "Redis connections in the pool; each pipelines automatically (env REDIS_POOL_SIZE).")
@@ -158,6 +166,10 @@ struct WebTierCommand: AsyncParsableCommand {
         guard Self.switchValue(sessionCache) != nil else {
             throw ValidationError("--session-cache (env SESSION_CACHE) must be on or off, not '\(sessionCache)'")
         }
+        guard SessionTracking(rawValue: sessionTracking) != nil else {
+            throw ValidationError(
+                "--session-tracking (env SESSION_TRACKING) must be holders or broadcast, not '\(sessionTracking)'")
+        }
         guard ["refresh", "invalidate"].contains(cachePolicy) else {
             throw ValidationError("--cache-policy must be refresh or invalidate")
         }
@@ -191,7 +203,8 @@ struct WebTierCommand: AsyncParsableCommand {
             secureCookies: secureCookies,
             sessions: SessionStoreConfiguration(keyPrefix: prefix, encryption: encryption),
             cache: .init(policy: cachePolicy == "invalidate" ? .invalidate : .refresh),
-            sessionCache: Self.switchValue(sessionCache) == true ? .init() : nil,
+            sessionCache: Self.switchValue(sessionCache) == true
+                ? .init(tracking: SessionTracking(rawValue: sessionTracking) ?? .holders) : nil,
             seedDemoUsers: seedDemoUsers, publicDirectory: publicDir, publicHost: publicHost.isEmpty ? nil : publicHost,
             reloadSessionKeys: { [sessionKeysFile] in try Self.sessionEncryption(file: sessionKeysFile) })
         logger.info(
@@ -200,7 +213,7 @@ struct WebTierCommand: AsyncParsableCommand {
                 "rsess.listen": "\(host):\(port)", "rsess.admin": "\(adminPort == 0 ? "off" : "\(adminHost):\(adminPort)")",
                 "rsess.trusted_proxies": "\(proxies)",
                 "rsess.encryption": "\(encryption.map { "keys " + $0.keys.map(\.id).joined(separator: ",") } ?? "off")", "rsess.redis": "\(redis.serverDescription)", "rsess.prefix": "\(prefix)",
-                "rsess.session_cache": "\(configuration.sessionCache == nil ? "off" : "on")",
+                "rsess.session_cache": "\(configuration.sessionCache.map { "on, \($0.tracking)" } ?? "off")",
             ])
         let app = buildApplication(configuration: configuration, logger: logger)
         try await app.runService()

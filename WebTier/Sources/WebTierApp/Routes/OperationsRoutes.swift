@@ -114,6 +114,7 @@ struct OperationsRoutes: Sendable {
             body["sessions.invalidations"] = sessions.invalidations
             body["sessions.cache_resyncs"] = sessions.resyncs
             body["sessions.cache_tracking"] = sessions.isTracking
+            body["sessions.cache_tracking_mode"] = cache.configuration.tracking.rawValue
         }
         return Pages.json(body)
     }
