@@ -15,8 +15,9 @@ import RedisTesting
 /// - **Routing.** `affinity` sends a session to the instance its ID hashes to, as nginx's
 ///   `hash $cookie_rsess consistent` does; `roundrobin` sends request *k* to instance *k* mod *N*.
 /// - **Figures**, summed over the instances: invalidation reports received per session write (saves and touches),
-///   the cache's hit ratio, the server's CPU (`INFO cpu`, every primary) per 1,000 requests, this process's CPU per
-///   request, and requests per second.
+///   the cache's hit ratio, the server's CPU (`INFO cpu`, every primary) per 1,000 requests and this process's CPU
+///   per request, all at one offered rate (`--rate`, default 10,000 requests a second, which every configuration
+///   sustains here), then the requests per second of an unpaced run.
 ///
 /// All instances share this machine's two cores with the servers, so the rates are lower than a real deployment's;
 /// the per-write and per-request figures are what scales.
@@ -25,8 +26,8 @@ struct ScaleBenchmark {
     /// Instance counts to simulate unless `--instances` names others.
     let instanceCounts = [2, 8, 32, 64]
     let sessions = 20_000
-    /// Requests measured per configuration, after a warm-up of one load per session.
-    var requests: Int { options.requests ?? 60_000 }
+    /// Requests measured per configuration at the offered rate, after a warm-up of one load per session.
+    var requests: Int { options.requests ?? 30_000 }
     /// Concurrent requests in flight per instance, as from a load balancer's connections to each. Per instance, so
     /// that every configuration pipelines alike and the figures compare the tracking, not the batching: a fixed
     /// total spread over more instances would leave each connection one request per write.
@@ -82,8 +83,8 @@ struct ScaleBenchmark {
         let keyPrefix = topology == .cluster ? "cluster." : ""
         report.section(
             "\(topology == .cluster ? "3-primary cluster" : "one Redis"): \(sessions) sessions, \(requests) requests "
-                + "per configuration, \(concurrencyPerInstance) in flight per instance, 5 % saves, "
-                + "touches every 60 s per session")
+                + "per configuration offered at \(options.scaleRate)/s (then \(sessions) unpaced for the rate), up to "
+                + "\(concurrencyPerInstance) in flight per instance, 5 % saves, touches every 60 s per session")
         for tracking in [SessionTracking.holders, .broadcast] {
             for routing in Routing.allCases {
                 for count in options.instanceCounts ?? instanceCounts {
@@ -198,30 +199,42 @@ struct ScaleBenchmark {
             _ = try await shared[route(index, index)].store.load(id: ids[index])
         }
 
+        let stamp = UInt64.random(in: 0...UInt64.max)
+        let tasks = concurrencyPerInstance * count
+        /// Request `number`: its session's load on the instance the balancer picks, and every 20th a save.
+        let request: @Sendable (Int) async throws -> Void = { number in
+            // A fixed pseudo-random sequence of sessions, the same in every configuration and unrelated to the
+            // round-robin order.
+            let session = Int(Self.mix(UInt64(number)) % UInt64(ids.count))
+            let store = shared[route(session, number)].store
+            guard var loaded = try await store.load(id: ids[session]) else {
+                throw BenchOptions.Problem(description: "a simulated session vanished")
+            }
+            if number % 20 == 0 {
+                // A value no earlier configuration wrote: the sessions outlive each configuration.
+                loaded["n"] = "\(stamp).\(number)"
+                try await store.save(&loaded)
+            }
+        }
+
+        // The costs, at the same offered rate in every configuration: how much CPU a command costs Redis depends on
+        // how busy it is (one epoll wake-up per command when idle, many commands per wake-up when busy), and a
+        // saturated run would compare load levels, not tracking modes.
         let before = Totals(instances)
         let redisBefore = try await redisCPUSeconds(nodes)
         let cpuBefore = processCPUSeconds()
         let requests = self.requests
-        let stamp = UInt64.random(in: 0...UInt64.max)
-        let rate = try await throughput(tasks: concurrencyPerInstance * count, operations: requests) { request in
-            // A fixed pseudo-random sequence of sessions, the same in every configuration and unrelated to
-            // the round-robin order.
-            let session = Int(Self.mix(UInt64(request)) % UInt64(ids.count))
-            let store = shared[route(session, request)].store
-            guard var loaded = try await store.load(id: ids[session]) else {
-                throw BenchOptions.Problem(description: "a simulated session vanished")
-            }
-            if request % 20 == 0 {
-                // A value no earlier configuration wrote: the sessions outlive each configuration.
-                loaded["n"] = "\(stamp).\(request)"
-                try await store.save(&loaded)
-            }
-        }
+        try await paced(tasks: tasks, requests: requests, perSecond: options.scaleRate, request)
         let cpu = processCPUSeconds() - cpuBefore
         let redis = try await redisCPUSeconds(nodes) - redisBefore
         // Reports of the last writes are still on their way: wait for them to land before counting.
         try await Task.sleep(for: .milliseconds(200))
         let after = Totals(instances)
+
+        // Then the most it serves, unpaced.
+        let rate = try await throughput(tasks: tasks, operations: ids.count) { number in
+            try await request(requests + number)
+        }
 
         let writes = Double((after.saves - before.saves) + (after.touches - before.touches))
         let hits = Double(after.hits - before.hits)
@@ -232,6 +245,26 @@ struct ScaleBenchmark {
             redisCPUMillisecondsPer1k: redis * 1000 / (Double(requests) / 1000),
             instanceCPUMicrosecondsPerRequest: cpu * 1e6 / Double(requests),
             requestsPerSecond: rate)
+    }
+
+    /// Runs `requests` requests at `perSecond`, spread over `tasks` tasks: request *n* starts at *n* / `perSecond`
+    /// after the start, or as soon as a task is free when the run falls behind.
+    private func paced(
+        tasks: Int, requests: Int, perSecond: Int, _ request: @escaping @Sendable (Int) async throws -> Void
+    ) async throws {
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<tasks {
+                group.addTask {
+                    for number in stride(from: task, to: requests, by: tasks) {
+                        let due = start + .nanoseconds(Int64(number) * 1_000_000_000 / Int64(perSecond))
+                        if due > ContinuousClock.now { try await Task.sleep(until: due, clock: .continuous) }
+                        try await request(number)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
     }
 
     /// The instance a session's cookie hashes to: any stable, well-spread hash of the ID will do for the simulation

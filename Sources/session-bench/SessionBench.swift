@@ -9,6 +9,7 @@ struct SessionBench {
         USAGE: session-bench <benchmark> [--json] [--rounds N] [--tls] [--server redis|valkey] [--redis-url URL]
                              [--pool-size N] [--busy-poll-us N] [--encryption]
                session-bench scale [--json] [--topology standalone|cluster] [--instances 2,8,32,64] [--requests N]
+                                   [--rate N]
                session-bench keys --redis-url URL [--prefix P] [--json]
 
         Benchmarks:
@@ -38,7 +39,8 @@ struct SessionBench {
           --busy-poll-us N each client's busyPollWindow in microseconds (default 50, the library's; 0 turns it off)
           --topology T     scale: standalone or cluster only (default both)
           --instances L    scale: instance counts, comma-separated (default 2,8,32,64)
-          --requests N     scale: requests measured per configuration (default 60000)
+          --requests N     scale: requests measured per configuration (default 30000)
+          --rate N         scale: requests per second offered while the costs are measured (default 10000)
           --encryption     sessions: also measure load and save with every value encrypted (AES-256-GCM), and the
                            cost of encrypting and decrypting one 64-byte value
           -h, --help       show this help
@@ -109,6 +111,7 @@ struct BenchOptions {
     var scaleTopologies: [ScaleBenchmark.Topology] = [.standalone, .cluster]
     var instanceCounts: [Int]?
     var requests: Int?
+    var scaleRate = 10_000
 
     struct Problem: Error, CustomStringConvertible {
         let description: String
@@ -162,6 +165,11 @@ struct BenchOptions {
                     throw Problem(description: "--requests needs an integer from 1000 to 10000000")
                 }
                 requests = value
+            case "--rate":
+                guard let value = iterator.next().flatMap(Int.init), (100...1_000_000).contains(value) else {
+                    throw Problem(description: "--rate needs requests per second from 100 to 1000000")
+                }
+                scaleRate = value
             case "--busy-poll-us":
                 guard let value = iterator.next().flatMap(Int.init), (0...1000).contains(value) else {
                     throw Problem(description: "--busy-poll-us needs an integer from 0 to 1000")
