@@ -96,6 +96,9 @@ struct ScaleBenchmark {
                     report.figure(
                         key + ".invalidations_per_write", label + " reports per write",
                         figures.invalidationsPerWrite, unit: "", digits: 2)
+                    report.figure(
+                        key + ".writes_per_1k", label + " session writes per 1,000 requests", figures.writesPer1k,
+                        unit: "", digits: 1)
                     report.figure(key + ".hit_ratio", label + " hit ratio", figures.hitRatio, unit: "", digits: 3)
                     report.figure(
                         key + ".redis_cpu_ms_per_1k", label + " Redis CPU per 1,000 requests",
@@ -115,6 +118,8 @@ struct ScaleBenchmark {
 
     struct Figures {
         var invalidationsPerWrite: Double
+        /// Saves and touches, which are what Redis reports.
+        var writesPer1k: Double
         var hitRatio: Double
         var redisCPUMillisecondsPer1k: Double
         var instanceCPUMicrosecondsPerRequest: Double
@@ -241,6 +246,7 @@ struct ScaleBenchmark {
         let misses = Double(after.misses - before.misses)
         return Figures(
             invalidationsPerWrite: writes > 0 ? Double(after.invalidations - before.invalidations) / writes : 0,
+            writesPer1k: writes * 1000 / Double(requests),
             hitRatio: hits + misses > 0 ? hits / (hits + misses) : 0,
             redisCPUMillisecondsPer1k: redis * 1000 / (Double(requests) / 1000),
             instanceCPUMicrosecondsPerRequest: cpu * 1e6 / Double(requests),

@@ -5,15 +5,24 @@ import Synchronization
 /// made with a ``Configuration`` owns one, and answers a repeated ``RedisSessionStore/load(id:)`` from memory, with
 /// no round trip. The store makes it on its own key prefix and runs it in ``RedisSessionStore/run()``.
 ///
-/// Exactness comes from Redis' server-assisted client-side caching. A dedicated connection turns on key tracking in
-/// broadcast mode for the session keys (`CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX <prefix>s:`), so Redis
-/// reports every write, delete and expiry of a session, by any instance or any tool, in the same event-loop turn
-/// that runs it. The entry is dropped when the report arrives, and the next load reads Redis again.
+/// Exactness comes from Redis' server-assisted client-side caching: Redis reports every write, delete and expiry of a
+/// cached session, by any instance or any tool, in the same event-loop turn that runs it, to a dedicated connection
+/// of this instance (the tracker). The entry is dropped when the report arrives, and the next load reads Redis again.
+/// ``Configuration/tracking`` chooses which writes are reported:
+/// - ``SessionTracking/holders`` (the default): Redis remembers which instance read which session. The store's pool
+///   connections redirect their tracking to the tracker (`CLIENT TRACKING ON REDIRECT <tracker> OPTIN`), and each
+///   read the cache will keep is preceded by `CLIENT CACHING YES`. A write is reported only to the instances that
+///   hold the session: with session affinity at the load balancer, one.
+/// - ``SessionTracking/broadcast``: every session write is reported to every instance
+///   (`CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX <prefix>s:`).
 ///
 /// The rules that keep a stale session from being served:
 /// - Nothing is served or stored unless tracking is confirmed on a live connection. From a lost connection until
 ///   tracking is back the cache is empty and every load reads Redis (and fails with
 ///   ``SessionErrorCode/storeUnavailable`` while Redis is down, as without a cache).
+/// - In holders mode, two more losses are silent under RESP2 and handled: a tracker that reconnects has a new client
+///   ID, so every pool connection re-points before its next batch (idle ones at once); and a pool connection that
+///   tracked reads and is lost takes Redis' memory of those reads with it, so the cache drops everything.
 /// - A load marks its key before it sends the read; a report for that key in between cancels the mark, and the
 ///   result is then returned but not stored. So a reply that raced a change never fills the cache.
 /// - This instance's own writes (save, regenerate, destroy, destroy-all) drop their entries before they return,
