@@ -126,36 +126,39 @@ public struct SessionCookie: Sendable, Hashable {
         // Runs on every request: scan the bytes once, no splitting, no intermediate strings. The whole header is
         // scanned, since a second cookie of the name makes the first one ambiguous.
         guard var header, !header.isEmpty else { return .absent }
-        return header.withUTF8 { bytes -> Reading in
-            let name = Array(name.utf8)
-            var found: Reading = .absent
-            var index = 0
-            while index < bytes.count {
-                // Skip separators and whitespace before a cookie pair.
-                while index < bytes.count,
-                    bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t")
-                        || bytes[index] == UInt8(ascii: ";")
-                {
-                    index += 1
-                }
-                let start = index
-                while index < bytes.count, bytes[index] != UInt8(ascii: ";") { index += 1 }
-                var pair = bytes[start..<index]
-                guard pair.count > name.count, pair.starts(with: name), pair[start + name.count] == UInt8(ascii: "=")
-                else {
-                    continue
-                }
-                pair = pair[(start + name.count + 1)...]
-                while let last = pair.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") {
-                    pair = pair.dropLast()
-                }
-                if pair.count >= 2, pair.first == UInt8(ascii: "\""), pair.last == UInt8(ascii: "\"") {
-                    pair = pair.dropFirst().dropLast()
-                }
-                guard found == .absent else { return .ambiguous }
-                found = SessionID(utf8: UnsafeBufferPointer(rebasing: pair)).map { .sessionID($0) } ?? .malformed
+        var name = name
+        return header.withUTF8 { bytes in name.withUTF8 { name in scan(bytes, for: name) } }
+    }
+
+    /// The reading of the cookie `name` in a `Cookie` header's bytes.
+    private static func scan(_ bytes: UnsafeBufferPointer<UInt8>, for name: UnsafeBufferPointer<UInt8>) -> Reading {
+        var found: Reading = .absent
+        var index = 0
+        while index < bytes.count {
+            // Skip separators and whitespace before a cookie pair.
+            while index < bytes.count,
+                bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t")
+                    || bytes[index] == UInt8(ascii: ";")
+            {
+                index += 1
             }
-            return found
+            let start = index
+            while index < bytes.count, bytes[index] != UInt8(ascii: ";") { index += 1 }
+            var pair = bytes[start..<index]
+            guard pair.count > name.count, pair.starts(with: name), pair[start + name.count] == UInt8(ascii: "=")
+            else {
+                continue
+            }
+            pair = pair[(start + name.count + 1)...]
+            while let last = pair.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") {
+                pair = pair.dropLast()
+            }
+            if pair.count >= 2, pair.first == UInt8(ascii: "\""), pair.last == UInt8(ascii: "\"") {
+                pair = pair.dropFirst().dropLast()
+            }
+            guard found == .absent else { return .ambiguous }
+            found = SessionID(utf8: UnsafeBufferPointer(rebasing: pair)).map { .sessionID($0) } ?? .malformed
         }
+        return found
     }
 }

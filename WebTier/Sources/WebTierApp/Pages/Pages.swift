@@ -78,7 +78,6 @@ enum Pages {
     static func landing(frame: PageFrame, user: String, timezone: String, session: Session, csrf: String, now: Date)
         -> ByteBuffer
     {
-        let zone = TimeRendering.zone(timezone)
         return layout(title: "Home", frame: frame) { page in
             page.markup("<header><h1>Hello, ")
             page.text(user)
@@ -91,11 +90,11 @@ enum Pages {
             page.markup("</strong>.</p>\n<table>")
             // The first row is the current time, marked for scripts and tests that read it.
             page.markup("<tr><th>Now</th><td><time data-now>")
-            page.text(TimeRendering.render(now, in: zone))
+            page.text(TimeRendering.render(now, in: timezone))
             page.markup("</time></td></tr><tr><th>Signed in</th><td>")
-            page.text(TimeRendering.render(session.createdAt, in: zone))
+            page.text(TimeRendering.render(session.createdAt, in: timezone))
             page.markup("</td></tr><tr><th>Next New Year (UTC)</th><td>")
-            page.text(TimeRendering.render(nextNewYear(after: now), in: zone))
+            page.text(TimeRendering.render(nextNewYear(after: now), in: timezone))
             page.markup("</td></tr></table>")
         }
     }

@@ -3,24 +3,57 @@ import Synchronization
 
 /// Renders instants in a timezone without `DateFormatter` (whose creation costs more than a whole request here).
 enum TimeRendering {
-    private static let zones = Mutex<[String: TimeZone]>([:])
+    /// A zone and the offsets it was asked for, each with the span of time it holds for.
+    private struct Zone {
+        let zone: TimeZone
+        /// At most ``remembered`` spans, newest last: a page shows the present, a session's start and next new year.
+        var spans: [(from: Double, until: Double, offset: Int)] = []
+    }
+
+    private static let zones = Mutex<[String: Zone]>([:])
+    private static let remembered = 4
+    /// The longest span an offset is reused for, so a rule change that Foundation does not report as a daylight
+    /// saving transition shows within the hour.
+    private static let longestSpan = 3600.0
 
     /// The `TimeZone` for an identifier, created once per identifier.
     static func zone(_ identifier: String) -> TimeZone {
-        if let cached = zones.withLock({ $0[identifier] }) { return cached }
+        if let cached = zones.withLock({ $0[identifier]?.zone }) { return cached }
         let zone = TimeZone(identifier: identifier) ?? TimeZone(identifier: "UTC") ?? .current
-        zones.withLock { $0[identifier] = zone }
+        zones.withLock { zones in
+            if zones[identifier] == nil { zones[identifier] = Zone(zone: zone) }
+        }
         return zone
+    }
+
+    /// The zone's offset from UTC at `date`, in seconds. Foundation's answer is remembered from `date` until the
+    /// zone's next transition (at most an hour): asking it costs more than the rest of rendering the time.
+    static func offset(of identifier: String, at date: Date) -> Int {
+        let instant = date.timeIntervalSince1970
+        let known = zones.withLock { zones in
+            zones[identifier]?.spans.first { $0.from <= instant && instant < $0.until }?.offset
+        }
+        if let known { return known }
+        let zone = zone(identifier)
+        let offset = zone.secondsFromGMT(for: date)
+        let transition = zone.nextDaylightSavingTimeTransition(after: date)?.timeIntervalSince1970 ?? .infinity
+        let span = (from: instant, until: min(transition, instant + longestSpan), offset: offset)
+        zones.withLock { zones in
+            guard var entry = zones[identifier] else { return }
+            entry.spans.append(span)
+            if entry.spans.count > remembered { entry.spans.removeFirst() }
+            zones[identifier] = entry
+        }
+        return offset
     }
 
     /// `2026-11-27 14:02:11 UTC+01:00`
     static func render(_ date: Date, in identifier: String) -> String {
-        render(date, in: zone(identifier))
+        render(date, offset: offset(of: identifier, at: date))
     }
 
-    /// `2026-11-27 14:02:11 UTC+01:00`, in a zone already looked up (a page with several times looks it up once).
-    static func render(_ date: Date, in zone: TimeZone) -> String {
-        let offset = zone.secondsFromGMT(for: date)
+    /// `2026-11-27 14:02:11 UTC+01:00`, at a known offset from UTC.
+    static func render(_ date: Date, offset: Int) -> String {
         let local = Int64(date.timeIntervalSince1970.rounded(.down)) + Int64(offset)
         let days = Int64((Double(local) / 86_400).rounded(.down))
         let secondsOfDay = Int(local - days * 86_400)
