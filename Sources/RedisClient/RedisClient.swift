@@ -49,6 +49,11 @@ public final class RedisClient: Sendable {
     /// On a Redis Cluster: the slot table and one pool per primary.
     var router: ClusterRouter? { executor as? ClusterRouter }
 
+    /// Cluster redirections this client has followed (`0` on other topologies). A request is resent command by
+    /// command after `MOVED`, and `ASK` puts `ASKING` before each command, so a `CLIENT CACHING YES` no longer
+    /// precedes the read it was meant for: the session cache keeps no read during which this moved.
+    package var redirectionCount: UInt64 { router?.redirections.load(ordering: .acquiring) ?? 0 }
+
     /// On a Redis Cluster nobody runs: reads the slot table if a read is due.
     func refreshTopologyIfDue() async { await router?.refreshIfDue() }
 

@@ -75,7 +75,8 @@ public final class RedisCluster: Sendable {
         try await ask(port, arguments)
     }
 
-    func ask(_ port: Int, _ arguments: [String]) async throws -> RedisValue {
+    /// One command, given as an array, to one node on a connection of its own.
+    public func ask(_ port: Int, _ arguments: [String]) async throws -> RedisValue {
         try await RedisServer.ask(port: port, arguments, tls: certificates)
     }
 

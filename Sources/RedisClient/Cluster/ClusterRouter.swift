@@ -49,6 +49,9 @@ final class ClusterRouter: RequestExecutor {
     /// Whether ``run()`` runs, read on every request without a lock.
     private let running = Atomic<Bool>(false)
     private let closed = Atomic<Bool>(false)
+    /// Redirections followed so far (`MOVED`, `ASK`, `TRYAGAIN`): a resent read is not the read that was sent, so a
+    /// cache that asked Redis to track a read compares this before keeping its result.
+    let redirections = Atomic<UInt64>(0)
 
     init(
         configuration: RedisConfiguration, cluster: RedisConfiguration.Cluster, counters: ClientCounters,
@@ -262,6 +265,7 @@ final class ClusterRouter: RequestExecutor {
             guard let redirection = Self.redirection(in: reply, replyCount: replyCount),
                 attempt < Self.maximumRedirections
             else { return reply }
+            redirections.add(1, ordering: .releasing)
             attempt += 1
             if replyCount > 1, case .array(let replies) = reply {
                 let commands = try commands(known, payload)

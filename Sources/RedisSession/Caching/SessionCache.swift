@@ -230,7 +230,9 @@ public final class SessionCache: Sendable {
             if case .loading? = state.table.peek(name) { return nil }
             state.nextToken &+= 1
             core.store(name, .loading(token: state.nextToken), in: &state)
-            return LoadTicket(id: id, token: state.nextToken, generation: state.generation, startedAt: now)
+            return LoadTicket(
+                id: id, token: state.nextToken, generation: state.generation, startedAt: now,
+                redirections: tracksReads ? client.redirectionCount : 0)
         }
     }
 
@@ -238,7 +240,10 @@ public final class SessionCache: Sendable {
     /// session (unknown or expired) only clears the mark. The entry's age counts from ``beginLoad(_:)``, so a slow
     /// reply cannot stretch the session past the expiry Redis reported.
     func finishLoad(_ ticket: LoadTicket, with session: Session?, ttlMilliseconds: Int64) {
-        let cacheable = session.map { $0.encodedSize <= configuration.largestCachedSession } ?? false
+        var cacheable = session.map { $0.encodedSize <= configuration.largestCachedSession } ?? false
+        // Holders mode: a read resent after a cluster redirection went without its `CLIENT CACHING YES`, so Redis
+        // may not be tracking it.
+        if tracksReads && client.redirectionCount != ticket.redirections { cacheable = false }
         let name = ticket.id.storageName
         core.write { state in
             guard case .loading(let token)? = state.table.peek(name), token == ticket.token else { return }
@@ -281,6 +286,8 @@ extension SessionCache {
         let generation: UInt64
         /// When the read was sent: the TTL Redis reports counts from about then, so the entry's age does too.
         let startedAt: UInt64
+        /// The client's cluster redirections when the read was sent (holders mode).
+        let redirections: UInt64
     }
 }
 
