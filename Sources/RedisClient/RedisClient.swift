@@ -192,7 +192,7 @@ public final class RedisClient: Sendable {
 }
 
 /// Suspends until the current task is cancelled.
-func waitForCancellation() async {
+package func waitForCancellation() async {
     while !Task.isCancelled {
         try? await Task.sleep(for: .seconds(3600))
     }

@@ -79,4 +79,12 @@ import Testing
             ConnectionWorker.TrackingState.command(redirectingTo: 41)
                 == RedisCommand("CLIENT", "TRACKING", "ON", "REDIRECT", "41", "OPTIN").encoded)
     }
+
+    @Test func oneCacheAtATimeClaimsTheClientsTracking() {
+        let redirects = TrackingRedirects()
+        #expect(redirects.claim())
+        #expect(!redirects.claim(), "a second tracker would take the first one's reports")
+        redirects.release()
+        #expect(redirects.claim())
+    }
 }

@@ -195,4 +195,34 @@ import Testing
         await task.value
         await client.close()
     }
+
+    /// Two trackers on one client would take each other's reports: the second holders-mode cache on a client serves
+    /// nothing and says why; the first is unaffected.
+    @Test func aSecondHoldersCacheOnOneClientServesNothingAndSaysWhy() async throws {
+        let client = RedisClient(configuration: try RedisConfiguration(url: try await RedisServer.sharedURL()))
+        let first = RedisSessionStore(
+            client: client, configuration: SessionStoreConfiguration(keyPrefix: prefix),
+            cache: SessionCache.Configuration(tracking: .holders))
+        let reasons = Shared<[String]>([])
+        let second = RedisSessionStore(
+            client: client, configuration: SessionStoreConfiguration(keyPrefix: "other" + prefix),
+            cache: SessionCache.Configuration(tracking: .holders),
+            cacheObserver: { event in
+                if case .disconnected(let error) = event { reasons.update { $0.append(error.message) } }
+            })
+        let firstTask = Task { await first.run() }
+        #expect(await eventually { first.cache?.statistics.isTracking == true })
+        let secondTask = Task { await second.run() }
+        #expect(await eventually { !reasons.value.isEmpty })
+        #expect(reasons.value.first?.contains("give each store that caches its own client") == true)
+        let created = try await second.create(userID: "frank")
+        for _ in 0..<3 { #expect(try await second.load(id: created.id)?.userID == "frank") }
+        #expect(second.cache?.statistics.hits == 0 && second.cache?.statistics.isTracking == false)
+        #expect(first.cache?.statistics.isTracking == true)
+        secondTask.cancel()
+        await secondTask.value
+        firstTask.cancel()
+        await firstTask.value
+        await client.close()
+    }
 }

@@ -23,6 +23,7 @@ package final class TrackingRedirects: Sendable {
         var wakers: [@Sendable () -> Void] = []
         var lossObservers: [Int: @Sendable () -> Void] = [:]
         var nextObserver = 0
+        var claimed = false
     }
 
     private let state = Mutex(State())
@@ -63,6 +64,20 @@ package final class TrackingRedirects: Sendable {
     }
 
     // MARK: The cache's side
+
+    /// Makes the caller the one cache whose tracker the client's connections point at; `false` when another holds
+    /// it. Two trackers on one client would take each other's reports: each store that caches in holders mode needs
+    /// a client of its own.
+    package func claim() -> Bool {
+        state.withLock { state in
+            if state.claimed { return false }
+            state.claimed = true
+            return true
+        }
+    }
+
+    /// Gives up what ``claim()`` took.
+    package func release() { state.withLock { $0.claimed = false } }
 
     /// Calls `observer` whenever a connection that had tracking on is lost; returns a token for
     /// ``removeLossObserver(_:)``.

@@ -132,12 +132,28 @@ public final class SessionCache: Sendable {
         case .broadcast:
             events = subscriber.trackInvalidations(prefixes: [SessionKeys(prefix: keyPrefix).sessionPrefix])
         case .holders:
+            guard client.trackingRedirects.claim() else {
+                // Serves nothing, says why once, and waits to be cancelled like a running cache.
+                observer?(
+                    .disconnected(
+                        RedisError(
+                            .invalidCommand,
+                            "another session cache in holders mode already tracks through this RedisClient; "
+                                + "give each store that caches its own client")))
+                await waitForCancellation()
+                return
+            }
             // A pool connection that tracked reads is gone: Redis forgot them and tells nobody, so nothing loaded
             // before can be trusted. The clear moves the generation on, so loads in flight are not stored either.
             lossObserver = client.trackingRedirects.addLossObserver { [core] in core.clear() }
             events = subscriber.trackInvalidations(readBy: client)
         }
-        defer { if let lossObserver { client.trackingRedirects.removeLossObserver(lossObserver) } }
+        defer {
+            if let lossObserver {
+                client.trackingRedirects.removeLossObserver(lossObserver)
+                client.trackingRedirects.release()
+            }
+        }
         for await event in events {
             if case .tracking = event {
                 if trackedBefore { resyncCount.add(1, ordering: .relaxed) }
