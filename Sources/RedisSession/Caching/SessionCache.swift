@@ -12,7 +12,7 @@ import Synchronization
 /// - ``SessionTracking/holders`` (the default): Redis remembers which instance read which session. The store's pool
 ///   connections redirect their tracking to the tracker (`CLIENT TRACKING ON REDIRECT <tracker> OPTIN`), and each
 ///   read the cache will keep is preceded by `CLIENT CACHING YES`. A write is reported only to the instances that
-///   hold the session: with session affinity at the load balancer, one. One holders-mode cache per ``RedisClient``:
+///   hold the session: with session affinity at the load balancer, one. One holders-mode cache per `RedisClient`:
 ///   a second on the same client serves nothing and says why through the observer.
 /// - ``SessionTracking/broadcast``: every session write is reported to every instance
 ///   (`CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX <prefix>s:`).
